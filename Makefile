@@ -1,0 +1,85 @@
+# snatproxy: `make` builds build/snatproxy; `make SAN=1` builds an
+# AddressSanitizer/UBSan variant in build-san/ that the same tests run against.
+
+CC      ?= gcc
+PKGS    := liburing inih openssl
+VERSION := 0.1.0
+
+ifeq ($(SAN),1)
+BUILD   := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+SANFLAGS :=
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -pthread -D_GNU_SOURCE \
+	   -DSNATPROXY_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(SANFLAGS)
+LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS)
+
+SRCS    := $(wildcard proxy/*.c)
+OBJS    := $(SRCS:proxy/%.c=$(BUILD)/obj/%.o)
+LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+TOOLS   := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c)) \
+	   $(patsubst bench/tools/%.c,$(BUILD)/tools/%,$(wildcard bench/tools/*.c))
+
+PREFIX  ?= /usr/local
+
+.PHONY: all deps run test test-san demo bench check-format format clean
+all: $(BUILD)/snatproxy $(UNITS) $(TOOLS)
+
+$(BUILD)/snatproxy: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: proxy/%.c $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIBOBJS) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c | $(BUILD)/tools
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/tools/%: bench/tools/%.c | $(BUILD)/tools
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/tools:
+	mkdir -p $@
+
+# Installs build and test dependencies from Debian's packages (root only).
+deps:
+	@scripts/deps
+
+# Proxy in the foreground in front of two local nginx servers.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-local $(BUILD)/snatproxy
+
+# The whole suite against the normal build, then against the sanitizer build.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 all
+	@tests/run build build-san
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@tests/lab/demo build/snatproxy
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run
+
+check-format:
+	@clang-format --dry-run --Werror proxy/*.c include/*.h tests/unit/*.c tests/tools/*.c
+
+format:
+	clang-format -i proxy/*.c include/*.h tests/unit/*.c tests/tools/*.c
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,67 @@
+/* balance: choosing a server of a pool for a new connection.
+ *
+ * Pure logic: no sockets, no I/O. A pool's servers and their shared state
+ * (health flags and active-connection counts, both atomic because every worker
+ * reads and changes them) live in struct balance_pool; the per-worker part of
+ * smooth weighted round robin lives in struct balance_rr, so workers never
+ * contend on it. */
+#ifndef SNATPROXY_BALANCE_H
+#define SNATPROXY_BALANCE_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+/* A server takes new connections only while none of these flags is set. */
+enum {
+	BALANCE_DOWN = 1 << 0,     /* failed its health checks */
+	BALANCE_DRAIN = 1 << 1,    /* operator: no new connections */
+	BALANCE_DISABLED = 1 << 2, /* operator: down now */
+};
+
+struct balance_server {
+	_Atomic unsigned flags;
+	_Atomic int active; /* open connections, counted by balance_pick/release */
+	int weight;         /* 1..256 */
+	int max_conn;       /* 0: unlimited */
+	bool backup;
+};
+
+struct balance_pool {
+	enum config_balance algo;
+	int n;
+	struct balance_server *srv;
+	/* Consistent-hash ring for CONFIG_BALANCE_SOURCE: points sorted by hash,
+	 * each owned by a server; a server's points are spread by its weight. */
+	uint32_t *ring_hash;
+	uint16_t *ring_srv;
+	int ring_len;
+};
+
+struct balance_rr {
+	int n;
+	int *current; /* smooth weighted round robin's running weights */
+};
+
+/* Builds a pool from its configuration. Returns 0 or -ENOMEM / -EINVAL. */
+int balance_pool_init(struct balance_pool *p, const struct config_pool *cfg);
+void balance_pool_free(struct balance_pool *p);
+
+int balance_rr_init(struct balance_rr *rr, const struct balance_pool *p);
+void balance_rr_free(struct balance_rr *rr);
+
+/* The key CONFIG_BALANCE_SOURCE hashes: the client's address without port. */
+uint32_t balance_hash_addr(const struct sockaddr *client);
+
+/* Picks an available server, never `avoid` (-1: none), preferring non-backup
+ * servers, and counts the connection in its `active` (which also enforces
+ * max_conn without a lock). Returns the server index, or -EAGAIN when no
+ * server can take the connection. `key` is used by CONFIG_BALANCE_SOURCE. */
+int balance_pick(struct balance_pool *p, struct balance_rr *rr, uint32_t key, int avoid);
+
+/* The connection counted by balance_pick on server i has ended. */
+void balance_release(struct balance_pool *p, int i);
+
+#endif

@@ -1,0 +1,79 @@
+/* config: the INI configuration, read with inih into plain structures.
+ *
+ * Every key lives in one table in config.c (section, name, parser, default,
+ * description); parsing, defaults, `snatproxy -t` and `snatproxy --keys` (the
+ * reference that docs/configuration.md must match) all read that table. */
+#ifndef SNATPROXY_CONFIG_H
+#define SNATPROXY_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#define CONFIG_NAME_MAX 64
+
+enum config_balance { CONFIG_BALANCE_ROUNDROBIN, CONFIG_BALANCE_LEASTCONN, CONFIG_BALANCE_SOURCE };
+enum config_snat { CONFIG_SNAT_AUTO, CONFIG_SNAT_OFF, CONFIG_SNAT_POOL };
+
+struct config_server {
+	char name[CONFIG_NAME_MAX];
+	struct sockaddr_storage addr; /* port 0: the port the client connected to */
+	int weight;                   /* 1..256, default 1 */
+	int max_conn;                 /* 0: unlimited */
+	bool backup;
+	int line;
+};
+
+struct config_pool {
+	char name[CONFIG_NAME_MAX];
+	enum config_balance balance;
+	struct config_server *servers;
+	int nservers;
+	int line; /* of the [pool NAME] header */
+};
+
+struct config_vip {
+	char name[CONFIG_NAME_MAX];
+	struct sockaddr_storage *listen;
+	int nlisten;
+	char pool_name[CONFIG_NAME_MAX];
+	int pool; /* index into config.pools, resolved after parsing */
+	enum config_snat snat;
+	struct sockaddr_storage *snat_addrs; /* CONFIG_SNAT_POOL only; port 0 */
+	int nsnat;
+	uint64_t timeout_connect_ms;
+	uint64_t timeout_idle_ms;
+	int line;
+};
+
+struct config {
+	char path[256];
+	int workers;         /* 0: auto, one per CPU */
+	int max_connections; /* client connections across all VIPs */
+	uint64_t grace_ms;
+	uint32_t buffer_size; /* bytes per provided receive buffer */
+	uint32_t buffers;     /* provided buffers per worker */
+	bool log_connections; /* one line per finished connection */
+	struct config_pool *pools;
+	int npools;
+	struct config_vip *vips;
+	int nvips;
+};
+
+/* Reads and validates PATH into *cfg. Every error is printed to `errs` as
+ * "PATH:LINE: message" (parsing goes on, so one run shows them all); returns
+ * 0, -EINVAL when any error was printed, or -errno when PATH cannot be read. */
+int config_load(const char *path, struct config *cfg, FILE *errs);
+void config_free(struct config *cfg);
+
+/* Writes the key reference (section, key, default, description) as markdown
+ * table rows, the source of truth for docs/configuration.md. */
+void config_print_keys(FILE *out);
+
+/* "500ms", "2s", "30m", "1h", "1d", or "0". Returns 0 or -EINVAL. */
+int config_parse_duration(const char *s, uint64_t *ms);
+/* "16384", "16k", "1m". Returns 0 or -EINVAL. */
+int config_parse_size(const char *s, uint64_t *bytes);
+
+#endif

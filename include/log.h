@@ -1,0 +1,25 @@
+/* log: one line per message on stderr, written with a single write(2) so that
+ * lines from several workers never interleave. */
+#ifndef SNATPROXY_LOG_H
+#define SNATPROXY_LOG_H
+
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Allows one message per interval: returns 1 when the caller may log now and
+ * stores how many were suppressed since the last one in *suppressed. The slot
+ * is shared between threads, hence atomic. */
+struct log_ratelimit {
+	_Atomic unsigned long long next_ms;
+	_Atomic unsigned long suppressed;
+};
+int log_ratelimit(struct log_ratelimit *rl, unsigned interval_ms, unsigned long *suppressed);
+
+#endif

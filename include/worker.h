@@ -1,0 +1,45 @@
+/* worker: one thread, one io_uring ring, its own listeners and connections.
+ * Workers share only the runtime (pools, VIPs, atomic counters). */
+#ifndef SNATPROXY_WORKER_H
+#define SNATPROXY_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "relay.h"
+#include "runtime.h"
+
+enum worker_stop { WORKER_RUN, WORKER_DRAIN, WORKER_STOP_NOW };
+
+struct worker {
+	_Alignas(16) int id;
+	pthread_t thread;
+	pthread_barrier_t *ready; /* the main thread waits for every ring */
+	struct runtime *rt;
+	struct loop loop;
+	struct relay relay;
+	struct relay_listener *listeners;
+	int nlisteners;
+	int wake_fd;
+	uint64_t wake_val;
+	_Atomic int stop;
+	int stopping; /* what this thread has acted on */
+	uint64_t deadline_ms;
+	struct __kernel_timespec tick;
+	int status; /* 0, or -errno when the worker could not start */
+	_Atomic bool exited;
+};
+
+/* Opens this worker's listeners; called before any thread starts so that an
+ * address that cannot be bound stops the start with a clear message. */
+int worker_prepare(struct worker *w, struct runtime *rt, int id);
+int worker_start(struct worker *w, pthread_barrier_t *ready);
+/* Asks the worker to stop: DRAIN closes its listeners and waits up to
+ * `grace` for connections to end, STOP_NOW closes them at once. */
+void worker_signal(struct worker *w, enum worker_stop how);
+void worker_join(struct worker *w);
+void worker_free(struct worker *w);
+
+#endif

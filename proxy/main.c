@@ -1,0 +1,222 @@
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "runtime.h"
+#include "snat.h"
+#include "worker.h"
+
+static const char usage[] =
+	"usage: snatproxy -c FILE [-t] [-v]\n"
+	"       snatproxy --keys | -V | -h\n"
+	"\n"
+	"A user-space SNAT load balancer for TCP on io_uring.\n"
+	"\n"
+	"  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
+	"  -t, --test         check the configuration, print every error as FILE:LINE: message,\n"
+	"                     and exit 0 (valid) or 1\n"
+	"  -v, --verbose      log debugging details\n"
+	"      --keys         print the reference of every configuration key (markdown)\n"
+	"  -V, --version      print the version\n"
+	"  -h, --help         print this help\n"
+	"\n"
+	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: stop accepting, let\n"
+	"open connections finish for up to `grace`, then close them and exit 0; a second\n"
+	"signal closes them at once.\n";
+
+struct options {
+	const char *config;
+	bool test, keys, verbose;
+};
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+		{"verbose", no_argument, NULL, 'v'},      {"keys", no_argument, NULL, 'K'},
+		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:tvVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 't': o->test = true; break;
+		case 'v': o->verbose = true; break;
+		case 'K': o->keys = true; break;
+		case 'V': printf("snatproxy %s\n", SNATPROXY_VERSION); exit(0);
+		case 'h': fputs(usage, stdout); exit(0);
+		default: fputs(usage, stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "snatproxy: unexpected argument '%s'\n%s", argv[optind], usage);
+		return -EINVAL;
+	}
+	if (!o->config && !o->keys) {
+		fprintf(stderr, "snatproxy: no configuration file: use -c FILE\n%s", usage);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Each connection holds two descriptors; take what the hard limit allows. */
+static void raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections * 2 + 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < want)
+		log_warn("%s: max_connections = %d needs %llu file descriptors, but the limit is "
+			 "%llu: raise it (ulimit -n, LimitNOFILE=)",
+			 cfg->path, cfg->max_connections, (unsigned long long)want,
+			 (unsigned long long)rl.rlim_cur);
+}
+
+static bool workers_exited(struct worker *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!atomic_load(&w[i].exited))
+			return false;
+	return true;
+}
+
+/* While the workers drain, a second SIGINT or SIGTERM closes everything now. */
+static void wait_workers(struct worker *w, int n, const sigset_t *set)
+{
+	const struct timespec poll = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+	bool now = false;
+
+	while (!workers_exited(w, n)) {
+		int sig = sigtimedwait(set, NULL, &poll);
+		if (sig == SIGINT || sig == SIGTERM) {
+			if (!now)
+				log_info("%s: closing open connections now", strsignal(sig));
+			now = true;
+			for (int i = 0; i < n; i++)
+				worker_signal(&w[i], WORKER_STOP_NOW);
+		}
+	}
+}
+
+/* Runs the workers until a stop signal, then drains them. */
+static int serve(struct runtime *rt, struct worker *w)
+{
+	pthread_barrier_t ready;
+	sigset_t set;
+	int n = rt->nworkers, started = 0, status = 0, sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
+	for (; started < n; started++)
+		if (worker_start(&w[started], &ready) < 0)
+			break;
+	if (started < n) {
+		log_err("cannot start worker threads");
+		exit(1);
+	}
+	pthread_barrier_wait(&ready);
+	for (int i = 0; i < n; i++)
+		if (w[i].status < 0)
+			status = 1;
+	if (status == 0)
+		log_info("snatproxy %s: %d worker(s), %d vip(s), %d pool(s) from %s",
+			 SNATPROXY_VERSION, n, rt->cfg->nvips, rt->cfg->npools, rt->cfg->path);
+	while (status == 0 && sigwait(&set, &sig) == 0) {
+		if (sig == SIGHUP) {
+			log_warn("SIGHUP: reloading the configuration is not supported yet; ignored");
+			continue;
+		}
+		log_info("%s: no new connections; draining open ones for up to %llu ms",
+			 strsignal(sig), (unsigned long long)rt->cfg->grace_ms);
+		for (int i = 0; i < n; i++)
+			worker_signal(&w[i], WORKER_DRAIN);
+		break;
+	}
+	if (status)
+		for (int i = 0; i < n; i++)
+			worker_signal(&w[i], WORKER_STOP_NOW);
+	wait_workers(w, n, &set);
+	for (int i = 0; i < n; i++)
+		worker_join(&w[i]);
+	pthread_barrier_destroy(&ready);
+	for (int i = 0; i < n; i++)
+		if (w[i].status < 0)
+			status = 1;
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct config cfg = {0};
+	struct runtime rt;
+	char why[256];
+	int ret;
+
+	/* A shell starts background commands with SIGINT ignored; the proxy
+	 * wants it, through sigwait in the main thread. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (parse_args(argc, argv, &o) < 0)
+		return 1;
+	if (o.keys) {
+		config_print_keys(stdout);
+		return 0;
+	}
+	ret = config_load(o.config, &cfg, stderr);
+	if (ret < 0) {
+		if (ret != -EINVAL)
+			fprintf(stderr, "%s: %s\n", o.config, strerror(-ret));
+		config_free(&cfg);
+		return 1;
+	}
+	if (o.test) {
+		printf("%s: configuration is valid\n", o.config);
+		config_free(&cfg);
+		return 0;
+	}
+	log_set_level(o.verbose ? LOG_DEBUG : LOG_INFO);
+	if (loop_probe(why, sizeof(why)) < 0) {
+		log_err("%s", why);
+		config_free(&cfg);
+		return 1;
+	}
+	if (runtime_init(&rt, &cfg) < 0) {
+		log_err("out of memory");
+		return 1;
+	}
+	raise_nofile(&cfg);
+	snat_check_routes(&rt);
+	struct worker *w = calloc((size_t)rt.nworkers, sizeof(*w));
+	ret = w ? 0 : -ENOMEM;
+	for (int i = 0; ret == 0 && i < rt.nworkers; i++)
+		ret = worker_prepare(&w[i], &rt, i);
+	if (ret == 0)
+		ret = serve(&rt, w) ? -EIO : 0;
+	for (int i = 0; w && i < rt.nworkers; i++)
+		worker_free(&w[i]);
+	free(w);
+	runtime_free(&rt);
+	config_free(&cfg);
+	if (ret == 0)
+		log_info("stopped");
+	return ret == 0 ? 0 : 1;
+}

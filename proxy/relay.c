@@ -1,0 +1,765 @@
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "relay.h"
+#include "snat.h"
+
+enum { C_CLIENT = 0, C_SERVER = 1 };
+
+/* A half's flags. */
+enum {
+	H_RECV = 1 << 0,      /* multishot receive armed */
+	H_CANCELLING = 1 << 1, /* ... and asked to stop (queue above the high mark) */
+	H_SENDING = 1 << 2,
+	H_EOF = 1 << 3,       /* the sender shut its side */
+	H_SHUT = 1 << 4,      /* ... and that was relayed with shutdown(SHUT_WR) */
+	H_STARVED = 1 << 5,   /* the receive ended with ENOBUFS */
+};
+
+enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING };
+
+enum relay_end {
+	END_NONE,
+	END_CLIENT_CLOSED,
+	END_SERVER_CLOSED,
+	END_CLIENT_RESET,
+	END_SERVER_RESET,
+	END_CONNECT_TIMEOUT,
+	END_CONNECT_REFUSED,
+	END_CONNECT_ERROR,
+	END_NO_SERVER,
+	END_IDLE_TIMEOUT,
+	END_SHUTDOWN,
+	END_INTERNAL,
+};
+
+static const char *const relay_end_name[] = {
+	[END_NONE] = "none",
+	[END_CLIENT_CLOSED] = "client-closed",
+	[END_SERVER_CLOSED] = "server-closed",
+	[END_CLIENT_RESET] = "client-reset",
+	[END_SERVER_RESET] = "server-reset",
+	[END_CONNECT_TIMEOUT] = "connect-timeout",
+	[END_CONNECT_REFUSED] = "connect-refused",
+	[END_CONNECT_ERROR] = "connect-error",
+	[END_NO_SERVER] = "no-server",
+	[END_IDLE_TIMEOUT] = "idle-timeout",
+	[END_SHUTDOWN] = "shutdown",
+	[END_INTERNAL] = "internal-error",
+};
+
+struct relay_half {
+	uint16_t head, tail; /* queued buffer ids, linked through loop->buf_next */
+	uint32_t head_off;   /* bytes of the head buffer already sent */
+	uint32_t queued;     /* bytes received and not yet sent */
+	uint8_t flags;
+};
+
+union relay_sa {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* Kept small: an idle connection costs this and its two sockets, no buffer. */
+struct relay_conn {
+	_Alignas(16) int fd[2];
+	struct relay_half half[2]; /* [C_CLIENT]: client to server */
+	uint8_t state, end, tries, inflight;
+	uint8_t starved_listed, snat_tries, snat_idx;
+	int16_t server;
+	uint16_t port; /* the VIP port the client connected to */
+	int16_t failed; /* server whose connect failed, avoided on retry */
+	struct runtime_vip *vip;
+	uint64_t start_ms, last_ms;
+	uint64_t bytes[2];
+	struct relay_conn *lru_prev, *lru_next, *starved_next;
+	union relay_sa client, snat;
+};
+
+static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d);
+static void relay_flush(struct relay *r, struct relay_conn *c, int d);
+static void relay_connect(struct relay *r, struct relay_conn *c);
+
+static inline enum loop_op recv_op(int d)
+{
+	return d == C_CLIENT ? LOOP_OP_RECV_CLIENT : LOOP_OP_RECV_SERVER;
+}
+
+/* Half d is sent to the other socket. */
+static inline enum loop_op send_op(int d)
+{
+	return d == C_CLIENT ? LOOP_OP_SEND_SERVER : LOOP_OP_SEND_CLIENT;
+}
+
+static inline int vip_index(struct relay *r, struct relay_conn *c)
+{
+	return (int)(c->vip - r->rt->vips);
+}
+
+static inline int pool_index(struct relay *r, struct relay_conn *c)
+{
+	return (int)(c->vip->pool - r->rt->pools);
+}
+
+/* ---- bookkeeping: LRU for idle timeouts, the starved list ---- */
+
+static void lru_unlink(struct relay_lru *q, struct relay_conn *c)
+{
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		q->head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		q->tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_append(struct relay_lru *q, struct relay_conn *c)
+{
+	c->lru_prev = q->tail;
+	c->lru_next = NULL;
+	if (q->tail)
+		q->tail->lru_next = c;
+	else
+		q->head = c;
+	q->tail = c;
+}
+
+static void relay_touch(struct relay *r, struct relay_conn *c)
+{
+	c->last_ms = r->loop->now_ms;
+	struct relay_lru *q = &r->lru[vip_index(r, c)];
+	if (q->tail != c) {
+		lru_unlink(q, c);
+		lru_append(q, c);
+	}
+}
+
+static void starved_remove(struct relay *r, struct relay_conn *c)
+{
+	struct relay_conn **p = &r->starved;
+	while (*p && *p != c)
+		p = &(*p)->starved_next;
+	if (*p)
+		*p = c->starved_next;
+	c->starved_listed = 0;
+}
+
+/* ---- buffers queued in a half ---- */
+
+static void half_push(struct loop *l, struct relay_half *h, uint16_t bid, uint32_t len)
+{
+	l->buf_len[bid] = len;
+	l->buf_next[bid] = LOOP_BUF_NONE;
+	if (h->tail == LOOP_BUF_NONE)
+		h->head = bid;
+	else
+		l->buf_next[h->tail] = bid;
+	h->tail = bid;
+	h->queued += len;
+}
+
+static void half_pop(struct loop *l, struct relay_half *h)
+{
+	uint16_t bid = h->head;
+	h->head = l->buf_next[bid];
+	if (h->head == LOOP_BUF_NONE)
+		h->tail = LOOP_BUF_NONE;
+	h->head_off = 0;
+	loop_buf_put(l, bid);
+}
+
+static void half_drop(struct loop *l, struct relay_half *h)
+{
+	while (h->head != LOOP_BUF_NONE)
+		half_pop(l, h);
+	h->queued = 0;
+}
+
+/* ---- the end of a connection ---- */
+
+static void relay_log(struct relay *r, struct relay_conn *c)
+{
+	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-";
+	const char *name = "-";
+	int srv = c->server >= 0 ? c->server : c->failed;
+
+	if (!r->rt->cfg->log_connections)
+		return;
+	if (srv >= 0) {
+		const struct config_server *s = &c->vip->pool->cfg->servers[srv];
+		union relay_sa sa;
+		memcpy(&sa, &s->addr, sizeof(sa));
+		if (addr_port(&sa.sa) == 0)
+			addr_set_port(&sa.sa, ntohs(c->port));
+		name = s->name;
+		addr_format(&sa.sa, vb, sizeof(vb));
+	}
+	log_info("conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu to_client=%llu "
+		 "duration_ms=%llu retries=%d end=%s",
+		 c->vip->cfg->name, addr_format(&c->client.sa, cb, sizeof(cb)),
+		 c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-", name, vb,
+		 (unsigned long long)c->bytes[C_CLIENT], (unsigned long long)c->bytes[C_SERVER],
+		 (unsigned long long)(r->loop->now_ms - c->start_ms), c->tries > 1 ? c->tries - 1 : 0,
+		 relay_end_name[c->end]);
+}
+
+static void relay_maybe_free(struct relay *r, struct relay_conn *c)
+{
+	if (c->state == S_CLOSING && c->inflight == 0) {
+		free(c);
+		r->nconns--;
+	}
+}
+
+static void relay_release_server(struct relay_conn *c)
+{
+	if (c->server < 0)
+		return;
+	struct runtime_pool *p = c->vip->pool;
+	balance_release(&p->bal, c->server);
+	atomic_fetch_add(&p->stats[c->server].bytes_out, c->bytes[C_CLIENT]);
+	atomic_fetch_add(&p->stats[c->server].bytes_in, c->bytes[C_SERVER]);
+}
+
+static void relay_reset_on_close(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* Ends a connection. `rst` has bit C_CLIENT / C_SERVER set for the sockets
+ * that must see a reset instead of an orderly close. Requests still in
+ * flight hold their own reference to the sockets, so the descriptors can be
+ * closed now; the structure lives until the last completion has come back,
+ * and only the entry points (completion handlers, tick) free it, so that no
+ * function deeper down touches a freed connection. */
+static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end why, unsigned rst)
+{
+	if (c->state == S_CLOSING)
+		return;
+	if (c->state == S_CONNECTING && c->inflight)
+		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
+	c->state = S_CLOSING;
+	c->end = why;
+	for (int d = 0; d < 2; d++) {
+		struct relay_half *h = &c->half[d];
+		if (h->flags & H_RECV)
+			loop_cancel(r->loop, c, recv_op(d));
+		/* A buffer being sent must not go back to the kernel before
+		 * the send completes: it could be refilled under the send. */
+		if (h->flags & H_SENDING)
+			loop_cancel(r->loop, c, send_op(d));
+		else
+			half_drop(r->loop, h);
+		if (c->fd[d] >= 0) {
+			if (rst & (1u << d))
+				relay_reset_on_close(c->fd[d]);
+			close(c->fd[d]);
+			c->fd[d] = -1;
+		}
+	}
+	relay_log(r, c);
+	relay_release_server(c);
+	lru_unlink(&r->lru[vip_index(r, c)], c);
+	if (c->starved_listed)
+		starved_remove(r, c);
+	r->live--;
+	atomic_fetch_sub(&r->rt->live, 1);
+}
+
+/* Both directions are finished once each has seen its EOF relayed. */
+static void relay_check_done(struct relay *r, struct relay_conn *c)
+{
+	if ((c->half[0].flags & H_SHUT) && (c->half[1].flags & H_SHUT))
+		relay_close(r, c, c->end, 0);
+}
+
+/* ---- receiving ---- */
+
+static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	struct io_uring_sqe *sqe = loop_sqe(r->loop);
+
+	io_uring_prep_recv(sqe, c->fd[d], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = r->loop->bgid;
+	sqe->ioprio |= IORING_RECV_MULTISHOT;
+	io_uring_sqe_set_data64(sqe, loop_ud(c, recv_op(d)));
+	h->flags = (uint8_t)((h->flags | H_RECV) & ~(H_STARVED | H_CANCELLING));
+	c->inflight++;
+}
+
+static void relay_starve(struct relay *r, struct relay_conn *c, int d)
+{
+	r->loop->stats.enobufs++;
+	c->half[d].flags |= H_STARVED;
+	if (!c->starved_listed) {
+		c->starved_listed = 1;
+		c->starved_next = r->starved;
+		r->starved = c;
+	}
+}
+
+/* After a receive has ended without error: receive again unless the queue
+ * is full (the send completion re-arms) or the peer has finished. */
+static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	if (c->state != S_RELAYING || (h->flags & (H_RECV | H_EOF | H_STARVED)))
+		return;
+	if (h->queued < r->high_mark)
+		relay_arm_recv(r, c, d);
+}
+
+static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
+{
+	c->half[d].flags |= H_EOF;
+	if (c->end == END_NONE)
+		c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
+	relay_flush(r, c, d);
+}
+
+static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
+{
+	struct relay_half *h = &c->half[d];
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+
+	r->loop->buf_free--;
+	if (c->state == S_CLOSING) {
+		loop_buf_put(r->loop, bid);
+		return;
+	}
+	half_push(r->loop, h, bid, (uint32_t)cqe->res);
+	c->bytes[d] += (unsigned)cqe->res;
+	relay_touch(r, c);
+	relay_flush(r, c, d);
+	if (h->queued >= r->high_mark && (h->flags & H_RECV) && !(h->flags & H_CANCELLING) &&
+	    (cqe->flags & IORING_CQE_F_MORE)) {
+		h->flags |= H_CANCELLING;
+		loop_cancel(r->loop, c, recv_op(d));
+	}
+}
+
+static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
+{
+	struct relay_half *h = &c->half[d];
+	int res = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		h->flags &= (uint8_t)~(H_RECV | H_CANCELLING);
+		c->inflight--;
+	}
+	if (res > 0)
+		relay_on_data(r, c, d, cqe);
+	if (c->state == S_CLOSING)
+		;
+	else if (res == 0)
+		relay_on_eof(r, c, d);
+	else if (res == -ENOBUFS)
+		relay_starve(r, c, d);
+	else if (res < 0 && res != -ECANCELED)
+		relay_close(r, c, d == C_CLIENT ? END_CLIENT_RESET : END_SERVER_RESET,
+			    1u << (1 - d));
+	else if (!(cqe->flags & IORING_CQE_F_MORE))
+		relay_rearm(r, c, d);
+	relay_maybe_free(r, c);
+}
+
+/* ---- sending ---- */
+
+static void relay_flush(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	struct loop *l = r->loop;
+
+	if (c->state != S_RELAYING || (h->flags & H_SENDING))
+		return;
+	if (h->head != LOOP_BUF_NONE) {
+		struct io_uring_sqe *sqe = loop_sqe(l);
+		io_uring_prep_send(sqe, c->fd[1 - d], loop_buf(l, h->head) + h->head_off,
+				   l->buf_len[h->head] - h->head_off, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
+		h->flags |= H_SENDING;
+		c->inflight++;
+		return;
+	}
+	if ((h->flags & (H_EOF | H_SHUT)) == H_EOF) {
+		shutdown(c->fd[1 - d], SHUT_WR);
+		h->flags |= H_SHUT;
+		relay_check_done(r, c);
+	}
+}
+
+static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
+{
+	struct relay_half *h = &c->half[d];
+	struct loop *l = r->loop;
+
+	c->inflight--;
+	h->flags &= (uint8_t)~H_SENDING;
+	if (c->state == S_CLOSING) {
+		half_drop(l, h);
+		relay_maybe_free(r, c);
+		return;
+	}
+	if (cqe->res < 0) {
+		/* The receiver of this half is gone: reset the sender. */
+		relay_close(r, c, d == C_CLIENT ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);
+	} else {
+		h->head_off += (uint32_t)cqe->res;
+		h->queued -= (uint32_t)cqe->res;
+		if (h->head_off == l->buf_len[h->head])
+			half_pop(l, h);
+		relay_touch(r, c);
+		relay_flush(r, c, d);
+		if (h->queued <= r->high_mark / 2)
+			relay_rearm(r, c, d);
+	}
+	relay_maybe_free(r, c);
+}
+
+/* ---- connecting to a server ---- */
+
+static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
+{
+	memcpy(out, &c->vip->pool->cfg->servers[s].addr, sizeof(*out));
+	if (addr_port(&out->sa) == 0)
+		addr_set_port(&out->sa, ntohs(c->port));
+}
+
+static void relay_connected(struct relay *r, struct relay_conn *c)
+{
+	c->state = S_RELAYING;
+	atomic_fetch_add(&c->vip->pool->stats[c->server].conns, 1);
+	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
+		c->snat = c->client;
+	} else if (r->rt->cfg->log_connections) {
+		socklen_t len = sizeof(c->snat);
+		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
+	}
+	relay_touch(r, c);
+	relay_arm_recv(r, c, C_CLIENT);
+	relay_arm_recv(r, c, C_SERVER);
+}
+
+static enum relay_end relay_connect_end(int res)
+{
+	switch (res) {
+	case -ECANCELED:
+	case -ETIMEDOUT:
+		return END_CONNECT_TIMEOUT;
+	case -ECONNREFUSED:
+		return END_CONNECT_REFUSED;
+	default:
+		return END_CONNECT_ERROR;
+	}
+}
+
+static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
+{
+	struct runtime_pool *p = c->vip->pool;
+	union relay_sa sa;
+
+	close(c->fd[C_SERVER]);
+	c->fd[C_SERVER] = -1;
+	c->snat.sa.sa_family = 0;
+	if (res == -EADDRNOTAVAIL && c->vip->cfg->snat == CONFIG_SNAT_POOL &&
+	    ++c->snat_tries < c->vip->cfg->nsnat) {
+		/* That source address has no port left: same server, next one. */
+		snat_exhausted(c->vip, c->snat_idx);
+		c->snat_idx = (uint8_t)((c->snat_idx + 1) % c->vip->cfg->nsnat);
+		relay_connect(r, c);
+		return;
+	}
+	relay_server_addr(c, c->server, &sa);
+	if (res == -ECANCELED || res == -ETIMEDOUT)
+		snat_transparent_hint(c->vip, &sa.sa);
+	atomic_fetch_add(&p->stats[c->server].connect_fail, 1);
+	c->failed = c->server;
+	balance_release(&p->bal, c->server);
+	c->server = -1;
+	c->end = relay_connect_end(res);
+	if (c->tries < 2) {
+		atomic_fetch_add(&p->stats[c->failed].retries, 1);
+		relay_connect(r, c);
+		return;
+	}
+	relay_close(r, c, c->end, 1u << C_CLIENT);
+}
+
+static void relay_on_connect(struct relay *r, struct relay_conn *c, struct io_uring_cqe *cqe)
+{
+	c->inflight--;
+	if (c->state == S_CLOSING) {
+		relay_maybe_free(r, c);
+		return;
+	}
+	if (cqe->res == 0)
+		relay_connected(r, c);
+	else
+		relay_connect_failed(r, c, cqe->res);
+	relay_maybe_free(r, c);
+}
+
+static void relay_submit_connect(struct relay *r, struct relay_conn *c, const union relay_sa *sa)
+{
+	struct io_uring_sqe *sqe = loop_sqe(r->loop);
+	io_uring_prep_connect(sqe, c->fd[C_SERVER], &sa->sa, addr_len(&sa->sa));
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_CONNECT));
+	sqe = loop_sqe(r->loop);
+	io_uring_prep_link_timeout(sqe, &c->vip->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_CONNECT_TIMEOUT));
+	c->inflight += 2;
+}
+
+/* Picks a server (never the one that just failed) and starts connecting. */
+static void relay_connect(struct relay *r, struct relay_conn *c)
+{
+	struct runtime_pool *p = c->vip->pool;
+	int fd;
+
+	if (c->server < 0) {
+		int s = balance_pick(&p->bal, &r->rr[pool_index(r, c)],
+				     balance_hash_addr(&c->client.sa), c->failed);
+		if (s < 0) {
+			relay_close(r, c, c->tries ? c->end : END_NO_SERVER, 1u << C_CLIENT);
+			return;
+		}
+		c->server = (int16_t)s;
+		c->tries++;
+		c->snat_tries = 0;
+		if (c->vip->cfg->nsnat)
+			c->snat_idx = (uint8_t)(r->snat_cursor++ % (unsigned)c->vip->cfg->nsnat);
+	}
+	/* The kernel reads the address when the request is issued, after this
+	 * returns: it lives in the connection until the connect completes. */
+	relay_server_addr(c, c->server, &c->snat);
+	fd = snat_socket(c->vip, &c->client.sa, &c->snat.sa, c->snat_idx);
+	if (fd < 0) {
+		char buf[ADDR_STRLEN];
+		log_err("vip %s: cannot open a socket to %s: %s", c->vip->cfg->name,
+			addr_format(&c->snat.sa, buf, sizeof(buf)), strerror(-fd));
+		relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
+		return;
+	}
+	c->fd[C_SERVER] = fd;
+	relay_submit_connect(r, c, &c->snat);
+}
+
+/* ---- accepting ---- */
+
+static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
+{
+	struct relay_conn *c = calloc(1, sizeof(*c));
+	socklen_t len = sizeof(union relay_sa);
+
+	if (!c || getpeername(fd, &c->client.sa, &len) < 0) {
+		free(c);
+		close(fd);
+		atomic_fetch_sub(&r->rt->live, 1);
+		return;
+	}
+	r->nconns++;
+	c->fd[C_CLIENT] = fd;
+	c->fd[C_SERVER] = -1;
+	c->server = c->failed = -1;
+	c->vip = ls->vip;
+	c->port = ls->port;
+	c->start_ms = c->last_ms = r->loop->now_ms;
+	for (int d = 0; d < 2; d++)
+		c->half[d].head = c->half[d].tail = LOOP_BUF_NONE;
+	lru_append(&r->lru[vip_index(r, c)], c);
+	r->live++;
+	atomic_fetch_add(&c->vip->conns, 1);
+	relay_connect(r, c);
+	relay_maybe_free(r, c);
+}
+
+static void relay_refuse(struct relay *r, struct relay_listener *ls, int fd)
+{
+	unsigned long suppressed;
+
+	relay_reset_on_close(fd);
+	close(fd);
+	atomic_fetch_sub(&r->rt->live, 1);
+	atomic_fetch_add(&ls->vip->refused, 1);
+	if (log_ratelimit(&r->rt->rl_maxconn, 10000, &suppressed))
+		log_warn("max_connections (%d) reached: refusing new clients of vip %s (%lu more "
+			 "since last message)",
+			 r->rt->cfg->max_connections, ls->vip->cfg->name, suppressed);
+}
+
+static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	struct relay *r = ctx;
+	struct relay_listener *ls = owner;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		ls->armed = false;
+		if (ls->fd >= 0)
+			relay_listen(r, ls);
+	}
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			log_warn("vip %s: accept failed: %s", ls->vip->cfg->name, strerror(-cqe->res));
+		return;
+	}
+	if (atomic_fetch_add(&r->rt->live, 1) >= r->rt->cfg->max_connections)
+		relay_refuse(r, ls, cqe->res);
+	else
+		relay_accepted(r, ls, cqe->res);
+}
+
+void relay_listen(struct relay *r, struct relay_listener *ls)
+{
+	struct io_uring_sqe *sqe = loop_sqe(r->loop);
+	io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, loop_ud(ls, LOOP_OP_ACCEPT));
+	ls->armed = true;
+}
+
+void relay_unlisten(struct relay *r, struct relay_listener *ls)
+{
+	if (ls->fd < 0)
+		return;
+	if (ls->armed)
+		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+	close(ls->fd);
+	ls->fd = -1;
+}
+
+/* ---- completion handlers ---- */
+
+static void relay_on_connect_cqe(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	relay_on_connect(ctx, owner, cqe);
+}
+
+static void relay_on_connect_timeout(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	struct relay *r = ctx;
+	struct relay_conn *c = owner;
+	(void)cqe;
+	c->inflight--;
+	relay_maybe_free(r, c);
+}
+
+static void relay_on_recv_client(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	relay_on_recv(ctx, owner, C_CLIENT, cqe);
+}
+
+static void relay_on_recv_server(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	relay_on_recv(ctx, owner, C_SERVER, cqe);
+}
+
+static void relay_on_send_server(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	relay_on_send(ctx, owner, C_CLIENT, cqe);
+}
+
+static void relay_on_send_client(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	relay_on_send(ctx, owner, C_SERVER, cqe);
+}
+
+/* ---- worker-level ---- */
+
+int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
+{
+	const struct config *cfg = rt->cfg;
+
+	memset(r, 0, sizeof(*r));
+	r->loop = l;
+	r->rt = rt;
+	r->worker = worker;
+	/* Four buffers a half keep one send in flight and the next ready; the
+	 * sockets' own buffers do the rest. */
+	r->high_mark = 4 * cfg->buffer_size;
+	r->rr = calloc((size_t)cfg->npools, sizeof(*r->rr));
+	r->lru = calloc((size_t)cfg->nvips, sizeof(*r->lru));
+	if (!r->rr || !r->lru) {
+		relay_free(r);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < cfg->npools; i++)
+		if (balance_rr_init(&r->rr[i], &rt->pools[i].bal) < 0) {
+			relay_free(r);
+			return -ENOMEM;
+		}
+	l->ctx = r;
+	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
+	loop_on(l, LOOP_OP_CONNECT, relay_on_connect_cqe);
+	loop_on(l, LOOP_OP_CONNECT_TIMEOUT, relay_on_connect_timeout);
+	loop_on(l, LOOP_OP_RECV_CLIENT, relay_on_recv_client);
+	loop_on(l, LOOP_OP_RECV_SERVER, relay_on_recv_server);
+	loop_on(l, LOOP_OP_SEND_CLIENT, relay_on_send_client);
+	loop_on(l, LOOP_OP_SEND_SERVER, relay_on_send_server);
+	return 0;
+}
+
+void relay_free(struct relay *r)
+{
+	for (int i = 0; r->rr && i < r->rt->cfg->npools; i++)
+		balance_rr_free(&r->rr[i]);
+	free(r->rr);
+	free(r->lru);
+	r->rr = NULL;
+	r->lru = NULL;
+}
+
+static void relay_unstarve(struct relay *r)
+{
+	/* Re-arm only while a good share of the buffers is free, or the same
+	 * receives would end with ENOBUFS again at once. */
+	while (r->starved && r->loop->buf_free > r->loop->nbufs / 8) {
+		struct relay_conn *c = r->starved;
+		r->starved = c->starved_next;
+		c->starved_listed = 0;
+		for (int d = 0; d < 2; d++)
+			if (c->half[d].flags & H_STARVED) {
+				c->half[d].flags &= (uint8_t)~H_STARVED;
+				relay_rearm(r, c, d);
+			}
+	}
+}
+
+void relay_tick(struct relay *r)
+{
+	uint64_t now = r->loop->now_ms;
+
+	for (int v = 0; v < r->rt->cfg->nvips; v++) {
+		uint64_t idle = r->rt->vips[v].cfg->timeout_idle_ms;
+		struct relay_lru *q = &r->lru[v];
+		while (idle && q->head && q->head->last_ms + idle <= now) {
+			struct relay_conn *c = q->head;
+			relay_close(r, c, END_IDLE_TIMEOUT, 0);
+			relay_maybe_free(r, c);
+		}
+	}
+	relay_unstarve(r);
+}
+
+void relay_close_all(struct relay *r)
+{
+	for (int v = 0; v < r->rt->cfg->nvips; v++)
+		while (r->lru[v].head) {
+			struct relay_conn *c = r->lru[v].head;
+			relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
+			relay_maybe_free(r, c);
+		}
+}

@@ -1,0 +1,60 @@
+# A server that refuses connections and one that never answers (blackholed)
+# are each retried once on another server, so clients still get answers; a
+# pool with only a bad server closes its clients with the cause in the log.
+. "$(dirname "$0")/../lib.sh"
+in_netns "$0"
+need nginx curl
+# A dummy device drops whatever is routed to it: a real blackhole.
+ip link add bh0 type dummy && ip addr add 198.18.99.254/24 dev bh0 && ip link set bh0 up || fail "dummy device"
+
+P=$(pick_port); A=$(pick_port); B=$(pick_port); C=$(pick_port); D=$(pick_port)
+nginx_start fe1 127.0.0.2 "$P"
+cat >"$T/p.ini" <<CFG
+[global]
+workers = 1
+[pool refused]
+server = dead 127.0.0.3:$P
+server = fe1 127.0.0.2:$P
+[pool black]
+server = hole 198.18.99.1:$P
+server = fe1 127.0.0.2:$P
+[pool only_refused]
+server = dead 127.0.0.3:$P
+[pool only_black]
+server = hole 198.18.99.1:$P
+[vip a]
+listen = 127.0.0.1:$A
+pool = refused
+[vip b]
+listen = 127.0.0.1:$B
+pool = black
+timeout_connect = 300ms
+[vip c]
+listen = 127.0.0.1:$C
+pool = only_refused
+[vip d]
+listen = 127.0.0.1:$D
+pool = only_black
+timeout_connect = 300ms
+CFG
+proxy_start proxy "$T/p.ini"
+
+info "refused server: 10 requests all answered by fe1"
+for i in $(seq 10); do curl -fsS -m 5 "http://127.0.0.1:$A/" || fail "request $i via refused pool"; done | sort | uniq -c
+grep -qE 'conn vip=a .* server=fe1/.* retries=1 ' "$T/proxy.log" || fail "no retried connection logged"
+
+info "blackholed server: 6 requests answered after a 300ms connect timeout at most"
+start=$SECONDS
+for i in $(seq 6); do curl -fsS -m 5 "http://127.0.0.1:$B/" || fail "request $i via blackholed pool"; done | sort | uniq -c
+[ $((SECONDS - start)) -le 6 ] || fail "blackholed retries took $((SECONDS - start))s"
+
+info "pool with only a refusing server: the client is closed at once, cause logged"
+curl -sS -m 5 "http://127.0.0.1:$C/" && fail "request through a dead pool succeeded"
+wait_for 5 grep -qE 'conn vip=c .*server=dead/127\.0\.0\.3:[0-9]+ .*end=connect-refused' "$T/proxy.log"
+
+info "pool with only a blackholed server: closed after the connect timeout"
+curl -sS -m 5 "http://127.0.0.1:$D/" && fail "request through a blackholed pool succeeded"
+wait_for 5 grep -qE 'conn vip=d .*end=connect-timeout' "$T/proxy.log"
+grep -E 'vip=[cd] ' "$T/proxy.log"
+proxy_stop proxy
+pass "failover"

@@ -1,0 +1,57 @@
+# Timeouts and signals: an idle connection is closed after timeout_idle; a
+# reset from the server reaches the client as a reset; SIGTERM lets an open
+# transfer finish within `grace`, and a second SIGTERM closes at once.
+. "$(dirname "$0")/../lib.sh"
+E=$(pick_port); S=$(pick_port); V=$(pick_port); W=$(pick_port)
+bg echo "$TOOLS/streamer" serve "127.0.0.2:$E" echo
+bg source "$TOOLS/streamer" serve "127.0.0.2:$S" source 40000000
+wait_for 5 listening 127.0.0.2 "$E"
+wait_for 5 listening 127.0.0.2 "$S"
+cat >"$T/p.ini" <<CFG
+[global]
+workers = 2
+grace = 20s
+[pool echo]
+server = e 127.0.0.2:$E
+[pool source]
+server = s 127.0.0.2:$S
+[vip echo]
+listen = 127.0.0.1:$V
+pool = echo
+timeout_idle = 700ms
+[vip source]
+listen = 127.0.0.1:$W
+pool = source
+CFG
+proxy_start proxy "$T/p.ini"
+
+info "idle connection closed after 700ms"
+start=$(date +%s%N)
+(exec 3<>"/dev/tcp/127.0.0.1/$V"; cat <&3 >/dev/null) || true
+ms=$((($(date +%s%N) - start) / 1000000))
+echo "closed after ${ms} ms"
+[ "$ms" -ge 600 ] && [ "$ms" -lt 3000 ] || fail "idle close after ${ms} ms"
+wait_for 5 grep -q 'conn vip=echo .*end=idle-timeout' "$T/proxy.log"
+
+info "SIGTERM during a slow 40 MB download: it completes, then the proxy exits 0"
+"$TOOLS/streamer" run "127.0.0.1:$W" --download 40000000 --rate 20000000 --timeout 30 >"$T/dl.out" 2>&1 &
+dl=$!
+PIDS+=($dl)
+wait_for 5 bash -c "ss -Htn state established 'dport = :$S' | grep -q ."
+kill -TERM "$PID_proxy"
+wait_for 5 grep -q 'draining' "$T/proxy.log"
+! listening 127.0.0.1 "$W" || fail "still listening after SIGTERM"
+wait $dl || { cat "$T/dl.out"; fail "download interrupted by SIGTERM"; }
+rc=0; wait "$PID_proxy" || rc=$?
+[ $rc -eq 0 ] || fail "exit status $rc after drain"
+
+info "second SIGTERM closes open connections at once"
+proxy_start proxy2 "$T/p.ini"
+(exec 3<>"/dev/tcp/127.0.0.1/$V"; sleep 30) &
+PIDS+=($!)
+wait_for 5 bash -c "ss -Htn state established 'dport = :$E' | grep -q ."
+kill -TERM "$PID_proxy2"; wait_for 5 grep -q draining "$T/proxy2.log"
+kill -TERM "$PID_proxy2"
+rc=0; timeout 5 tail --pid="$PID_proxy2" -f /dev/null || fail "proxy did not stop on a second SIGTERM"
+grep -q 'end=shutdown' "$T/proxy2.log" || fail "open connection not logged as closed by shutdown"
+pass "lifecycle"

@@ -1,0 +1,1031 @@
+/* config: the INI file, read with inih into struct config.
+ *
+ * One table (config_keys) lists every key with its section, parser, default
+ * and description. Defaults are applied by running a key's parser on its
+ * default text, so a default can never be a value the parser would refuse,
+ * and `snatproxy --keys` prints the same table docs/configuration.md holds.
+ *
+ * Debian's inih gives its handler no line number, cuts lines longer than its
+ * buffer into pieces, and keeps only 50 bytes of a section name. So we feed
+ * it through our own reader: the reader counts lines, refuses long ones,
+ * reports lines inih would reject silently, and opens sections itself; the
+ * handler only sees key = value pairs, and reads the line and the section
+ * from the loader. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+
+#define CONFIG_SNAT_MAX 64
+#define CONFIG_KEYS_MAX 32
+#define MS_PER_DAY	(24ULL * 3600 * 1000)
+
+enum config_section { SEC_NONE, SEC_GLOBAL, SEC_POOL, SEC_VIP, SEC_SKIP };
+
+struct loader;
+typedef int (*config_parser)(struct loader *ld, const char *value);
+
+struct config_key {
+	enum config_section section;
+	const char *name;
+	config_parser parse;
+	const char *def; /* parsed when the section opens; NULL: the key is required */
+	bool repeat;	 /* may be given several times in one section */
+	const char *desc;
+};
+
+/* Lines of keys that are checked once the whole file is read. `given` is the
+ * first server (pool) or listen (VIP) line, kept even when its value was
+ * refused, so that "has no server" does not repeat an error already shown. */
+struct later_lines {
+	int given;
+	int pool;
+	int snat;
+};
+
+struct config_msg {
+	int line, seq;
+	char *text;
+};
+
+struct loader {
+	struct config *cfg;
+	const char *path;
+	FILE *in, *errs;
+	int line, nerrors;
+	bool oom;
+	enum config_section section;
+	int cur;	/* the pool or VIP being read */
+	bool after_key; /* inih continues the last key on an indented line */
+	int *seen;	/* per key: line it was first given in this section */
+	int global_seen[CONFIG_KEYS_MAX], sect_seen[CONFIG_KEYS_MAX];
+	bool first; /* the key's first value in this section */
+	const struct config_key *key;
+	char why[384];			     /* a parser's reason for refusing a value */
+	struct later_lines *plines, *vlines; /* parallel to cfg->pools, cfg->vips */
+	char *buf;
+	size_t cap;
+	int read_errno;
+	struct config_msg *msgs; /* nerrors of them */
+};
+
+static int parse_workers(struct loader *ld, const char *v);
+static int parse_max_connections(struct loader *ld, const char *v);
+static int parse_grace(struct loader *ld, const char *v);
+static int parse_buffer_size(struct loader *ld, const char *v);
+static int parse_buffers(struct loader *ld, const char *v);
+static int parse_log_connections(struct loader *ld, const char *v);
+static int parse_balance(struct loader *ld, const char *v);
+static int parse_server(struct loader *ld, const char *v);
+static int parse_listen(struct loader *ld, const char *v);
+static int parse_pool(struct loader *ld, const char *v);
+static int parse_snat(struct loader *ld, const char *v);
+static int parse_timeout_connect(struct loader *ld, const char *v);
+static int parse_timeout_idle(struct loader *ld, const char *v);
+
+/* Descriptions end up in a markdown table: no '|' in them. */
+static const struct config_key config_keys[] = {
+    {SEC_GLOBAL, "workers", parse_workers, "auto", false,
+     "Worker threads, each with its own io_uring and listening sockets: auto (one per CPU) or "
+     "1..64."},
+    {SEC_GLOBAL, "max_connections", parse_max_connections, "100000", false,
+     "Client connections open at once across all VIPs (1..10000000); clients beyond it are "
+     "refused."},
+    {SEC_GLOBAL, "grace", parse_grace, "10s", false,
+     "On SIGTERM or SIGINT, how long open connections may go on before they are closed (0..1d)."},
+    {SEC_GLOBAL, "buffer_size", parse_buffer_size, "16k", false,
+     "Bytes per receive buffer: a power of two from 4k to 1m."},
+    {SEC_GLOBAL, "buffers", parse_buffers, "4096", false,
+     "Receive buffers per worker, registered with io_uring: a power of two from 64 to 65536."},
+    {SEC_GLOBAL, "log_connections", parse_log_connections, "on", false,
+     "One log line per finished connection: on or off."},
+    {SEC_POOL, "balance", parse_balance, "roundrobin", false,
+     "How a new connection picks a server: roundrobin, leastconn or source (client address hash); "
+     "all weighted."},
+    {SEC_POOL, "server", parse_server, NULL, true,
+     "`NAME ADDR[:PORT] [weight=N] [max_conn=N] [backup]`, repeatable; no port: the port the "
+     "client connected to."},
+    {SEC_VIP, "listen", parse_listen, NULL, true,
+     "`ADDR:PORT` or `[IPv6]:PORT` the VIP accepts clients on; repeatable, one port each."},
+    {SEC_VIP, "pool", parse_pool, NULL, false,
+     "Name of the `[pool NAME]` whose servers take this VIP's connections."},
+    {SEC_VIP, "snat", parse_snat, "auto", true,
+     "Source address toward the servers: auto (the route's own), off (the client's, transparent) "
+     "or up to 64 addresses."},
+    {SEC_VIP, "timeout_connect", parse_timeout_connect, "5s", false,
+     "How long a server may take to accept a connection (1ms..1d)."},
+    {SEC_VIP, "timeout_idle", parse_timeout_idle, "30m", false,
+     "Close a connection idle this long in both directions (0: never; at most 365d)."},
+};
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+_Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
+
+static const char *const section_titles[] = {
+    [SEC_GLOBAL] = "[global]",
+    [SEC_POOL] = "[pool NAME]",
+    [SEC_VIP] = "[vip NAME]",
+};
+
+/* ---- messages ---- */
+
+/* Messages are kept and printed sorted by line once the file is read: the
+ * checks that need the whole file (a pool with no server, a VIP naming a
+ * missing pool) then appear among the others, in reading order. */
+static void __attribute__((format(printf, 3, 4)))
+config_error(struct loader *ld, int line, const char *fmt, ...)
+{
+	struct config_msg *grown = realloc(ld->msgs, (size_t)(ld->nerrors + 1) * sizeof(*grown));
+	char *text = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	if (!grown || !text) { /* no memory to keep it: print it now */
+		free(text);
+		fprintf(ld->errs, "%s:%d: out of memory\n", ld->path, line);
+		ld->oom = true;
+		return;
+	}
+	ld->msgs = grown;
+	ld->msgs[ld->nerrors] = (struct config_msg){line, ld->nerrors, text};
+	ld->nerrors++;
+}
+
+static int config_msg_cmp(const void *a, const void *b)
+{
+	const struct config_msg *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void config_flush_errors(struct loader *ld)
+{
+	if (ld->nerrors > 0)
+		qsort(ld->msgs, (size_t)ld->nerrors, sizeof(*ld->msgs), config_msg_cmp);
+	for (int i = 0; i < ld->nerrors; i++) {
+		fprintf(ld->errs, "%s:%d: %s\n", ld->path, ld->msgs[i].line, ld->msgs[i].text);
+		free(ld->msgs[i].text);
+	}
+	free(ld->msgs);
+	fflush(ld->errs);
+}
+
+static int __attribute__((format(printf, 2, 3))) reject(struct loader *ld, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ld->why, sizeof(ld->why), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* The usual refusal: what the key wants, and what it was given. */
+static int bad(struct loader *ld, const char *expected, const char *got)
+{
+	return reject(ld, "bad value for '%s': expected %s, got '%s'", ld->key->name, expected,
+		      got);
+}
+
+static int out_of_memory(struct loader *ld)
+{
+	ld->oom = true;
+	return reject(ld, "out of memory");
+}
+
+/* ---- value syntax ---- */
+
+/* Digits only: no sign, no spaces, no hex. Fails above max. */
+static int parse_uint(const char **s, uint64_t max, uint64_t *out)
+{
+	const char *p = *s;
+	uint64_t v = 0;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (max - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*s = p;
+	*out = v;
+	return 0;
+}
+
+static int parse_int_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (parse_uint(&s, max, out) < 0 || *s != '\0' || *out < min)
+		return -EINVAL;
+	return 0;
+}
+
+int config_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", MS_PER_DAY}};
+	uint64_t v;
+
+	if (!s || parse_uint(&s, UINT64_MAX, &v) < 0)
+		return -EINVAL;
+	if (*s == '\0') { /* a bare number means nothing unless it is zero */
+		if (v != 0)
+			return -EINVAL;
+		*ms = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(s, units[i].unit) == 0) {
+			if (v > UINT64_MAX / units[i].ms)
+				return -EINVAL;
+			*ms = v * units[i].ms;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int config_parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t v, mult = 1;
+
+	if (!s || parse_uint(&s, UINT64_MAX, &v) < 0)
+		return -EINVAL;
+	if (*s == 'k' || *s == 'K')
+		mult = 1024, s++;
+	else if (*s == 'm' || *s == 'M')
+		mult = 1024 * 1024, s++;
+	if (*s != '\0' || v > UINT64_MAX / mult)
+		return -EINVAL;
+	*bytes = v * mult;
+	return 0;
+}
+
+static bool config_name_ok(const char *s)
+{
+	static const char allowed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				      "0123456789_.-";
+	size_t n = strlen(s);
+
+	return n >= 1 && n < CONFIG_NAME_MAX && strspn(s, allowed) == n;
+}
+
+#define NAME_RULE "1..63 characters of A-Z a-z 0-9 _ . -"
+
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static bool addr_unspecified(const struct sockaddr_storage *ss)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, &any6, sizeof(any6)) == 0;
+}
+
+/* ---- [global] ---- */
+
+static int parse_workers(struct loader *ld, const char *v)
+{
+	uint64_t n;
+
+	if (strcmp(v, "auto") == 0)
+		n = 0;
+	else if (parse_int_range(v, 1, 64, &n) < 0)
+		return bad(ld, "auto or a number from 1 to 64", v);
+	ld->cfg->workers = (int)n;
+	return 0;
+}
+
+static int parse_max_connections(struct loader *ld, const char *v)
+{
+	uint64_t n;
+
+	if (parse_int_range(v, 1, 10000000, &n) < 0)
+		return bad(ld, "a number from 1 to 10000000", v);
+	ld->cfg->max_connections = (int)n;
+	return 0;
+}
+
+/* A duration between min and max milliseconds. */
+static int parse_duration_range(struct loader *ld, const char *v, uint64_t min, uint64_t max,
+				const char *expected, uint64_t *out)
+{
+	uint64_t ms;
+
+	if (config_parse_duration(v, &ms) < 0 || ms < min || ms > max)
+		return bad(ld, expected, v);
+	*out = ms;
+	return 0;
+}
+
+static int parse_grace(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 0, MS_PER_DAY,
+				    "a duration from 0 to 1d such as 500ms, 10s or 2m",
+				    &ld->cfg->grace_ms);
+}
+
+/* A size between min and max bytes that is a power of two. */
+static int parse_pow2(struct loader *ld, const char *v, bool suffix, uint64_t min, uint64_t max,
+		      const char *expected, uint32_t *out)
+{
+	uint64_t n;
+	int ret = suffix ? config_parse_size(v, &n) : parse_int_range(v, 0, UINT64_MAX, &n);
+
+	if (ret < 0 || n < min || n > max || !is_pow2(n))
+		return bad(ld, expected, v);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int parse_buffer_size(struct loader *ld, const char *v)
+{
+	return parse_pow2(ld, v, true, 4096, 1 << 20, "a power of two from 4k to 1m such as 16k",
+			  &ld->cfg->buffer_size);
+}
+
+static int parse_buffers(struct loader *ld, const char *v)
+{
+	return parse_pow2(ld, v, false, 64, 65536, "a power of two from 64 to 65536",
+			  &ld->cfg->buffers);
+}
+
+static int parse_log_connections(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "on") == 0)
+		ld->cfg->log_connections = true;
+	else if (strcmp(v, "off") == 0)
+		ld->cfg->log_connections = false;
+	else
+		return bad(ld, "on or off", v);
+	return 0;
+}
+
+/* ---- [pool NAME] ---- */
+
+static struct config_pool *cur_pool(struct loader *ld)
+{
+	return &ld->cfg->pools[ld->cur];
+}
+
+static int parse_balance(struct loader *ld, const char *v)
+{
+	static const char *const names[] = {
+	    [CONFIG_BALANCE_ROUNDROBIN] = "roundrobin",
+	    [CONFIG_BALANCE_LEASTCONN] = "leastconn",
+	    [CONFIG_BALANCE_SOURCE] = "source",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			cur_pool(ld)->balance = (enum config_balance)i;
+			return 0;
+		}
+	return bad(ld, "roundrobin, leastconn or source", v);
+}
+
+/* "weight=N", "max_conn=N" or "backup" after a server's address. */
+static int parse_server_option(struct loader *ld, struct config_server *s, const char *opt,
+			       unsigned *given)
+{
+	uint64_t n;
+	unsigned bit;
+
+	if (strncmp(opt, "weight=", 7) == 0) {
+		bit = 1;
+		if (parse_int_range(opt + 7, 1, 256, &n) < 0)
+			return reject(ld, "server %s: bad weight: expected 1..256, got '%s'",
+				      s->name, opt + 7);
+		s->weight = (int)n;
+	} else if (strncmp(opt, "max_conn=", 9) == 0) {
+		bit = 2;
+		if (parse_int_range(opt + 9, 0, 10000000, &n) < 0)
+			return reject(
+			    ld,
+			    "server %s: bad max_conn: expected 0 (unlimited) to 10000000, "
+			    "got '%s'",
+			    s->name, opt + 9);
+		s->max_conn = (int)n;
+	} else if (strcmp(opt, "backup") == 0) {
+		bit = 4;
+		s->backup = true;
+	} else {
+		return reject(ld,
+			      "server %s: unknown option '%s': expected weight=N, max_conn=N or "
+			      "backup",
+			      s->name, opt);
+	}
+	if (*given & bit)
+		return reject(ld, "server %s: option '%s' given twice", s->name, opt);
+	*given |= bit;
+	return 0;
+}
+
+/* Fills *s from "NAME ADDR[:PORT] [options]"; the pool is not touched. */
+static int parse_server_line(struct loader *ld, const char *v, struct config_server *s)
+{
+	char text[512], *save = NULL;
+	unsigned given = 0;
+
+	snprintf(text, sizeof(text), "%s", v);
+	char *name = strtok_r(text, " \t", &save);
+	char *addr = name ? strtok_r(NULL, " \t", &save) : NULL;
+	if (!addr)
+		return bad(ld, "NAME ADDR[:PORT] [weight=N] [max_conn=N] [backup]", v);
+	if (!config_name_ok(name))
+		return reject(ld, "bad server name '%s': expected " NAME_RULE, name);
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	if (addr_parse(addr, ADDR_PORT_OPTIONAL, &s->addr) < 0 || addr_unspecified(&s->addr))
+		return reject(ld,
+			      "server %s: bad address: expected IPv4 or [IPv6], with an "
+			      "optional :PORT (1..65535), got '%s'",
+			      name, addr);
+	s->weight = 1;
+	s->line = ld->line;
+	for (char *opt; (opt = strtok_r(NULL, " \t", &save));)
+		if (parse_server_option(ld, s, opt, &given) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+static int parse_server(struct loader *ld, const char *v)
+{
+	struct config_pool *p = cur_pool(ld);
+	struct config_server s = {0};
+
+	if (!ld->plines[ld->cur].given)
+		ld->plines[ld->cur].given = ld->line;
+	if (parse_server_line(ld, v, &s) < 0)
+		return -EINVAL;
+	for (int i = 0; i < p->nservers; i++)
+		if (strcmp(p->servers[i].name, s.name) == 0)
+			return reject(ld,
+				      "duplicate server name '%s' in pool %s (first on line %d)",
+				      s.name, p->name, p->servers[i].line);
+	struct config_server *grown = realloc(p->servers, (size_t)(p->nservers + 1) * sizeof(s));
+	if (!grown)
+		return out_of_memory(ld);
+	p->servers = grown;
+	p->servers[p->nservers++] = s;
+	return 0;
+}
+
+/* ---- [vip NAME] ---- */
+
+static struct config_vip *cur_vip(struct loader *ld)
+{
+	return &ld->cfg->vips[ld->cur];
+}
+
+/* Two sockets cannot listen on one address: say which VIP has it already. */
+static const struct config_vip *listen_owner(const struct config *cfg,
+					     const struct sockaddr_storage *a)
+{
+	for (int i = 0; i < cfg->nvips; i++)
+		for (int j = 0; j < cfg->vips[i].nlisten; j++)
+			if (addr_equal((const struct sockaddr *)&cfg->vips[i].listen[j],
+				       (const struct sockaddr *)a))
+				return &cfg->vips[i];
+	return NULL;
+}
+
+static int parse_listen(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+	struct sockaddr_storage a;
+	char buf[ADDR_STRLEN];
+
+	if (!ld->vlines[ld->cur].given)
+		ld->vlines[ld->cur].given = ld->line;
+	if (addr_parse(v, ADDR_PORT_REQUIRED, &a) < 0)
+		return bad(ld, "ADDR:PORT (IPv4) or [IPv6]:PORT with a port from 1 to 65535", v);
+	const struct config_vip *owner = listen_owner(ld->cfg, &a);
+	if (owner == vip)
+		return reject(ld, "listen %s is given twice in vip %s",
+			      addr_format((struct sockaddr *)&a, buf, sizeof(buf)), vip->name);
+	if (owner)
+		return reject(ld, "listen %s is already used by vip %s (line %d)",
+			      addr_format((struct sockaddr *)&a, buf, sizeof(buf)), owner->name,
+			      owner->line);
+	struct sockaddr_storage *grown =
+	    realloc(vip->listen, (size_t)(vip->nlisten + 1) * sizeof(a));
+	if (!grown)
+		return out_of_memory(ld);
+	vip->listen = grown;
+	vip->listen[vip->nlisten++] = a;
+	return 0;
+}
+
+static int parse_pool(struct loader *ld, const char *v)
+{
+	ld->vlines[ld->cur].pool = ld->line;
+	if (!config_name_ok(v))
+		return bad(ld, "the name of a [pool NAME], " NAME_RULE, v);
+	snprintf(cur_vip(ld)->pool_name, CONFIG_NAME_MAX, "%s", v);
+	return 0;
+}
+
+static int snat_add(struct loader *ld, struct config_vip *vip, const char *tok)
+{
+	struct sockaddr_storage a;
+
+	if (addr_parse(tok, ADDR_PORT_NONE, &a) < 0 || addr_unspecified(&a))
+		return reject(ld,
+			      "bad value for 'snat': expected auto, off or IPv4/IPv6 addresses "
+			      "without ports, got '%s'",
+			      tok);
+	for (int i = 0; i < vip->nsnat; i++)
+		if (addr_equal((struct sockaddr *)&vip->snat_addrs[i], (struct sockaddr *)&a))
+			return reject(ld, "snat address %s is given twice", tok);
+	if (vip->nsnat >= CONFIG_SNAT_MAX)
+		return reject(ld, "snat: at most %d addresses per vip", CONFIG_SNAT_MAX);
+	struct sockaddr_storage *grown =
+	    realloc(vip->snat_addrs, (size_t)(vip->nsnat + 1) * sizeof(a));
+	if (!grown)
+		return out_of_memory(ld);
+	vip->snat_addrs = grown;
+	vip->snat_addrs[vip->nsnat++] = a;
+	vip->snat = CONFIG_SNAT_POOL;
+	return 0;
+}
+
+/* Addresses may be spread over several snat lines (or indented continuation
+ * lines), since 64 of them do not fit in one line; auto and off stand alone. */
+static int parse_snat(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+	char text[512], *save = NULL;
+	bool keyword = strcmp(v, "auto") == 0 || strcmp(v, "off") == 0;
+
+	if (ld->first) {
+		free(vip->snat_addrs);
+		vip->snat_addrs = NULL;
+		vip->nsnat = 0;
+		vip->snat = CONFIG_SNAT_AUTO;
+		ld->vlines[ld->cur].snat = ld->line;
+	} else if (keyword || vip->snat != CONFIG_SNAT_POOL) {
+		return reject(ld, "snat: auto or off must be the only snat value of vip %s",
+			      vip->name);
+	}
+	if (keyword) {
+		vip->snat = v[1] == 'u' ? CONFIG_SNAT_AUTO : CONFIG_SNAT_OFF;
+		return 0;
+	}
+	snprintf(text, sizeof(text), "%s", v);
+	char *tok = strtok_r(text, " \t", &save);
+	if (!tok)
+		return bad(ld, "auto, off or addresses", v);
+	for (; tok; tok = strtok_r(NULL, " \t", &save)) {
+		if (strcmp(tok, "auto") == 0 || strcmp(tok, "off") == 0)
+			return reject(ld, "snat: %s cannot be mixed with addresses", tok);
+		if (snat_add(ld, vip, tok) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_timeout_connect(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 1, MS_PER_DAY,
+				    "a duration from 1ms to 1d such as 500ms or 5s",
+				    &cur_vip(ld)->timeout_connect_ms);
+}
+
+static int parse_timeout_idle(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 0, 365 * MS_PER_DAY,
+				    "0 or a duration up to 365d such as 90s, 30m or 2h",
+				    &cur_vip(ld)->timeout_idle_ms);
+}
+
+/* ---- sections ---- */
+
+static const struct config_key *config_find_key(enum config_section sec, const char *name)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		if ((sec == SEC_NONE || config_keys[i].section == sec) &&
+		    strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+static void config_apply_defaults(struct loader *ld, enum config_section sec)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		if (k->section != sec || !k->def)
+			continue;
+		ld->key = k;
+		ld->first = true;
+		if (k->parse(ld, k->def) < 0) /* a bug in the table: say so loudly */
+			config_error(ld, ld->line, "default of '%s': %s", k->name, ld->why);
+	}
+}
+
+/* Grows *ARRAY of N elements of SIZE by one zeroed element. */
+static void *config_grow(void *array, int n, size_t size)
+{
+	char *grown = realloc(array, (size_t)(n + 1) * size);
+
+	if (grown)
+		memset(grown + (size_t)n * size, 0, size);
+	return grown;
+}
+
+/* Adds an empty pool or VIP; returns its index or -1. */
+static int config_add_named(struct loader *ld, enum config_section sec, const char *name)
+{
+	struct config *cfg = ld->cfg;
+	bool pool = sec == SEC_POOL;
+	int n = pool ? cfg->npools : cfg->nvips;
+	struct later_lines *ll = config_grow(pool ? ld->plines : ld->vlines, n, sizeof(*ll));
+
+	if (!ll)
+		return -1;
+	*(pool ? &ld->plines : &ld->vlines) = ll;
+	if (pool) {
+		struct config_pool *p = config_grow(cfg->pools, n, sizeof(*p));
+		if (!p)
+			return -1;
+		cfg->pools = p;
+		p[n].line = ld->line;
+		snprintf(p[n].name, CONFIG_NAME_MAX, "%s", name);
+		return cfg->npools++;
+	}
+	struct config_vip *v = config_grow(cfg->vips, n, sizeof(*v));
+	if (!v)
+		return -1;
+	cfg->vips = v;
+	v[n].line = ld->line;
+	v[n].pool = -1;
+	snprintf(v[n].name, CONFIG_NAME_MAX, "%s", name);
+	return cfg->nvips++;
+}
+
+/* The line where a pool or VIP called NAME was opened, or 0. */
+static int config_find_named(const struct config *cfg, enum config_section sec, const char *name)
+{
+	if (sec == SEC_POOL) {
+		for (int i = 0; i < cfg->npools; i++)
+			if (strcmp(cfg->pools[i].name, name) == 0)
+				return cfg->pools[i].line;
+		return 0;
+	}
+	for (int i = 0; i < cfg->nvips; i++)
+		if (strcmp(cfg->vips[i].name, name) == 0)
+			return cfg->vips[i].line;
+	return 0;
+}
+
+/* [pool NAME] or [vip NAME]; a section in error is skipped whole, so one
+ * mistake in a header does not cascade into an error per key. */
+static enum config_section config_open_named(struct loader *ld, enum config_section sec,
+					     const char *kind, const char *name)
+{
+	int first;
+
+	if (*name == '\0') {
+		config_error(ld, ld->line, "section [%s] needs a name: [%s NAME]", kind, kind);
+		return SEC_SKIP;
+	}
+	if (!config_name_ok(name)) {
+		config_error(ld, ld->line, "bad %s name '%s': expected " NAME_RULE, kind, name);
+		return SEC_SKIP;
+	}
+	if ((first = config_find_named(ld->cfg, sec, name))) {
+		config_error(ld, ld->line, "duplicate %s %s (first on line %d)", kind, name, first);
+		return SEC_SKIP;
+	}
+	ld->cur = config_add_named(ld, sec, name);
+	if (ld->cur < 0) {
+		ld->oom = true;
+		return SEC_SKIP;
+	}
+	memset(ld->sect_seen, 0, sizeof(ld->sect_seen));
+	ld->seen = ld->sect_seen;
+	config_apply_defaults(ld, sec);
+	return sec;
+}
+
+/* INNER is the text between '[' and ']': "KIND" or "KIND NAME". */
+static void config_open_section(struct loader *ld, char *inner)
+{
+	char *kind = inner + strspn(inner, " \t");
+	char *name = kind + strcspn(kind, " \t");
+
+	if (*name)
+		*name++ = '\0';
+	name += strspn(name, " \t");
+	for (char *e = name + strlen(name); e > name && (e[-1] == ' ' || e[-1] == '\t');)
+		*--e = '\0';
+
+	if (strcmp(kind, "global") == 0) {
+		if (*name)
+			config_error(ld, ld->line, "section [global] takes no name, got '%s'",
+				     name);
+		ld->seen = ld->global_seen;
+		ld->section = SEC_GLOBAL;
+	} else if (strcmp(kind, "pool") == 0) {
+		ld->section = config_open_named(ld, SEC_POOL, kind, name);
+	} else if (strcmp(kind, "vip") == 0) {
+		ld->section = config_open_named(ld, SEC_VIP, kind, name);
+	} else {
+		config_error(ld, ld->line,
+			     "unknown section kind '[%s]': expected [global], [pool NAME] or "
+			     "[vip NAME]",
+			     kind);
+		ld->section = SEC_SKIP;
+	}
+}
+
+/* ---- reading lines ---- */
+
+/* inih's inline comments: ';' at the start or after a space or tab. */
+static char *config_inline_comment(char *p)
+{
+	for (char *c = strchr(p, ';'); c; c = strchr(c + 1, ';'))
+		if (c == p || c[-1] == ' ' || c[-1] == '\t')
+			return c;
+	return NULL;
+}
+
+/* Looks at a line before inih does, mirroring how inih will read it: returns
+ * false for a line inih would refuse without calling the handler. */
+static bool config_classify(struct loader *ld, char *s)
+{
+	char *p = s + strspn(s, " \t");
+
+	if (*p == '\0' || *p == ';' || *p == '#')
+		return true;
+	if (ld->after_key && p > s) {
+		/* inih hands it to the handler as the last key again, but
+		 * Debian's version keeps an inline comment in it. */
+		char *comment = config_inline_comment(p);
+		if (comment)
+			*comment = '\0';
+		return true;
+	}
+	if (*p != '[') {
+		size_t sep = strcspn(p, "=:");
+		char *comment = config_inline_comment(p);
+		if (p[sep] == '\0' || (comment && comment < p + sep)) {
+			config_error(ld, ld->line,
+				     "expected 'key = value' or '[section]', got '%s'", p);
+			return false;
+		}
+		ld->after_key = true;
+		return true;
+	}
+	ld->after_key = false;
+	char *close = strchr(p, ']');
+	if (!close) {
+		config_error(ld, ld->line, "section header without ']': '%s'", p);
+		ld->section = SEC_SKIP;
+		return false;
+	}
+	char *rest = close + 1 + strspn(close + 1, " \t");
+	if (*rest != '\0' && *rest != ';' && *rest != '#')
+		config_error(ld, ld->line, "unexpected text after ']': '%s'", rest);
+	char inner[512];
+	snprintf(inner, sizeof(inner), "%.*s", (int)(close - p - 1), p + 1);
+	config_open_section(ld, inner);
+	return true;
+}
+
+/* inih's ini_reader: one line per call, as fgets() would give it. */
+static char *config_reader(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	ssize_t n = getline(&ld->buf, &ld->cap, ld->in);
+
+	if (n < 0) {
+		if (ferror(ld->in))
+			ld->read_errno = errno;
+		return NULL;
+	}
+	ld->line++;
+	char *s = ld->buf;
+	size_t len = (size_t)n;
+	if (len && s[len - 1] == '\n')
+		s[--len] = '\0';
+	if (len && s[len - 1] == '\r')
+		s[--len] = '\0';
+	if (ld->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3, len -= 3;
+
+	/* inih needs room for "\r\n" and the NUL after the text. */
+	bool ok;
+	if (len + 3 > (size_t)num) {
+		config_error(ld, ld->line, "line too long: %zu characters, at most %d", len,
+			     num - 3);
+		ok = false;
+	} else if (strlen(s) != len) {
+		config_error(ld, ld->line, "line contains a NUL byte");
+		ok = false;
+	} else {
+		ok = config_classify(ld, s);
+	}
+	snprintf(str, (size_t)num, "%s\n", ok ? s : "");
+	return str;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	(void)section; /* inih's copy is cut at 50 bytes: the loader has the real one */
+
+	if (!name || ld->section == SEC_SKIP)
+		return 1;
+	if (ld->section == SEC_NONE) {
+		config_error(ld, ld->line,
+			     "key '%s' outside any section: put it under [global], [pool NAME] "
+			     "or [vip NAME]",
+			     name);
+		return 1;
+	}
+	const struct config_key *k = config_find_key(ld->section, name);
+	if (!k) {
+		const struct config_key *other = config_find_key(SEC_NONE, name);
+		config_error(ld, ld->line, "unknown key '%s' in a %s section%s%s", name,
+			     section_titles[ld->section], other ? ": it belongs in " : "",
+			     other ? section_titles[other->section] : "");
+		return 1;
+	}
+	size_t i = (size_t)(k - config_keys);
+	if (ld->seen[i] && !k->repeat) {
+		config_error(ld, ld->line, "duplicate key '%s' (first on line %d)", name,
+			     ld->seen[i]);
+		return 1;
+	}
+	ld->first = !ld->seen[i];
+	if (!ld->seen[i])
+		ld->seen[i] = ld->line;
+	ld->key = k;
+	if (k->parse(ld, value ? value : "") < 0)
+		config_error(ld, ld->line, "%s", ld->why);
+	return 1;
+}
+
+/* ---- checks once the whole file is read ---- */
+
+static int config_pool_index(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->npools; i++)
+		if (strcmp(cfg->pools[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static bool config_has_family(const struct sockaddr_storage *set, int n, int family)
+{
+	for (int i = 0; i < n; i++)
+		if (set[i].ss_family == family)
+			return true;
+	return false;
+}
+
+/* A server must be reachable from the VIP's source addresses: a snat pool
+ * needs an address of the server's family, and transparent mode reuses the
+ * client's address, so every listen address must share the server's family. */
+static void config_check_families(struct loader *ld, const struct config_vip *v, int line)
+{
+	const struct config_pool *p = &ld->cfg->pools[v->pool];
+	unsigned reported = 0; /* one message per family is enough */
+	char buf[ADDR_STRLEN];
+
+	for (int i = 0; i < p->nservers; i++) {
+		const struct config_server *s = &p->servers[i];
+		int fam = s->addr.ss_family, other = fam == AF_INET ? AF_INET6 : AF_INET;
+		const char *want = fam == AF_INET ? "IPv4" : "IPv6";
+		bool wrong = v->snat == CONFIG_SNAT_POOL
+				 ? !config_has_family(v->snat_addrs, v->nsnat, fam)
+				 : v->snat == CONFIG_SNAT_OFF &&
+				       config_has_family(v->listen, v->nlisten, other);
+
+		if (!wrong || (reported & (1u << (fam == AF_INET))))
+			continue;
+		reported |= 1u << (fam == AF_INET);
+		addr_format((const struct sockaddr *)&s->addr, buf, sizeof(buf));
+		if (v->snat == CONFIG_SNAT_POOL)
+			config_error(ld, line, "vip %s: snat has no %s address for server %s %s",
+				     v->name, want, s->name, buf);
+		else
+			config_error(ld, line,
+				     "vip %s: snat off keeps the client's address, so its listen "
+				     "addresses must all be %s like server %s %s",
+				     v->name, want, s->name, buf);
+	}
+}
+
+static void config_check_vip(struct loader *ld, struct config_vip *v, const struct later_lines *vl)
+{
+	if (v->nlisten == 0 && !vl->given)
+		config_error(ld, v->line, "vip %s has no listen = ADDR:PORT", v->name);
+	if (v->pool_name[0] == '\0') {
+		if (!vl->pool)
+			config_error(ld, v->line, "vip %s has no pool = NAME", v->name);
+		return;
+	}
+	v->pool = config_pool_index(ld->cfg, v->pool_name);
+	if (v->pool < 0) {
+		config_error(ld, vl->pool, "vip %s: pool %s is not defined", v->name, v->pool_name);
+		return;
+	}
+	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
+}
+
+static void config_check(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	for (int i = 0; i < cfg->npools; i++)
+		if (cfg->pools[i].nservers == 0 && !ld->plines[i].given)
+			config_error(ld, cfg->pools[i].line,
+				     "pool %s has no server: add server = NAME ADDR[:PORT]",
+				     cfg->pools[i].name);
+	for (int i = 0; i < cfg->nvips; i++)
+		config_check_vip(ld, &cfg->vips[i], &ld->vlines[i]);
+	if (cfg->nvips == 0 && ld->nerrors == 0)
+		config_error(ld, ld->line > 0 ? ld->line : 1,
+			     "no [vip NAME] section: nothing to serve");
+}
+
+/* ---- public ---- */
+
+int config_load(const char *path, struct config *cfg, FILE *errs)
+{
+	struct loader ld = {.cfg = cfg, .path = path, .errs = errs, .section = SEC_NONE};
+	int ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (!path || !errs)
+		return -EINVAL;
+	if (strlen(path) >= sizeof(cfg->path))
+		return -ENAMETOOLONG;
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	ld.in = fopen(path, "r");
+	if (!ld.in)
+		return -errno;
+	ld.seen = ld.global_seen;
+	config_apply_defaults(&ld, SEC_GLOBAL);
+	ret = ini_parse_stream(config_reader, &ld, config_handler, &ld);
+	if (ret == -2)
+		ld.oom = true;
+	else if (ret > 0 && ld.nerrors == 0) /* inih refused a line we let through */
+		config_error(&ld, ret, "syntax error");
+	ret = ld.read_errno ? -ld.read_errno : ferror(ld.in) ? -EIO : 0;
+	fclose(ld.in);
+	free(ld.buf);
+	if (ret == 0 && !ld.oom)
+		config_check(&ld);
+	free(ld.plines);
+	free(ld.vlines);
+	config_flush_errors(&ld);
+	if (ret == 0)
+		ret = ld.oom ? -ENOMEM : ld.nerrors ? -EINVAL : 0;
+	if (ret < 0)
+		config_free(cfg);
+	return ret;
+}
+
+void config_free(struct config *cfg)
+{
+	for (int i = 0; cfg->pools && i < cfg->npools; i++)
+		free(cfg->pools[i].servers);
+	for (int i = 0; cfg->vips && i < cfg->nvips; i++) {
+		free(cfg->vips[i].listen);
+		free(cfg->vips[i].snat_addrs);
+	}
+	free(cfg->pools);
+	free(cfg->vips);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void config_print_keys(FILE *out)
+{
+	fprintf(out, "| section | key | default | meaning |\n");
+	fprintf(out, "|---|---|---|---|\n");
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		fprintf(out, "| `%s` | `%s` | %s%s%s | %s |\n", section_titles[k->section], k->name,
+			k->def ? "`" : "", k->def ? k->def : "(required)", k->def ? "`" : "",
+			k->desc);
+	}
+}

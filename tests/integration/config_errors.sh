@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# config_errors: `snatproxy -t -c FILE` accepts good configs (every
+# config/*.ini among them) and rejects each kind of mistake with exit status 1
+# and "FILE:LINE: message" on stderr, naming the right line; every row that
+# `snatproxy --keys` prints appears verbatim in docs/configuration.md, and the
+# doc's key table has no row the binary does not print.
+set -u
+cd "$(dirname "$0")/../.."
+if [ -z "${SNATPROXY:-}" ] || [ ! -x "$SNATPROXY" ]; then
+	echo "SNATPROXY (${SNATPROXY:-unset}) is not an executable: build first"
+	exit 77
+fi
+tmp=$(mktemp -d "/tmp/config_errors.$$.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failures=0 cases=0
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+# check FILE: runs `snatproxy -t -c FILE`, leaving its status in $rc and its
+# stderr in $tmp/err.
+check() {
+	rc=0
+	timeout 20 "$SNATPROXY" -t -c "$1" >"$tmp/out" 2>"$tmp/err" || rc=$?
+}
+
+expect_ok() { # FILE
+	cases=$((cases + 1))
+	check "$1"
+	[ "$rc" -eq 0 ] || fail "$1: exit $rc, expected 0; stderr: $(cat "$tmp/err")"
+	[ ! -s "$tmp/err" ] || fail "$1: valid config but stderr says: $(cat "$tmp/err")"
+}
+
+# expect_error LINE TEXT < config: exactly one message, "FILE:LINE: ...TEXT...".
+expect_error() {
+	local line=$1 text=$2 f="$tmp/case$cases.ini"
+	cases=$((cases + 1))
+	cat >"$f"
+	check "$f"
+	if [ "$rc" -ne 1 ]; then
+		fail "case $cases ($text): exit $rc, expected 1; stderr: $(cat "$tmp/err")"
+	elif [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -qF "$f:$line: " "$tmp/err" ||
+		! grep -F "$f:$line: " "$tmp/err" | grep -qF -- "$text"; then
+		fail "case $cases: expected one error \"$f:$line: ...$text...\", got: $(cat "$tmp/err")"
+	fi
+}
+
+pool='[pool p]
+server = a 198.18.0.11'
+vip='[vip v]
+listen = 198.18.0.10:444
+pool = p'
+
+# ---- good configs ----
+for f in config/*.ini; do
+	[ -e "$f" ] && expect_ok "$f"
+done
+cat >"$tmp/good.ini" <<'EOF'
+; every key, with values other than the defaults
+[global]
+workers = 2
+max_connections = 5000
+grace = 30s
+buffer_size = 64k
+buffers = 1024
+log_connections = off
+
+[pool web]
+balance = source
+server = w1 198.18.0.11:8080 weight=2 max_conn=100
+server = w2 [2001:db8::12]:8080 backup
+	w3 198.18.0.13          ; continuation of `server`, no port
+
+[vip front]
+listen = 198.18.0.10:80
+listen = [2001:db8::10]:80
+pool = web
+snat = 198.18.0.20 198.18.0.21
+snat = 2001:db8::20
+timeout_connect = 500ms
+timeout_idle = 2h
+EOF
+expect_ok "$tmp/good.ini"
+
+# ---- one mistake each ----
+expect_error 1 "outside any section" <<EOF
+workers = 2
+$pool
+$vip
+EOF
+expect_error 3 "unknown section kind '[backend]'" <<EOF
+$pool
+[backend b]
+server = x 198.18.0.12
+$vip
+EOF
+expect_error 3 "section [pool] needs a name" <<EOF
+$pool
+[pool]
+server = x 198.18.0.12
+$vip
+EOF
+expect_error 3 "duplicate pool p (first on line 1)" <<EOF
+$pool
+[pool p]
+server = x 198.18.0.12
+$vip
+EOF
+expect_error 6 "duplicate vip v (first on line 3)" <<EOF
+$pool
+$vip
+[vip v]
+listen = 198.18.0.10:443
+pool = p
+EOF
+expect_error 2 "unknown key 'worker' in a [global] section" <<EOF
+[global]
+worker = 4
+$pool
+$vip
+EOF
+expect_error 3 "unknown key 'listen' in a [pool NAME] section" <<EOF
+$pool
+listen = 198.18.0.10:80
+$vip
+EOF
+expect_error 6 "unknown key 'timeout' in a [vip NAME] section" <<EOF
+$pool
+$vip
+timeout = 5s
+EOF
+expect_error 2 "bad value for 'workers': expected auto or a number from 1 to 64, got '65'" <<EOF
+[global]
+workers = 65
+$pool
+$vip
+EOF
+expect_error 2 "bad value for 'buffer_size'" <<EOF
+[global]
+buffer_size = 10000
+$pool
+$vip
+EOF
+expect_error 3 "bad value for 'balance'" <<EOF
+$pool
+balance = fastest
+$vip
+EOF
+expect_error 3 "server b: bad weight" <<EOF
+$pool
+server = b 198.18.0.12 weight=300
+$vip
+EOF
+expect_error 3 "duplicate server name 'a'" <<EOF
+$pool
+server = a 198.18.0.12
+$vip
+EOF
+expect_error 6 "bad value for 'timeout_idle'" <<EOF
+$pool
+$vip
+timeout_idle = 30
+EOF
+expect_error 6 "bad value for 'listen'" <<EOF
+$pool
+$vip
+listen = 198.18.0.10
+EOF
+expect_error 6 "bad value for 'snat'" <<EOF
+$pool
+$vip
+snat = 198.18.0.20:1024
+EOF
+expect_error 1 "pool p has no server" <<EOF
+[pool p]
+$vip
+EOF
+expect_error 3 "vip v has no listen" <<EOF
+$pool
+[vip v]
+pool = p
+EOF
+expect_error 3 "vip v has no pool" <<EOF
+$pool
+[vip v]
+listen = 198.18.0.10:444
+EOF
+expect_error 6 "pool other is not defined" <<EOF
+$pool
+[vip v]
+listen = 198.18.0.10:444
+; the error names the line of the pool key
+pool = other
+EOF
+expect_error 7 "listen 198.18.0.10:444 is already used by vip v (line 3)" <<EOF
+$pool
+$vip
+[vip w]
+listen = 198.18.0.10:444
+pool = p
+EOF
+expect_error 4 "line too long" <<EOF
+$pool
+; the next line is longer than inih's 200-byte line buffer
+server = b 198.18.0.12 ; $(printf '%0250d' 0)
+$vip
+EOF
+expect_error 6 "expected 'key = value' or '[section]'" <<EOF
+$pool
+$vip
+pool p
+EOF
+
+# ---- several mistakes, all in one run ----
+cases=$((cases + 1))
+cat >"$tmp/many.ini" <<'EOF'
+[global]
+workers = lots
+[pool p]
+[vip v]
+listen = 198.18.0.10:80
+pool = missing
+EOF
+check "$tmp/many.ini"
+[ "$rc" -eq 1 ] || fail "many.ini: exit $rc, expected 1"
+for l in 2 3 6; do
+	grep -qF "$tmp/many.ini:$l: " "$tmp/err" || fail "many.ini: no error on line $l: $(cat "$tmp/err")"
+done
+
+# ---- an unreadable file ----
+cases=$((cases + 1))
+check "$tmp/does-not-exist.ini"
+[ "$rc" -eq 1 ] && grep -qF "does-not-exist.ini" "$tmp/err" ||
+	fail "missing file: exit $rc, stderr: $(cat "$tmp/err")"
+
+# ---- the key reference in the docs is the binary's ----
+cases=$((cases + 1))
+doc=docs/configuration.md
+if ! timeout 20 "$SNATPROXY" --keys >"$tmp/keys" || [ ! -s "$tmp/keys" ]; then
+	fail "snatproxy --keys printed nothing"
+elif [ ! -f "$doc" ]; then
+	fail "$doc is missing"
+else
+	while IFS= read -r row; do
+		grep -qxF -- "$row" "$doc" || fail "$doc lacks this row of --keys: $row"
+	done <"$tmp/keys"
+	# Rows of the doc's table that the binary no longer prints are stale.
+	sed -n '/^## Key reference/,/^## /p' "$doc" | grep '^| `\[' | while IFS= read -r row; do
+		grep -qxF -- "$row" "$tmp/keys" || echo "$row"
+	done >"$tmp/stale"
+	[ ! -s "$tmp/stale" ] || fail "$doc has key rows --keys does not print: $(cat "$tmp/stale")"
+fi
+
+echo "$cases cases, $failures failed"
+[ "$failures" -eq 0 ]

@@ -79,8 +79,8 @@ nginx_start() {
 	error_log $d/error.log warn;
 	events { worker_connections 16384; }
 	http {
-	    access_log $T/$name.access peer;
 	    log_format peer '\$remote_addr:\$remote_port \$status';
+	    access_log $T/$name.access peer;
 	    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
 	    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
 	    keepalive_requests 1000000;

@@ -16,7 +16,7 @@ int listener_open(const struct sockaddr *addr, char *why, size_t len)
 	int one = 1, fd, err;
 	char buf[ADDR_STRLEN];
 
-	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		err = errno;
 		snprintf(why, len, "socket: %s", strerror(err));

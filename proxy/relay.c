@@ -74,6 +74,7 @@ struct relay_conn {
 	struct relay_half half[2]; /* [C_CLIENT]: client to server */
 	uint8_t state, end, tries, inflight;
 	uint8_t starved_listed, snat_tries, snat_idx;
+	uint8_t err; /* errno behind an END_CONNECT_ERROR */
 	int16_t server;
 	uint16_t port; /* the VIP port the client connected to */
 	int16_t failed; /* server whose connect failed, avoided on retry */
@@ -206,12 +207,12 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 		addr_format(&sa.sa, vb, sizeof(vb));
 	}
 	log_info("conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu retries=%d end=%s",
+		 "duration_ms=%llu retries=%d end=%s%s%s",
 		 c->vip->cfg->name, addr_format(&c->client.sa, cb, sizeof(cb)),
 		 c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-", name, vb,
 		 (unsigned long long)c->bytes[C_CLIENT], (unsigned long long)c->bytes[C_SERVER],
 		 (unsigned long long)(r->loop->now_ms - c->start_ms), c->tries > 1 ? c->tries - 1 : 0,
-		 relay_end_name[c->end]);
+		 relay_end_name[c->end], c->err ? ":" : "", c->err ? strerrorname_np(c->err) : "");
 }
 
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
@@ -491,6 +492,7 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	balance_release(&p->bal, c->server);
 	c->server = -1;
 	c->end = relay_connect_end(res);
+	c->err = c->end == END_CONNECT_ERROR ? (uint8_t)-res : 0;
 	if (c->tries < 2) {
 		atomic_fetch_add(&p->stats[c->failed].retries, 1);
 		relay_connect(r, c);

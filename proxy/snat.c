@@ -50,10 +50,12 @@ static int snat_bind_transparent(int fd, const struct sockaddr *client)
 	return ret;
 }
 
+/* Blocking sockets: io_uring polls them itself, and on a non-blocking
+ * socket a connect that io_uring retries can complete with EINPROGRESS. */
 int snat_socket(struct runtime_vip *vip, const struct sockaddr *client,
 		const struct sockaddr *server, unsigned idx)
 {
-	int fd = socket(server->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(server->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int ret = 0;
 
 	if (fd < 0)

@@ -1,10 +1,11 @@
 /* balance: choosing a server of a pool for a new connection.
  *
- * Pure logic: no sockets, no I/O. A pool's servers and their shared state
- * (health flags and active-connection counts, both atomic because every worker
- * reads and changes them) live in struct balance_pool; the per-worker part of
- * smooth weighted round robin lives in struct balance_rr, so workers never
- * contend on it. */
+ * Pure logic: no sockets, no I/O. A pool and its shared state (health flags,
+ * active-connection counts, the round-robin cursor: all atomic, because every
+ * worker reads and changes them) live in struct balance_pool. Round robin is
+ * pool-wide, not per worker, so that consecutive clients alternate between
+ * servers whichever worker accepted them: the smooth weighted sequence is
+ * computed once at start and the workers share one atomic cursor into it. */
 #ifndef SNATPROXY_BALANCE_H
 #define SNATPROXY_BALANCE_H
 
@@ -29,10 +30,19 @@ struct balance_server {
 	bool backup;
 };
 
+/* Servers taking part in one round: the primaries, or the backups. */
+struct balance_tier {
+	uint16_t *sched; /* smooth weighted round robin's sequence, sum(weight) long */
+	int sched_len;
+	_Atomic uint64_t next; /* round robin's cursor into sched */
+	_Atomic unsigned ties; /* leastconn: rotates the start among equals */
+};
+
 struct balance_pool {
 	enum config_balance algo;
 	int n;
 	struct balance_server *srv;
+	struct balance_tier tier[2]; /* [0] primaries, [1] backups */
 	/* Consistent-hash ring for CONFIG_BALANCE_SOURCE: points sorted by hash,
 	 * each owned by a server; a server's points are spread by its weight. */
 	uint32_t *ring_hash;
@@ -40,17 +50,9 @@ struct balance_pool {
 	int ring_len;
 };
 
-struct balance_rr {
-	int n;
-	int *current; /* smooth weighted round robin's running weights */
-};
-
 /* Builds a pool from its configuration. Returns 0 or -ENOMEM / -EINVAL. */
 int balance_pool_init(struct balance_pool *p, const struct config_pool *cfg);
 void balance_pool_free(struct balance_pool *p);
-
-int balance_rr_init(struct balance_rr *rr, const struct balance_pool *p);
-void balance_rr_free(struct balance_rr *rr);
 
 /* The key CONFIG_BALANCE_SOURCE hashes: the client's address without port. */
 uint32_t balance_hash_addr(const struct sockaddr *client);
@@ -59,7 +61,7 @@ uint32_t balance_hash_addr(const struct sockaddr *client);
  * servers, and counts the connection in its `active` (which also enforces
  * max_conn without a lock). Returns the server index, or -EAGAIN when no
  * server can take the connection. `key` is used by CONFIG_BALANCE_SOURCE. */
-int balance_pick(struct balance_pool *p, struct balance_rr *rr, uint32_t key, int avoid);
+int balance_pick(struct balance_pool *p, uint32_t key, int avoid);
 
 /* The connection counted by balance_pick on server i has ended. */
 void balance_release(struct balance_pool *p, int i);

@@ -32,7 +32,6 @@ struct relay {
 	struct loop *loop;
 	struct runtime *rt;
 	int worker;
-	struct balance_rr *rr;    /* per pool */
 	struct relay_lru *lru;    /* per VIP */
 	struct relay_conn *starved; /* waiting for provided buffers */
 	unsigned snat_cursor;

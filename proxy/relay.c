@@ -105,11 +105,6 @@ static inline int vip_index(struct relay *r, struct relay_conn *c)
 	return (int)(c->vip - r->rt->vips);
 }
 
-static inline int pool_index(struct relay *r, struct relay_conn *c)
-{
-	return (int)(c->vip->pool - r->rt->pools);
-}
-
 /* ---- bookkeeping: LRU for idle timeouts, the starved list ---- */
 
 static void lru_unlink(struct relay_lru *q, struct relay_conn *c)
@@ -534,8 +529,7 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	int fd;
 
 	if (c->server < 0) {
-		int s = balance_pick(&p->bal, &r->rr[pool_index(r, c)],
-				     balance_hash_addr(&c->client.sa), c->failed);
+		int s = balance_pick(&p->bal, balance_hash_addr(&c->client.sa), c->failed);
 		if (s < 0) {
 			relay_close(r, c, c->tries ? c->end : END_NO_SERVER, 1u << C_CLIENT);
 			return;
@@ -692,17 +686,9 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
-	r->rr = calloc((size_t)cfg->npools, sizeof(*r->rr));
 	r->lru = calloc((size_t)cfg->nvips, sizeof(*r->lru));
-	if (!r->rr || !r->lru) {
-		relay_free(r);
+	if (!r->lru)
 		return -ENOMEM;
-	}
-	for (int i = 0; i < cfg->npools; i++)
-		if (balance_rr_init(&r->rr[i], &rt->pools[i].bal) < 0) {
-			relay_free(r);
-			return -ENOMEM;
-		}
 	l->ctx = r;
 	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
 	loop_on(l, LOOP_OP_CONNECT, relay_on_connect_cqe);
@@ -716,11 +702,7 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 
 void relay_free(struct relay *r)
 {
-	for (int i = 0; r->rr && i < r->rt->cfg->npools; i++)
-		balance_rr_free(&r->rr[i]);
-	free(r->rr);
 	free(r->lru);
-	r->rr = NULL;
 	r->lru = NULL;
 }
 

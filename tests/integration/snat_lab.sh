@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The SNAT lab (tests/lab/lab.sh, docs/snat.md): the seed's pool in network
 # namespaces, the proxy holding the VIP on the front-ends' LAN.
 #   snat = auto: every request succeeds from fe1 (the hairpin), from a client
@@ -28,6 +29,7 @@ ip netns del "$probe"
 # shellcheck source=tests/lab/lab.sh
 . "$here/lab/lab.sh"
 failed=0
+# shellcheck disable=SC2317 # called by the EXIT trap
 keep_on_failure() { # EXIT-STATUS
 	local dest
 	if [ "$1" -ne 0 ] && [ -n "${out:-}" ] && [ -d "$out" ]; then
@@ -60,7 +62,7 @@ done
 # snat = auto: everything works, both front-ends answer, the servers see the
 # proxy, and replies come only from the VIP.
 for key in hairpin lan routed; do
-	read -r ok total by seen < <(tally auto "$key")
+	read -r ok _ by seen < <(tally auto "$key")
 	[ "$ok" -eq "$N" ] || fail "snat = auto, $key: $ok of $N requests succeeded"
 	[[ $by == *fe1* && $by == *fe2* ]] || fail "snat = auto, $key: not both front-ends answered ($by)"
 	[ "$seen" = "$LAB_VIP" ] || fail "snat = auto, $key: the servers saw $seen, not the proxy's $LAB_VIP"
@@ -77,7 +79,7 @@ done
 # snat = off: the LAN callers fail, and their captures say why.
 for c in hairpin:fe1 lan:client; do
 	key=${c%%:*}; node=${c#*:}; caller=$(lab_addr_of "$node")
-	read -r ok total by seen < <(tally off "$key")
+	read -r ok _ by seen < <(tally off "$key")
 	[ "$ok" -eq 0 ] || fail "snat = off, $key: $ok of $N requests succeeded, expected none (replies should bypass the proxy)"
 	r=$(lab_resets "$out/off-$node.pcap" "$caller")
 	[ "$r" -gt 0 ] || fail "snat = off, $key: no reset from $node ($caller) in its capture"
@@ -90,7 +92,7 @@ done
 
 # snat = off, routed: the proxy is the servers' route to the client, so
 # transparency works and the servers see the client's own address.
-read -r ok total by seen < <(tally off routed)
+read -r ok _ by seen < <(tally off routed)
 [ "$ok" -eq "$N" ] || fail "snat = off, routed: $ok of $N requests succeeded"
 [[ $by == *fe1* && $by == *fe2* ]] || fail "snat = off, routed: not both front-ends answered ($by)"
 [ "$seen" = "$LAB_RCLIENT" ] || fail "snat = off, routed: the servers saw $seen, not the client's $LAB_RCLIENT"

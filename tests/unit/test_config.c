@@ -485,6 +485,9 @@ static void test_print_keys(void)
 	    "listen",	    "pool",
 	    "snat",	    "timeout_connect",
 	    "timeout_idle",
+	    "check", "check_port", "check_path", "check_method", "check_host", "check_expect",
+	    "check_body", "check_interval", "check_timeout", "check_rise", "check_fall",
+	    "check_cert", "check_key", "check_ca",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "health.h"
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
@@ -439,6 +440,7 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
 	atomic_fetch_add(&c->vip->pool->stats[c->server].conns, 1);
+	health_passive(c->vip->pool, c->server, true, 0);
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
 	} else if (r->rt->cfg->log_connections) {
@@ -483,6 +485,7 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	if (res == -ECANCELED || res == -ETIMEDOUT)
 		snat_transparent_hint(c->vip, &sa.sa);
 	atomic_fetch_add(&p->stats[c->server].connect_fail, 1);
+	health_passive(p, c->server, false, res);
 	c->failed = c->server;
 	balance_release(&p->bal, c->server);
 	c->server = -1;

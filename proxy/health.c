@@ -355,7 +355,7 @@ static void health_tls_info(const SSL *ssl, int where, int ret)
 {
 	struct health_check *c = SSL_get_app_data(ssl);
 
-	if (c && (where & SSL_CB_READ_ALERT) && (ret >> 8) == SSL3_AL_FATAL)
+	if (c && (where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (ret >> 8) == SSL3_AL_FATAL)
 		c->alert = SSL_alert_desc_string_long(ret);
 }
 

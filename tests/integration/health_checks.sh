@@ -88,8 +88,11 @@ wait_for 3 grep -q "of pool body is DOWN: body mismatch: .* lacks 'MCUFactory'" 
 wait_for 3 grep -q "server dead 127.0.0.9:$P of pool nothing is DOWN: connection refused" "$T/proxy.log"
 
 info "stop fe2: down within interval * fall + timeout = 700 ms, once, with its cause"
-t0=$(now_ms)
+# Timed from the moment fe2 stops listening: nginx's master takes a few
+# hundred ms to close its sockets after SIGTERM.
 kill -TERM "$PID_nginx_fe2"
+wait_for 5 eval '! listening 127.0.0.3 "$Q"'
+t0=$(now_ms)
 wait_for 5 grep -q "server fe2 .* of pool web is DOWN" "$T/proxy.log"
 dt=$(($(now_ms) - t0))
 echo "fe2 marked down after ${dt} ms"

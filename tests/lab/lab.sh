@@ -274,6 +274,7 @@ lab_up() {
 
 # lab_proxy_start BINARY MODE: the proxy in its namespace with snat = MODE
 # (auto or off), log in $LAB_DIR/proxy-MODE.log; waits for the VIP.
+# LAB_POOL_EXTRA, when set, holds more lines for the pool (health checks).
 lab_proxy_start() {
 	local bin=$1 mode=$2 cfg=$LAB_DIR/proxy-$2.ini pid
 	cat >"$cfg" <<-EOF
@@ -284,6 +285,7 @@ lab_proxy_start() {
 
 	[pool frontends]
 	balance = roundrobin
+	${LAB_POOL_EXTRA:-}
 	server = fe1 $LAB_FE1
 	server = fe2 $LAB_FE2
 

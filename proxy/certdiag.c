@@ -13,13 +13,13 @@
 #include <openssl/x509v3.h>
 
 const char certdiag_advice[] =
-	"A front-end calling the MCU factory (https://POOL:444/LiveServer/MCUFactory/) presents "
-	"its certificate as a TLS client; without the Client Authentication purpose the call "
-	"fails and the conferencing servers log event 61013 (failed to send health "
-	"notifications to the MCU factory). Issue the certificate with both Server "
-	"Authentication and Client Authentication in its extended key usage, and make sure "
-	"the issuing root is trusted for Client Authentication too (a root whose properties "
-	"allow Server Authentication only causes the same failure).";
+    "A front-end calling the MCU factory (https://POOL:444/LiveServer/MCUFactory/) presents "
+    "its certificate as a TLS client; without the Client Authentication purpose the call "
+    "fails and the conferencing servers log event 61013 (failed to send health "
+    "notifications to the MCU factory). Issue the certificate with both Server "
+    "Authentication and Client Authentication in its extended key usage, and make sure "
+    "the issuing root is trusted for Client Authentication too (a root whose properties "
+    "allow Server Authentication only causes the same failure).";
 
 const char *certdiag_verify_string(int err)
 {
@@ -68,7 +68,7 @@ static void certdiag_key(X509 *x, const char *cert, const char *key, struct cert
 }
 
 /* Verifies X with its CHAIN for one use; returns X509_V_OK or the error. */
-static int certdiag_verify(X509_STORE *store, X509 *x, STACK_OF(X509) *chain, int purpose,
+static int certdiag_verify(X509_STORE *store, X509 *x, STACK_OF(X509) * chain, int purpose,
 			   int *len)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -86,11 +86,11 @@ static int certdiag_verify(X509_STORE *store, X509 *x, STACK_OF(X509) *chain, in
 	return err;
 }
 
-static void certdiag_chain(X509 *x, STACK_OF(X509) *chain, const char *ca, struct certdiag *d)
+static void certdiag_chain(X509 *x, STACK_OF(X509) * chain, const char *ca, struct certdiag *d)
 {
 	X509_STORE *store = X509_STORE_new();
 	bool ok = store && (ca && *ca ? X509_STORE_load_file(store, ca) == 1
-				    : X509_STORE_set_default_paths(store) == 1);
+				      : X509_STORE_set_default_paths(store) == 1);
 
 	d->chain_checked = ok;
 	if (ok) {
@@ -151,8 +151,9 @@ static const char *certdiag_use(const struct certdiag *d, bool client)
 					   : "yes (extended key usage includes serverAuth)"
 				  : "yes (no extended key usage: any purpose)";
 	if (d->has_eku)
-		return client ? "NO: its extended key usage lacks clientAuth (Client Authentication)"
-			      : "NO: its extended key usage lacks serverAuth (Server Authentication)";
+		return client
+			   ? "NO: its extended key usage lacks clientAuth (Client Authentication)"
+			   : "NO: its extended key usage lacks serverAuth (Server Authentication)";
 	return "NO: its key usage or Netscape certificate type forbids it";
 }
 
@@ -165,14 +166,17 @@ static bool certdiag_print_chain(const struct certdiag *d, const char *ca, FILE 
 		return false;
 	}
 	if (d->chain_server == X509_V_OK && d->chain_client == X509_V_OK) {
-		fprintf(out, "  chain:       verified against %s (%d certificates), for both uses\n",
+		fprintf(out,
+			"  chain:       verified against %s (%d certificates), for both uses\n",
 			store, d->chain_len);
 		return true;
 	}
 	fprintf(out, "  chain as server: %s\n",
-		d->chain_server == X509_V_OK ? "verified" : certdiag_verify_string(d->chain_server));
+		d->chain_server == X509_V_OK ? "verified"
+					     : certdiag_verify_string(d->chain_server));
 	fprintf(out, "  chain as client: %s\n",
-		d->chain_client == X509_V_OK ? "verified" : certdiag_verify_string(d->chain_client));
+		d->chain_client == X509_V_OK ? "verified"
+					     : certdiag_verify_string(d->chain_client));
 	fprintf(out, "  (verified against %s)\n", store);
 	return false;
 }
@@ -185,11 +189,14 @@ int certdiag_print(const struct certdiag *d, const char *cert, const char *key, 
 	fprintf(out, "certificate %s\n", cert);
 	fprintf(out, "  subject:     %s\n  issuer:      %s\n", d->subject, d->issuer);
 	fprintf(out, "  valid:       %s to %s%s\n", d->not_before, d->not_after,
-		d->expired ? ": EXPIRED" : d->not_yet_valid ? ": NOT YET VALID" : "");
+		d->expired	   ? ": EXPIRED"
+		: d->not_yet_valid ? ": NOT YET VALID"
+				   : "");
 	good = !d->expired && !d->not_yet_valid;
 	switch (d->key) {
 	case CERTDIAG_KEY_MATCH:
-		fprintf(out, "  private key: %s matches\n", key && *key ? key : "(in the same file)");
+		fprintf(out, "  private key: %s matches\n",
+			key && *key ? key : "(in the same file)");
 		break;
 	case CERTDIAG_KEY_MISMATCH:
 		fprintf(out, "  private key: %s DOES NOT MATCH this certificate\n",

@@ -26,7 +26,7 @@
 #include "http.h"
 #include "log.h"
 
-#define HEALTH_NET_BUF 8192 /* TLS bytes moved per send or receive */
+#define HEALTH_NET_BUF	 8192 /* TLS bytes moved per send or receive */
 #define HEALTH_CAUSE_MAX 1024
 
 enum health_state { ST_WAIT, ST_CONNECT, ST_SEND, ST_RECV };
@@ -37,7 +37,7 @@ struct health_server {
 
 struct health_pool {
 	const struct config_pool *cfg;
-	SSL_CTX *ctx;        /* https only */
+	SSL_CTX *ctx;	     /* https only */
 	bool cert_no_client; /* check_cert lacks the clientAuth purpose */
 	struct health_server *srv;
 };
@@ -74,10 +74,10 @@ struct health_check {
 };
 
 static const char *const health_type_name[] = {
-	[CONFIG_CHECK_NONE] = "none",
-	[CONFIG_CHECK_TCP] = "tcp",
-	[CONFIG_CHECK_HTTP] = "http",
-	[CONFIG_CHECK_HTTPS] = "https",
+    [CONFIG_CHECK_NONE] = "none",
+    [CONFIG_CHECK_TCP] = "tcp",
+    [CONFIG_CHECK_HTTP] = "http",
+    [CONFIG_CHECK_HTTPS] = "https",
 };
 
 static void health_arm_wait(struct health_check *c, uint64_t delay_ms);
@@ -115,8 +115,9 @@ static void health_mark_up(struct health_check *c)
 
 	atomic_fetch_and(&bs->flags, ~(unsigned)BALANCE_DOWN);
 	c->seen_down = false;
-	log_info("%s is UP: %d successful %s check%s in a row", health_server_text(c, who, sizeof(who)),
-		 c->rise_n, health_type_name[c->cfg->type], c->rise_n > 1 ? "s" : "");
+	log_info("%s is UP: %d successful %s check%s in a row",
+		 health_server_text(c, who, sizeof(who)), c->rise_n, health_type_name[c->cfg->type],
+		 c->rise_n > 1 ? "s" : "");
 }
 
 /* Counts a check's result toward rise or fall. The server's state is read
@@ -167,8 +168,8 @@ static void health_done(struct health_check *c, bool ok)
 	health_arm_wait(c, next > now ? next - now : 1);
 }
 
-static void __attribute__((format(printf, 2, 3))) health_fail(struct health_check *c, const char *fmt,
-								 ...)
+static void __attribute__((format(printf, 2, 3)))
+health_fail(struct health_check *c, const char *fmt, ...)
 {
 	va_list ap;
 	size_t n;
@@ -179,10 +180,11 @@ static void __attribute__((format(printf, 2, 3))) health_fail(struct health_chec
 	n = strlen(c->cause);
 	/* The seed's cause, named wherever a mutual-TLS check fails with it. */
 	if (c->rp->health->cert_no_client && n < sizeof(c->cause))
-		snprintf(c->cause + n, sizeof(c->cause) - n,
-			 "; check_cert %s lacks the clientAuth purpose (Client Authentication), the "
-			 "likely cause: see snatproxy -C",
-			 c->cfg->cert);
+		snprintf(
+		    c->cause + n, sizeof(c->cause) - n,
+		    "; check_cert %s lacks the clientAuth purpose (Client Authentication), the "
+		    "likely cause: see snatproxy -C",
+		    c->cfg->cert);
 	health_done(c, false);
 }
 
@@ -326,8 +328,8 @@ static bool health_response(struct health_check *c)
 	const char *why;
 	unsigned flags = (c->cfg->method == CONFIG_METHOD_HEAD ? HTTP_NO_BODY : 0) |
 			 (c->cfg->body[0] ? 0 : HTTP_HEADERS_ONLY);
-	int ret = http_parse_response(c->in, c->in_len, c->eof, flags, c->body, sizeof(c->body),
-				      &r, &why);
+	int ret = http_parse_response(c->in, c->in_len, c->eof, flags, c->body, sizeof(c->body), &r,
+				      &why);
 
 	if (ret == 0)
 		return false;
@@ -382,8 +384,9 @@ static void health_tls_error(struct health_check *c)
 	if (c->alert)
 		health_fail(c, "TLS alert from the server: %s", c->alert);
 	else if (verify != X509_V_OK)
-		health_fail(c, "certificate verify failure: %s (server certificate for '%s', checked "
-			       "against %s)",
+		health_fail(c,
+			    "certificate verify failure: %s (server certificate for '%s', checked "
+			    "against %s)",
 			    certdiag_verify_string((int)verify), host,
 			    c->cfg->ca[0] ? c->cfg->ca : "the system's CA store");
 	else if (c->eof)
@@ -606,30 +609,35 @@ static int health_examine_cert(struct health_pool *hp, const struct config *cfg,
 		return 1;
 	}
 	if (d.key == CERTDIAG_KEY_MISMATCH)
-		n++, health_msg(errs, cfg, kline, "pool %s: the private key in %s does not match check_cert %s",
-				pool, c->key[0] ? c->key : c->cert, c->cert);
+		n++, health_msg(errs, cfg, kline,
+				"pool %s: the private key in %s does not match check_cert %s", pool,
+				c->key[0] ? c->key : c->cert, c->cert);
 	else if (d.key == CERTDIAG_KEY_BAD)
-		n++, health_msg(errs, cfg, kline, "pool %s: check_key %s: %s", pool, c->key, d.key_why);
+		n++, health_msg(errs, cfg, kline, "pool %s: check_key %s: %s", pool, c->key,
+				d.key_why);
 	else if (d.key == CERTDIAG_KEY_NONE)
 		n++, health_msg(errs, cfg, c->cert_line,
 				"pool %s: no private key in check_cert %s: give check_key = FILE",
 				pool, c->cert);
 	if (d.expired)
-		n++, health_msg(errs, cfg, c->cert_line, "pool %s: check_cert %s expired on %s", pool,
-				c->cert, d.not_after);
+		n++, health_msg(errs, cfg, c->cert_line, "pool %s: check_cert %s expired on %s",
+				pool, c->cert, d.not_after);
 	if (d.not_yet_valid)
-		n++, health_msg(errs, cfg, c->cert_line, "pool %s: check_cert %s is not valid before %s",
-				pool, c->cert, d.not_before);
+		n++, health_msg(errs, cfg, c->cert_line,
+				"pool %s: check_cert %s is not valid before %s", pool, c->cert,
+				d.not_before);
 	if (!d.client_ok) {
 		hp->cert_no_client = true;
-		health_msg(errs, cfg, c->cert_line,
-			   "warning: pool %s: check_cert %s cannot be used for client authentication: "
-			   "%s; servers that verify client certificates will refuse the https checks, "
-			   "the usual cause of failed MCU health notifications (event 61013); see "
-			   "snatproxy -C %s",
-			   pool, c->cert,
-			   d.has_eku ? "its extended key usage lacks clientAuth" : "its key usage forbids it",
-			   c->cert);
+		health_msg(
+		    errs, cfg, c->cert_line,
+		    "warning: pool %s: check_cert %s cannot be used for client authentication: "
+		    "%s; servers that verify client certificates will refuse the https checks, "
+		    "the usual cause of failed MCU health notifications (event 61013); see "
+		    "snatproxy -C %s",
+		    pool, c->cert,
+		    d.has_eku ? "its extended key usage lacks clientAuth"
+			      : "its key usage forbids it",
+		    c->cert);
 	}
 	return n;
 }
@@ -654,8 +662,9 @@ static int health_tls_ctx(struct health_pool *hp, const struct config *cfg, FILE
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (c->ca[0] ? SSL_CTX_load_verify_locations(ctx, c->ca, NULL) != 1
 		     : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		health_msg(errs, cfg, c->ca_line, "pool %s: check_ca %s: cannot load CA certificates: %s",
-			   pool, c->ca, health_ssl_reason());
+		health_msg(errs, cfg, c->ca_line,
+			   "pool %s: check_ca %s: cannot load CA certificates: %s", pool, c->ca,
+			   health_ssl_reason());
 		ERR_clear_error();
 		return -EINVAL;
 	}
@@ -731,7 +740,8 @@ static int health_add(struct health_worker *h, struct runtime_pool *rp, int s, i
 	if (cfg->port)
 		addr_set_port(&c->addr.sa, cfg->port);
 	/* Spread the first checks a little, so they do not all start at once. */
-	health_arm_wait(c, 1 + (uint64_t)(g * 37) % (cfg->interval_ms < 1000 ? cfg->interval_ms : 1000));
+	health_arm_wait(c, 1 + (uint64_t)(g * 37) %
+				   (cfg->interval_ms < 1000 ? cfg->interval_ms : 1000));
 	return 0;
 }
 
@@ -787,10 +797,13 @@ void health_worker_free(struct health_worker *h)
 static const char *health_errno_text(int err)
 {
 	switch (err) {
-	case -ECONNREFUSED: return "connection refused";
+	case -ECONNREFUSED:
+		return "connection refused";
 	case -ECANCELED:
-	case -ETIMEDOUT: return "connect timeout";
-	default: return strerror(-err);
+	case -ETIMEDOUT:
+		return "connect timeout";
+	default:
+		return strerror(-err);
 	}
 }
 

@@ -23,7 +23,8 @@ static void check_prefixes(const char *text, unsigned flags)
 {
 	size_t n = strlen(text);
 	for (size_t i = 0; i < n; i++) {
-		int ret = http_parse_response(text, i, false, flags, body, sizeof(body), &resp, &why);
+		int ret =
+		    http_parse_response(text, i, false, flags, body, sizeof(body), &resp, &why);
 		if (ret != 0)
 			fprintf(stderr, "prefix %zu of %.20s...: %d\n", i, text, ret);
 		CHECK_EQ(ret, 0);
@@ -61,7 +62,8 @@ static void test_good(void)
 
 	/* HEAD: Content-Length announces a body that never comes. */
 	CHECK_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", false, HTTP_NO_BODY), 1);
-	CHECK_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", false, HTTP_HEADERS_ONLY), 1);
+	CHECK_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", false, HTTP_HEADERS_ONLY),
+		 1);
 	CHECK_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", false, 0), 0);
 }
 
@@ -96,8 +98,8 @@ static void test_garbage(void)
 			junk[i] = (char)(rand() % 4 ? "HTP/1. 02\r\n:;0aC"[rand() % 17] : rand());
 		if (round % 2)
 			memcpy(junk, "HTTP/1.1 200 OK\r\n", n < 17 ? n : 17);
-		int ret = http_parse_response(junk, n, round % 3 == 0, 0, body, sizeof(body),
-					      &resp, &why);
+		int ret = http_parse_response(junk, n, round % 3 == 0, 0, body, sizeof(body), &resp,
+					      &why);
 		CHECK(ret >= -EMSGSIZE && ret <= 1);
 	}
 }
@@ -120,16 +122,16 @@ static void test_oversized(void)
 	size_t n = (size_t)snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\n");
 	while (n + 20 < sizeof(big))
 		n += (size_t)snprintf(big + n, sizeof(big) - n, "X-Padding: aaaaaa\r\n");
-	CHECK_EQ(http_parse_response(big, HTTP_RESPONSE_MAX, false, 0, body, sizeof(body), &resp,
-				     &why),
-		 -EMSGSIZE);
+	CHECK_EQ(
+	    http_parse_response(big, HTTP_RESPONSE_MAX, false, 0, body, sizeof(body), &resp, &why),
+	    -EMSGSIZE);
 	CHECK_STR(why, "response larger than 16 KiB");
 	/* A body that is announced larger than the buffer can hold. */
 	n = (size_t)snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
 	memset(big + n, 'b', HTTP_RESPONSE_MAX - n);
-	CHECK_EQ(http_parse_response(big, HTTP_RESPONSE_MAX, false, 0, body, sizeof(body), &resp,
-				     &why),
-		 -EMSGSIZE);
+	CHECK_EQ(
+	    http_parse_response(big, HTTP_RESPONSE_MAX, false, 0, body, sizeof(body), &resp, &why),
+	    -EMSGSIZE);
 	/* ... unless the body is not wanted. */
 	CHECK_EQ(http_parse_response(big, HTTP_RESPONSE_MAX, false, HTTP_HEADERS_ONLY, body,
 				     sizeof(body), &resp, &why),
@@ -138,8 +140,8 @@ static void test_oversized(void)
 	memset(big, 'r', sizeof(big));
 	memcpy(big, "HTTP/1.1 500 ", 13);
 	memcpy(big + 1000, "\r\n\r\n", 4);
-	CHECK_EQ(http_parse_response(big, 1004, false, HTTP_HEADERS_ONLY, body, sizeof(body),
-				     &resp, &why),
+	CHECK_EQ(http_parse_response(big, 1004, false, HTTP_HEADERS_ONLY, body, sizeof(body), &resp,
+				     &why),
 		 1);
 	CHECK_EQ(strlen(resp.status_line), HTTP_STATUS_LINE_MAX - 1);
 }

@@ -292,6 +292,10 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = r->loop->bgid;
 	sqe->ioprio |= IORING_RECV_MULTISHOT;
+	/* A bundle takes as many buffers as the socket has data for in one
+	 * completion: fewer completions and system calls for bulk transfers. */
+	if (r->loop->bundles)
+		sqe->ioprio |= IORING_RECVSEND_BUNDLE;
 	io_uring_sqe_set_data64(sqe, loop_ud(c, recv_op(d)));
 	h->flags = (uint8_t)((h->flags | H_RECV) & ~(H_STARVED | H_CANCELLING));
 	c->inflight++;
@@ -327,17 +331,32 @@ static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 	relay_flush(r, c, d);
 }
 
+struct relay_take {
+	struct loop *l;
+	struct relay_half *h; /* NULL: closing, the data goes nowhere */
+};
+
+static void relay_take_buf(void *arg, uint16_t bid, uint32_t len)
+{
+	struct relay_take *t = arg;
+	if (t->h)
+		half_push(t->l, t->h, bid, len);
+	else
+		loop_buf_put(t->l, bid);
+}
+
 static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
 {
 	struct relay_half *h = &c->half[d];
-	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	struct relay_take t = {r->loop, c->state == S_CLOSING ? NULL : h};
 
-	r->loop->buf_free--;
-	if (c->state == S_CLOSING) {
-		loop_buf_put(r->loop, bid);
-		return;
+	if (loop_recv_bufs(r->loop, cqe, relay_take_buf, &t) < 0 && r->loop->bundles) {
+		log_warn("worker %d: a receive's buffers were not where the ring said; "
+			 "receiving without bundles from now on", r->worker);
+		r->loop->bundles = false;
 	}
-	half_push(r->loop, h, bid, (uint32_t)cqe->res);
+	if (!t.h)
+		return;
 	c->bytes[d] += (unsigned)cqe->res;
 	relay_touch(r, c);
 	relay_flush(r, c, d);

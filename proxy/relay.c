@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -394,6 +396,24 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 
 /* ---- sending ---- */
 
+/* Should the server connection end with a reset rather than our FIN? When
+ * the server closed first, a FIN from us would leave its side in TIME_WAIT
+ * for a minute, holding the 4-tuple of our SNAT address and port: a later
+ * connection that reuses the port then meets that TIME_WAIT, which may drop
+ * its SYN (PAWS), and the retransmit costs a second. That is how new
+ * connection rates through a SNAT address collapse under sustained load. A
+ * reset leaves nothing behind; it is safe once the server has finished
+ * sending and has acknowledged all we sent (what it has not read yet stays
+ * readable to it). */
+static bool relay_server_done(struct relay_conn *c)
+{
+	int unacked = 1;
+
+	if (!(c->half[C_SERVER].flags & H_SHUT))
+		return false;
+	return ioctl(c->fd[C_SERVER], SIOCOUTQ, &unacked) == 0 && unacked == 0;
+}
+
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
@@ -411,6 +431,10 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 		return;
 	}
 	if ((h->flags & (H_EOF | H_SHUT)) == H_EOF) {
+		if (d == C_CLIENT && relay_server_done(c)) {
+			relay_close(r, c, c->end, 1u << C_SERVER);
+			return;
+		}
 		shutdown(c->fd[1 - d], SHUT_WR);
 		h->flags |= H_SHUT;
 		relay_check_done(r, c);

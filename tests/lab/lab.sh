@@ -282,6 +282,7 @@ lab_proxy_start() {
 	[global]
 	workers = 1
 	grace = 1s
+	max_connections = 5000
 
 	[pool frontends]
 	balance = roundrobin

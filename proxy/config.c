@@ -140,7 +140,7 @@ static const struct config_key config_keys[] = {
     {SEC_POOL, "check_expect", parse_check_expect, "200-399", false,
      "Status codes that mean up: codes and ranges separated by commas, such as 200-299,405."},
     {SEC_POOL, "check_body", parse_check_body, "", false,
-     "Text the response body must contain (first 16 KiB of the response); empty: any body."},
+     "Text the response body must contain (the response must fit in 16 KiB); empty: any body."},
     {SEC_POOL, "check_interval", parse_check_interval, "2s", false,
      "Time between the starts of two checks of a server (10ms..1d)."},
     {SEC_POOL, "check_timeout", parse_check_timeout, "1s", false,

@@ -157,6 +157,17 @@ static const char *certdiag_use(const struct certdiag *d, bool client)
 	return "NO: its key usage or Netscape certificate type forbids it";
 }
 
+/* OpenSSL rejects a chain whose root carries trust settings (a TRUSTED
+ * CERTIFICATE) that leave out the use: the seed's root "allowed only Server
+ * authentication". */
+static const char *certdiag_trust_note(int err, bool client)
+{
+	if (err != X509_V_ERR_CERT_REJECTED && err != X509_V_ERR_CERT_UNTRUSTED)
+		return "";
+	return client ? ": the root's trust settings do not allow Client Authentication"
+		      : ": the root's trust settings do not allow Server Authentication";
+}
+
 static bool certdiag_print_chain(const struct certdiag *d, const char *ca, FILE *out)
 {
 	const char *store = ca && *ca ? ca : "the system's CA store";
@@ -171,12 +182,12 @@ static bool certdiag_print_chain(const struct certdiag *d, const char *ca, FILE 
 			store, d->chain_len);
 		return true;
 	}
-	fprintf(out, "  chain as server: %s\n",
-		d->chain_server == X509_V_OK ? "verified"
-					     : certdiag_verify_string(d->chain_server));
-	fprintf(out, "  chain as client: %s\n",
-		d->chain_client == X509_V_OK ? "verified"
-					     : certdiag_verify_string(d->chain_client));
+	fprintf(out, "  chain as server: %s%s\n",
+		d->chain_server == X509_V_OK ? "verified" : certdiag_verify_string(d->chain_server),
+		certdiag_trust_note(d->chain_server, false));
+	fprintf(out, "  chain as client: %s%s\n",
+		d->chain_client == X509_V_OK ? "verified" : certdiag_verify_string(d->chain_client),
+		certdiag_trust_note(d->chain_client, true));
 	fprintf(out, "  (verified against %s)\n", store);
 	return false;
 }

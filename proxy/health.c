@@ -178,8 +178,10 @@ health_fail(struct health_check *c, const char *fmt, ...)
 	vsnprintf(c->cause, sizeof(c->cause), fmt, ap);
 	va_end(ap);
 	n = strlen(c->cause);
-	/* The seed's cause, named wherever a mutual-TLS check fails with it. */
-	if (c->rp->health->cert_no_client && n < sizeof(c->cause))
+	/* The seed's cause, named wherever a mutual-TLS exchange fails with it
+	 * (not for a refused or unanswered connect: the certificate played no
+	 * part there). */
+	if (c->rp->health->cert_no_client && c->ssl && n < sizeof(c->cause))
 		snprintf(
 		    c->cause + n, sizeof(c->cause) - n,
 		    "; check_cert %s lacks the clientAuth purpose (Client Authentication), the "
@@ -626,6 +628,13 @@ static int health_examine_cert(struct health_pool *hp, const struct config *cfg,
 		n++, health_msg(errs, cfg, c->cert_line,
 				"pool %s: check_cert %s is not valid before %s", pool, c->cert,
 				d.not_before);
+	if (d.client_ok && c->ca[0] && d.chain_checked && d.chain_client != X509_V_OK)
+		health_msg(
+		    errs, cfg, c->cert_line,
+		    "warning: pool %s: check_cert %s does not verify as a client certificate "
+		    "against check_ca %s: %s; servers that trust the same CA will refuse it "
+		    "(see snatproxy -C)",
+		    pool, c->cert, c->ca, certdiag_verify_string(d.chain_client));
 	if (!d.client_ok) {
 		hp->cert_no_client = true;
 		health_msg(

@@ -51,6 +51,13 @@ rc=0; "$SNATPROXY" -C "$K/fe.pem" -k "$K/noclient.key" >"$T/c3" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "DOES NOT MATCH" "$T/c3" || fail "-C: a wrong key is not reported ($rc)"
 rc=0; "$SNATPROXY" -C "$K/old.pem" -k "$K/old.key" -a "$K/ca.pem" >"$T/c4" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "EXPIRED" "$T/c4" || fail "-C: an expired certificate is not reported ($rc)"
+# The seed's first cause: a root trusted for Server Authentication only.
+ossl x509 -in "$K/ca.pem" -addtrust serverAuth -out "$K/ca-serveronly.pem"
+rc=0; "$SNATPROXY" -C "$K/fe.pem" -k "$K/fe.key" -a "$K/ca-serveronly.pem" >"$T/c6" || rc=$?
+grep chain "$T/c6"
+[ "$rc" -eq 1 ] && grep -q "chain as client: certificate rejected: the root's trust settings do not allow Client Authentication" "$T/c6" &&
+	grep -q "chain as server: verified" "$T/c6" && grep -q "^advice: " "$T/c6" ||
+	fail "-C: a root trusted for serverAuth only is not reported ($rc)"
 "$SNATPROXY" -C "$T/nothere.pem" 2>"$T/c5" && fail "-C on a missing file succeeded"
 grep -q "cannot open .*nothere.pem" "$T/c5" || fail "-C: no reason for a missing file: $(cat "$T/c5")"
 

@@ -466,6 +466,10 @@ static void health_tls_begin(struct health_check *c)
 	SSL_set_bio(c->ssl, c->net_in, c->net_out);
 	SSL_set_app_data(c->ssl, c);
 	health_host(c, host, sizeof(host));
+	if (host[0] == '[') { /* an IPv6 address as in a Host header */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
 	if (health_is_ip(host)) {
 		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
 	} else {

@@ -96,7 +96,9 @@ t0=$(now_ms)
 wait_for 5 grep -q "server fe2 .* of pool web is DOWN" "$T/proxy.log"
 dt=$(($(now_ms) - t0))
 echo "fe2 marked down after ${dt} ms"
-[ "$dt" -le 700 ] || fail "fe2 was marked down after ${dt} ms, more than 700 ms"
+# 400 ms of slack for this script's own polling on a loaded 2-core machine
+# (the sanitizer build, other tests): it measures when grep saw the line.
+[ "$dt" -le 1100 ] || fail "fe2 was marked down after ${dt} ms, more than 700 ms (+400 ms slack)"
 grep "of pool web is DOWN" "$T/proxy.log"
 grep -q "server fe2 127.0.0.3:$Q of pool web is DOWN: connection refused (2 failed http checks in a row)" \
 	"$T/proxy.log" || fail "the DOWN line does not give the cause"

@@ -10,18 +10,11 @@ set -u
 N=6
 here=$(cd "$(dirname "$0")/.." && pwd)
 fail() { echo "FAIL: $*"; [ -n "${LOG:-}" ] && grep -v ' conn ' "$LOG" | tail -n 15; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
 : "${SNATPROXY:?SNATPROXY must name the built binary}"
-[ "$(id -u)" -eq 0 ] || skip "not root: the SNAT lab needs network namespaces"
-for c in ip nginx curl openssl nft; do
-	command -v "$c" >/dev/null 2>&1 || skip "$c is not installed (make deps)"
-done
-probe=snatlab-probe-$$
-ip netns add "$probe" 2>/dev/null || skip "ip netns add fails here: no network namespaces for the SNAT lab"
-ip netns del "$probe"
 
 # shellcheck source=tests/lab/lab.sh
 . "$here/lab/lab.sh"
+lab_require nginx curl openssl nft
 LAB_QUIET=1
 lab_init
 lab_up

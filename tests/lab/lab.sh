@@ -38,6 +38,19 @@ LAB_TCPDUMP_FILTER="tcp port $LAB_PORT"
 # without a proxy (LAB_TARGET=198.18.0.11).
 : "${LAB_TARGET:=$LAB_VIP}"
 
+# lab_require COMMAND...: exits 77 (a skip, said plainly) unless this is root,
+# the commands are installed and network namespaces can be made here.
+lab_require() {
+	local c probe=snatlab-probe-$$
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: not root: the SNAT lab needs network namespaces"; exit 77; }
+	for c in ip "$@"; do
+		command -v "$c" >/dev/null 2>&1 || { echo "SKIP: $c is not installed (make deps)"; exit 77; }
+	done
+	ip netns add "$probe" 2>/dev/null ||
+		{ echo "SKIP: ip netns add fails here: no network namespaces for the SNAT lab"; exit 77; }
+	ip netns del "$probe"
+}
+
 lab_say() { [ -n "${LAB_QUIET:-}" ] || echo "lab: $*" >&2; }
 lab_die() { echo "lab: error: $*" >&2; exit 1; }
 

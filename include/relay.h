@@ -38,6 +38,7 @@ struct relay {
 	int live;                 /* this worker's open client connections */
 	int nconns;               /* allocated, including those closing */
 	uint32_t high_mark;       /* bytes queued per half before receiving pauses */
+	unsigned kick_seen; /* runtime.kick last acted on */
 };
 
 int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker);

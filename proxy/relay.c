@@ -38,6 +38,7 @@ enum relay_end {
 	END_IDLE_TIMEOUT,
 	END_SHUTDOWN,
 	END_INTERNAL,
+	END_DISABLED,
 };
 
 static const char *const relay_end_name[] = {
@@ -53,6 +54,7 @@ static const char *const relay_end_name[] = {
 	[END_IDLE_TIMEOUT] = "idle-timeout",
 	[END_SHUTDOWN] = "shutdown",
 	[END_INTERNAL] = "internal-error",
+	[END_DISABLED] = "server-disabled",
 };
 
 struct relay_half {
@@ -189,6 +191,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-";
 	const char *name = "-";
 	int srv = c->server >= 0 ? c->server : c->failed;
+	struct log_conn e;
 
 	if (!r->rt->cfg->log_connections)
 		return;
@@ -201,13 +204,20 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 		name = s->name;
 		addr_format(&sa.sa, vb, sizeof(vb));
 	}
-	log_info("conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu retries=%d end=%s%s%s",
-		 c->vip->cfg->name, addr_format(&c->client.sa, cb, sizeof(cb)),
-		 c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-", name, vb,
-		 (unsigned long long)c->bytes[C_CLIENT], (unsigned long long)c->bytes[C_SERVER],
-		 (unsigned long long)(r->loop->now_ms - c->start_ms), c->tries > 1 ? c->tries - 1 : 0,
-		 relay_end_name[c->end], c->err ? ":" : "", c->err ? strerrorname_np(c->err) : "");
+	e = (struct log_conn){
+	    .vip = c->vip->cfg->name,
+	    .client = addr_format(&c->client.sa, cb, sizeof(cb)),
+	    .snat = c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
+	    .server = name,
+	    .server_addr = vb,
+	    .to_server = c->bytes[C_CLIENT],
+	    .to_client = c->bytes[C_SERVER],
+	    .duration_ms = r->loop->now_ms - c->start_ms,
+	    .retries = c->tries > 1 ? c->tries - 1 : 0,
+	    .end = relay_end_name[c->end],
+	    .err = c->err ? strerrorname_np(c->err) : NULL,
+	};
+	log_conn(&e);
 }
 
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
@@ -267,6 +277,9 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	}
 	relay_log(r, c);
 	relay_release_server(c);
+	atomic_fetch_add(&c->vip->bytes_in, c->bytes[C_CLIENT]);
+	atomic_fetch_add(&c->vip->bytes_out, c->bytes[C_SERVER]);
+	atomic_fetch_sub(&c->vip->active, 1);
 	lru_unlink(&r->lru[vip_index(r, c)], c);
 	if (c->starved_listed)
 		starved_remove(r, c);
@@ -463,6 +476,16 @@ static enum relay_end relay_connect_end(int res)
 	}
 }
 
+/* The metrics count failed connects by cause. */
+static _Atomic uint64_t *relay_fail_counter(struct runtime_server_stats *st, enum relay_end end)
+{
+	if (end == END_CONNECT_REFUSED)
+		return &st->fail_refused;
+	if (end == END_CONNECT_TIMEOUT)
+		return &st->fail_timeout;
+	return &st->fail_error;
+}
+
 static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 {
 	struct runtime_pool *p = c->vip->pool;
@@ -488,6 +511,7 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	c->server = -1;
 	c->end = relay_connect_end(res);
 	c->err = c->end == END_CONNECT_ERROR ? (uint8_t)-res : 0;
+	atomic_fetch_add(relay_fail_counter(&p->stats[c->failed], c->end), 1);
 	if (c->tries < 2) {
 		atomic_fetch_add(&p->stats[c->failed].retries, 1);
 		relay_connect(r, c);
@@ -580,6 +604,7 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	lru_append(&r->lru[vip_index(r, c)], c);
 	r->live++;
 	atomic_fetch_add(&c->vip->conns, 1);
+	atomic_fetch_add(&c->vip->active, 1);
 	relay_connect(r, c);
 	relay_maybe_free(r, c);
 }
@@ -722,10 +747,52 @@ static void relay_unstarve(struct relay *r)
 	}
 }
 
+/* For the admin endpoint: this worker's counters, copied once per tick so
+ * that the hot path keeps plain (non-atomic) increments. */
+static void relay_publish(struct relay *r)
+{
+	struct runtime_worker_stats *w = &r->rt->wstats[r->worker];
+	const struct loop *l = r->loop;
+
+	atomic_store_explicit(&w->submitted, l->stats.submitted, memory_order_relaxed);
+	atomic_store_explicit(&w->completed, l->stats.completed, memory_order_relaxed);
+	atomic_store_explicit(&w->cq_overflow, l->stats.cq_overflow, memory_order_relaxed);
+	atomic_store_explicit(&w->enobufs, l->stats.enobufs, memory_order_relaxed);
+	atomic_store_explicit(&w->buffers_free, l->buf_free, memory_order_relaxed);
+	atomic_store_explicit(&w->buffers, l->nbufs, memory_order_relaxed);
+	atomic_store_explicit(&w->live, r->live, memory_order_relaxed);
+	atomic_store_explicit(&w->conns, r->nconns, memory_order_relaxed);
+}
+
+/* An operator disabled a server ("down now"): its open connections end. The
+ * whole list is walked only when the kick count moved, which is rare. */
+static void relay_close_disabled(struct relay *r)
+{
+	unsigned kick = atomic_load(&r->rt->kick);
+
+	if (kick == r->kick_seen)
+		return;
+	r->kick_seen = kick;
+	for (int v = 0; v < r->rt->cfg->nvips; v++) {
+		struct relay_conn *c = r->lru[v].head, *next;
+		for (; c; c = next) {
+			next = c->lru_next;
+			if (c->server < 0 ||
+			    !(atomic_load(&c->vip->pool->bal.srv[c->server].flags) &
+			      BALANCE_DISABLED))
+				continue;
+			relay_close(r, c, END_DISABLED, (1u << C_CLIENT) | (1u << C_SERVER));
+			relay_maybe_free(r, c);
+		}
+	}
+}
+
 void relay_tick(struct relay *r)
 {
 	uint64_t now = r->loop->now_ms;
 
+	relay_close_disabled(r);
+	relay_publish(r);
 	for (int v = 0; v < r->rt->cfg->nvips; v++) {
 		uint64_t idle = r->rt->vips[v].cfg->timeout_idle_ms;
 		struct relay_lru *q = &r->lru[v];

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -43,7 +44,9 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 	}
 	rt->pools = calloc((size_t)cfg->npools, sizeof(*rt->pools));
 	rt->vips = calloc((size_t)cfg->nvips, sizeof(*rt->vips));
-	if (!rt->pools || !rt->vips) {
+	rt->wstats = calloc((size_t)rt->nworkers, sizeof(*rt->wstats));
+	rt->start_time = (uint64_t)time(NULL);
+	if (!rt->pools || !rt->vips || !rt->wstats) {
 		runtime_free(rt);
 		return -ENOMEM;
 	}
@@ -74,5 +77,6 @@ void runtime_free(struct runtime *rt)
 		free(rt->vips[i].snat);
 	free(rt->pools);
 	free(rt->vips);
+	free(rt->wstats);
 	memset(rt, 0, sizeof(*rt));
 }

@@ -24,6 +24,9 @@ int admin_open(struct admin **out, struct runtime *rt, const struct sockaddr *ad
 	       size_t len);
 /* Starts the admin thread. Returns 0 or -errno. */
 int admin_start(struct admin *a);
+/* After a reload: answer from `rt`; the endpoint drops its reference to
+ * the previous generation (rt->refs) at its next turn. */
+void admin_set_runtime(struct admin *a, struct runtime *rt);
 /* Stops the thread (if started), closes every socket and frees `a`. */
 void admin_close(struct admin *a);
 

@@ -60,9 +60,19 @@ struct runtime {
 	 * then closes that server's connections at its next tick. */
 	_Atomic unsigned kick;
 	uint64_t start_time; /* Unix seconds */
+	/* SIGHUP builds a new runtime (a generation) from the new config.
+	 * `root`, the first one, holds what outlives generations: live,
+	 * rl_maxconn, wstats, kick and start_time. `refs` counts the holders
+	 * of a generation (each worker while it is current or has connections
+	 * of it, the admin endpoint while it shows it); at 0 it can be freed. */
+	struct runtime *root;
+	_Atomic int refs;
 };
 
 int runtime_init(struct runtime *rt, const struct config *cfg);
+/* A generation after `prev`: servers and VIPs that keep their names keep
+ * their operator/health flags and their counters. */
+int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct runtime *prev);
 void runtime_free(struct runtime *rt);
 
 #endif

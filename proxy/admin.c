@@ -45,7 +45,8 @@ struct admin_conn {
 };
 
 struct admin {
-	struct runtime *rt;
+	struct runtime *rt;		/* the generation requests are answered from */
+	_Atomic(struct runtime *) next; /* set by a reload */
 	int lfd, efd, stopfd;
 	pthread_t thread;
 	bool started;
@@ -194,7 +195,7 @@ static int admin_act(struct runtime *rt, struct balance_server *s, const char *a
 		atomic_fetch_or(&s->flags, BALANCE_DRAIN);
 	} else if (strcmp(action, "disable") == 0) {
 		atomic_fetch_or(&s->flags, BALANCE_DISABLED);
-		atomic_fetch_add(&rt->kick, 1);
+		atomic_fetch_add(&rt->root->kick, 1);
 	} else if (strcmp(action, "enable") == 0) {
 		atomic_fetch_and(&s->flags, ~(unsigned)(BALANCE_DRAIN | BALANCE_DISABLED));
 	} else {
@@ -531,6 +532,11 @@ static void *admin_main(void *arg)
 	struct epoll_event ev[32];
 
 	for (;;) {
+		struct runtime *next = atomic_load(&a->next);
+		if (next != a->rt) { /* a reload: let the old generation go */
+			atomic_fetch_sub(&a->rt->refs, 1);
+			a->rt = next;
+		}
 		int n = epoll_wait(a->efd, ev, 32, 250);
 		if (n < 0 && errno != EINTR) {
 			log_err("admin %s: epoll_wait: %s; the admin endpoint stops", a->addr,
@@ -587,6 +593,7 @@ int admin_open(struct admin **out, struct runtime *rt, const struct sockaddr *ad
 		return -ENOMEM;
 	}
 	a->rt = rt;
+	atomic_store(&a->next, rt);
 	a->lfd = a->efd = a->stopfd = -1;
 	addr_format(addr, a->addr, sizeof(a->addr));
 	int ret = admin_listen(a, addr, why, len);
@@ -606,6 +613,12 @@ int admin_start(struct admin *a)
 	if (ret == 0)
 		log_info("admin endpoint on http://%s/", a->addr);
 	return -ret;
+}
+
+void admin_set_runtime(struct admin *a, struct runtime *rt)
+{
+	if (a)
+		atomic_store(&a->next, rt);
 }
 
 void admin_close(struct admin *a)

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "loop.h"
 #include "privs.h"
+#include "reload.h"
 #include "runtime.h"
 #include "snat.h"
 #include "worker.h"
@@ -32,7 +33,8 @@ static const char usage[] =
 	"\n"
 	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: stop accepting, let\n"
 	"open connections finish for up to `grace`, then close them and exit 0; a second\n"
-	"signal closes them at once. SIGUSR1: reopen the access_log file (rotation).\n";
+	"signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
+	"logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
 
 struct options {
 	const char *config;
@@ -127,11 +129,34 @@ static void wait_workers(struct worker *w, int n, const sigset_t *set)
 }
 
 /* Runs the workers until a stop signal, then drains them. */
+/* Until SIGINT or SIGTERM: SIGHUP reloads, SIGUSR1 reopens the access log,
+ * and once a second retired generations are freed. */
+static void serve_signals(struct reload *rl, const sigset_t *set)
+{
+	const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
+	int sig;
+
+	for (;;) {
+		sig = sigtimedwait(set, NULL, &second);
+		if (sig == SIGHUP)
+			reload_run(rl);
+		else if (sig == SIGUSR1)
+			reopen_access_log(reload_current(rl)->cfg);
+		else if (sig == SIGINT || sig == SIGTERM)
+			break;
+		reload_collect(rl);
+	}
+	log_info("%s: no new connections; draining open ones for up to %llu ms", strsignal(sig),
+		 (unsigned long long)reload_current(rl)->cfg->grace_ms);
+}
+
+/* Runs the workers until a stop signal, then drains them. Closes `admin`. */
 static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 {
 	pthread_barrier_t ready;
 	sigset_t set;
-	int n = rt->nworkers, started = 0, status = 0, sig;
+	int n = rt->nworkers, started = 0, status = 0;
+	struct reload *rl = reload_new(rt, w, admin);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -140,7 +165,7 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
-	for (; started < n; started++)
+	for (; rl && started < n; started++)
 		if (worker_start(&w[started], &ready) < 0)
 			break;
 	if (started < n) {
@@ -153,28 +178,13 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 			status = 1;
 	if (status == 0 && admin && admin_start(admin) < 0)
 		log_err("cannot start the admin thread: the admin endpoint is off");
-	if (status == 0)
+	if (status == 0) {
 		log_info("snatproxy %s: %d worker(s), %d vip(s), %d pool(s) from %s",
 			 SNATPROXY_VERSION, n, rt->cfg->nvips, rt->cfg->npools, rt->cfg->path);
-	while (status == 0 && sigwait(&set, &sig) == 0) {
-		if (sig == SIGHUP) {
-			log_warn(
-			    "SIGHUP: reloading the configuration is not supported yet; ignored");
-			continue;
-		}
-		if (sig == SIGUSR1) {
-			reopen_access_log(rt->cfg);
-			continue;
-		}
-		log_info("%s: no new connections; draining open ones for up to %llu ms",
-			 strsignal(sig), (unsigned long long)rt->cfg->grace_ms);
-		for (int i = 0; i < n; i++)
-			worker_signal(&w[i], WORKER_DRAIN);
-		break;
+		serve_signals(rl, &set);
 	}
-	if (status)
-		for (int i = 0; i < n; i++)
-			worker_signal(&w[i], WORKER_STOP_NOW);
+	for (int i = 0; i < n; i++)
+		worker_signal(&w[i], status ? WORKER_STOP_NOW : WORKER_DRAIN);
 	wait_workers(w, n, &set);
 	for (int i = 0; i < n; i++)
 		worker_join(&w[i]);
@@ -182,6 +192,8 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 	for (int i = 0; i < n; i++)
 		if (w[i].status < 0)
 			status = 1;
+	admin_close(admin);
+	reload_free(rl);
 	return status;
 }
 
@@ -283,7 +295,8 @@ int main(int argc, char **argv)
 		ret = drop_privileges(&cfg);
 	if (ret == 0)
 		ret = serve(&rt, w, admin) ? -EIO : 0;
-	admin_close(admin);
+	else
+		admin_close(admin);
 	for (int i = 0; w && i < rt.nworkers; i++)
 		worker_free(&w[i]);
 	free(w);

@@ -323,7 +323,7 @@ static void prom_workers(FILE *out, const struct runtime *rt)
 			worker_families[f].help, n, worker_families[f].type);
 		for (int w = 0; w < rt->nworkers; w++)
 			fprintf(out, "snatproxy_worker_%s{worker=\"%d\"} %llu\n", n, w,
-				wk_get(&rt->wstats[w], f));
+				wk_get(&rt->root->wstats[w], f));
 	}
 }
 
@@ -342,8 +342,8 @@ void metrics_prometheus(FILE *out, const struct runtime *rt)
 		"# HELP snatproxy_max_connections Configured max_connections.\n"
 		"# TYPE snatproxy_max_connections gauge\n"
 		"snatproxy_max_connections %d\n",
-		SNATPROXY_VERSION, (unsigned long long)rt->start_time,
-		LD(rt->live) > 0 ? LD(rt->live) : 0, rt->cfg->max_connections);
+		SNATPROXY_VERSION, (unsigned long long)rt->root->start_time,
+		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->cfg->max_connections);
 	prom_vips(out, rt);
 	prom_servers(out, rt, true);
 	prom_pool_servers(out, rt);
@@ -397,7 +397,7 @@ static void json_vip(FILE *out, const struct runtime_vip *v)
 
 static void json_worker(FILE *out, const struct runtime *rt, int w)
 {
-	const struct runtime_worker_stats *ws = &rt->wstats[w];
+	const struct runtime_worker_stats *ws = &rt->root->wstats[w];
 
 	fprintf(out,
 		"{\"worker\":%d,\"ring_submissions\":%llu,\"ring_completions\":%llu,"
@@ -412,9 +412,9 @@ void metrics_json(FILE *out, const struct runtime *rt)
 	fprintf(out,
 		"{\"version\":\"%s\",\"start_time\":%llu,\"uptime_s\":%llu,"
 		"\"connections_active\":%d,\"max_connections\":%d,\"vips\":[",
-		SNATPROXY_VERSION, (unsigned long long)rt->start_time,
-		(unsigned long long)time(NULL) - rt->start_time,
-		LD(rt->live) > 0 ? LD(rt->live) : 0, rt->cfg->max_connections);
+		SNATPROXY_VERSION, (unsigned long long)rt->root->start_time,
+		(unsigned long long)time(NULL) - rt->root->start_time,
+		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->cfg->max_connections);
 	for (int v = 0; v < rt->cfg->nvips; v++) {
 		fputs(v ? "," : "", out);
 		json_vip(out, &rt->vips[v]);
@@ -482,8 +482,9 @@ void metrics_html(FILE *out, const struct runtime *rt)
 		"<a href=\"/stats\">/stats</a>.</p>\n<h2>VIPs</h2><table><tr><th>vip</th>"
 		"<th>pool</th><th>active</th><th>total</th><th>refused</th><th>to server</th>"
 		"<th>to client</th></tr>\n",
-		SNATPROXY_VERSION, (unsigned long long)time(NULL) - rt->start_time,
-		LD(rt->live) > 0 ? LD(rt->live) : 0, rt->cfg->max_connections, rt->nworkers);
+		SNATPROXY_VERSION, (unsigned long long)time(NULL) - rt->root->start_time,
+		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->cfg->max_connections,
+		rt->nworkers);
 	for (int v = 0; v < rt->cfg->nvips; v++) {
 		const struct runtime_vip *rv = &rt->vips[v];
 		fprintf(out,

@@ -81,6 +81,7 @@ struct relay_conn {
 	uint16_t port; /* the VIP port the client connected to */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	struct runtime_vip *vip;
+	struct relay_gen *gen;
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	struct relay_conn *lru_prev, *lru_next, *starved_next;
@@ -102,9 +103,10 @@ static inline enum loop_op send_op(int d)
 	return d == C_CLIENT ? LOOP_OP_SEND_SERVER : LOOP_OP_SEND_CLIENT;
 }
 
-static inline int vip_index(struct relay *r, struct relay_conn *c)
+/* The idle list of the connection's VIP, in its own generation. */
+static inline struct relay_lru *conn_lru(struct relay_conn *c)
 {
-	return (int)(c->vip - r->rt->vips);
+	return &c->gen->lru[c->vip - c->gen->rt->vips];
 }
 
 /* ---- bookkeeping: LRU for idle timeouts, the starved list ---- */
@@ -136,7 +138,7 @@ static void lru_append(struct relay_lru *q, struct relay_conn *c)
 static void relay_touch(struct relay *r, struct relay_conn *c)
 {
 	c->last_ms = r->loop->now_ms;
-	struct relay_lru *q = &r->lru[vip_index(r, c)];
+	struct relay_lru *q = conn_lru(c);
 	if (q->tail != c) {
 		lru_unlink(q, c);
 		lru_append(q, c);
@@ -193,7 +195,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	int srv = c->server >= 0 ? c->server : c->failed;
 	struct log_conn e;
 
-	if (!r->rt->cfg->log_connections)
+	if (!c->gen->rt->cfg->log_connections)
 		return;
 	if (srv >= 0) {
 		const struct config_server *s = &c->vip->pool->cfg->servers[srv];
@@ -223,6 +225,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
 {
 	if (c->state == S_CLOSING && c->inflight == 0) {
+		c->gen->nconns--;
 		free(c);
 		r->nconns--;
 	}
@@ -280,11 +283,11 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	atomic_fetch_add(&c->vip->bytes_in, c->bytes[C_CLIENT]);
 	atomic_fetch_add(&c->vip->bytes_out, c->bytes[C_SERVER]);
 	atomic_fetch_sub(&c->vip->active, 1);
-	lru_unlink(&r->lru[vip_index(r, c)], c);
+	lru_unlink(conn_lru(c), c);
 	if (c->starved_listed)
 		starved_remove(r, c);
 	r->live--;
-	atomic_fetch_sub(&r->rt->live, 1);
+	atomic_fetch_sub(&r->rt->root->live, 1);
 }
 
 /* Both directions are finished once each has seen its EOF relayed. */
@@ -454,7 +457,7 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	atomic_fetch_add(&c->vip->pool->stats[c->server].conns, 1);
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
-	} else if (r->rt->cfg->log_connections) {
+	} else if (c->gen->rt->cfg->log_connections) {
 		socklen_t len = sizeof(c->snat);
 		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
 	}
@@ -589,10 +592,12 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	if (!c || getpeername(fd, &c->client.sa, &len) < 0) {
 		free(c);
 		close(fd);
-		atomic_fetch_sub(&r->rt->live, 1);
+		atomic_fetch_sub(&r->rt->root->live, 1);
 		return;
 	}
 	r->nconns++;
+	c->gen = r->gens;
+	c->gen->nconns++;
 	c->fd[C_CLIENT] = fd;
 	c->fd[C_SERVER] = -1;
 	c->server = c->failed = -1;
@@ -601,7 +606,7 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	c->start_ms = c->last_ms = r->loop->now_ms;
 	for (int d = 0; d < 2; d++)
 		c->half[d].head = c->half[d].tail = LOOP_BUF_NONE;
-	lru_append(&r->lru[vip_index(r, c)], c);
+	lru_append(conn_lru(c), c);
 	r->live++;
 	atomic_fetch_add(&c->vip->conns, 1);
 	atomic_fetch_add(&c->vip->active, 1);
@@ -615,9 +620,9 @@ static void relay_refuse(struct relay *r, struct relay_listener *ls, int fd)
 
 	relay_reset_on_close(fd);
 	close(fd);
-	atomic_fetch_sub(&r->rt->live, 1);
+	atomic_fetch_sub(&r->rt->root->live, 1);
 	atomic_fetch_add(&ls->vip->refused, 1);
-	if (log_ratelimit(&r->rt->rl_maxconn, 10000, &suppressed))
+	if (log_ratelimit(&r->rt->root->rl_maxconn, 10000, &suppressed))
 		log_warn("max_connections (%d) reached: refusing new clients of vip %s (%lu more "
 			 "since last message)",
 			 r->rt->cfg->max_connections, ls->vip->cfg->name, suppressed);
@@ -638,7 +643,11 @@ static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 			log_warn("vip %s: accept failed: %s", ls->vip->cfg->name, strerror(-cqe->res));
 		return;
 	}
-	if (atomic_fetch_add(&r->rt->live, 1) >= r->rt->cfg->max_connections)
+	if (ls->retired) { /* accepted just before a reload removed its address */
+		close(cqe->res);
+		return;
+	}
+	if (atomic_fetch_add(&r->rt->root->live, 1) >= r->rt->cfg->max_connections)
 		relay_refuse(r, ls, cqe->res);
 	else
 		relay_accepted(r, ls, cqe->res);
@@ -711,8 +720,8 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
-	r->lru = calloc((size_t)cfg->nvips, sizeof(*r->lru));
-	if (!r->lru)
+	r->gens = relay_gen_new(rt);
+	if (!r->gens)
 		return -ENOMEM;
 	l->ctx = r;
 	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
@@ -725,10 +734,57 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	return 0;
 }
 
+struct relay_gen *relay_gen_new(struct runtime *rt)
+{
+	struct relay_gen *g = calloc(1, sizeof(*g));
+
+	if (g)
+		g->lru = calloc((size_t)rt->cfg->nvips, sizeof(*g->lru));
+	if (!g || !g->lru) {
+		free(g);
+		return NULL;
+	}
+	g->rt = rt;
+	return g;
+}
+
+static void relay_gen_release(struct relay_gen *g)
+{
+	atomic_fetch_sub(&g->rt->refs, 1);
+	free(g->lru);
+	free(g);
+}
+
+void relay_switch(struct relay *r, struct relay_gen *g)
+{
+	g->next = r->gens;
+	r->gens = g;
+	r->rt = g->rt;
+}
+
+/* Older generations whose last connection of this worker is gone. */
+static void relay_gen_sweep(struct relay *r)
+{
+	struct relay_gen **p = &r->gens->next;
+
+	while (*p) {
+		struct relay_gen *g = *p;
+		if (g->nconns > 0) {
+			p = &g->next;
+			continue;
+		}
+		*p = g->next;
+		relay_gen_release(g);
+	}
+}
+
 void relay_free(struct relay *r)
 {
-	free(r->lru);
-	r->lru = NULL;
+	while (r->gens) {
+		struct relay_gen *g = r->gens;
+		r->gens = g->next;
+		relay_gen_release(g);
+	}
 }
 
 static void relay_unstarve(struct relay *r)
@@ -751,7 +807,7 @@ static void relay_unstarve(struct relay *r)
  * that the hot path keeps plain (non-atomic) increments. */
 static void relay_publish(struct relay *r)
 {
-	struct runtime_worker_stats *w = &r->rt->wstats[r->worker];
+	struct runtime_worker_stats *w = &r->rt->root->wstats[r->worker];
 	const struct loop *l = r->loop;
 
 	atomic_store_explicit(&w->submitted, l->stats.submitted, memory_order_relaxed);
@@ -764,22 +820,33 @@ static void relay_publish(struct relay *r)
 	atomic_store_explicit(&w->conns, r->nconns, memory_order_relaxed);
 }
 
-/* An operator disabled a server ("down now"): its open connections end. The
- * whole list is walked only when the kick count moved, which is rare. */
-static void relay_close_disabled(struct relay *r)
+/* Operators act on the current generation: a connection of an older one is
+ * judged by the server of the same pool and name in the current one. */
+static bool relay_server_disabled(struct relay *r, struct relay_conn *c)
 {
-	unsigned kick = atomic_load(&r->rt->kick);
+	const struct config_pool *cp = c->vip->pool->cfg;
+	const char *name = cp->servers[c->server].name;
 
-	if (kick == r->kick_seen)
-		return;
-	r->kick_seen = kick;
-	for (int v = 0; v < r->rt->cfg->nvips; v++) {
-		struct relay_conn *c = r->lru[v].head, *next;
+	if (atomic_load(&c->vip->pool->bal.srv[c->server].flags) & BALANCE_DISABLED)
+		return true;
+	for (int p = 0; c->gen != r->gens && p < r->rt->cfg->npools; p++) {
+		const struct runtime_pool *rp = &r->rt->pools[p];
+		if (strcmp(rp->cfg->name, cp->name) != 0)
+			continue;
+		for (int i = 0; i < rp->cfg->nservers; i++)
+			if (strcmp(rp->cfg->servers[i].name, name) == 0)
+				return atomic_load(&rp->bal.srv[i].flags) & BALANCE_DISABLED;
+	}
+	return false;
+}
+
+static void relay_close_disabled_gen(struct relay *r, struct relay_gen *g)
+{
+	for (int v = 0; v < g->rt->cfg->nvips; v++) {
+		struct relay_conn *c = g->lru[v].head, *next;
 		for (; c; c = next) {
 			next = c->lru_next;
-			if (c->server < 0 ||
-			    !(atomic_load(&c->vip->pool->bal.srv[c->server].flags) &
-			      BALANCE_DISABLED))
+			if (c->server < 0 || !relay_server_disabled(r, c))
 				continue;
 			relay_close(r, c, END_DISABLED, (1u << C_CLIENT) | (1u << C_SERVER));
 			relay_maybe_free(r, c);
@@ -787,30 +854,51 @@ static void relay_close_disabled(struct relay *r)
 	}
 }
 
-void relay_tick(struct relay *r)
+/* An operator disabled a server ("down now"): its open connections end. The
+ * lists are walked only when the kick count moved, which is rare. */
+static void relay_close_disabled(struct relay *r)
+{
+	unsigned kick = atomic_load(&r->rt->root->kick);
+
+	if (kick == r->kick_seen)
+		return;
+	r->kick_seen = kick;
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		relay_close_disabled_gen(r, g);
+}
+
+static void relay_idle_gen(struct relay *r, struct relay_gen *g)
 {
 	uint64_t now = r->loop->now_ms;
 
-	relay_close_disabled(r);
-	relay_publish(r);
-	for (int v = 0; v < r->rt->cfg->nvips; v++) {
-		uint64_t idle = r->rt->vips[v].cfg->timeout_idle_ms;
-		struct relay_lru *q = &r->lru[v];
+	for (int v = 0; v < g->rt->cfg->nvips; v++) {
+		uint64_t idle = g->rt->vips[v].cfg->timeout_idle_ms;
+		struct relay_lru *q = &g->lru[v];
 		while (idle && q->head && q->head->last_ms + idle <= now) {
 			struct relay_conn *c = q->head;
 			relay_close(r, c, END_IDLE_TIMEOUT, 0);
 			relay_maybe_free(r, c);
 		}
 	}
+}
+
+void relay_tick(struct relay *r)
+{
+	relay_close_disabled(r);
+	relay_publish(r);
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		relay_idle_gen(r, g);
 	relay_unstarve(r);
+	relay_gen_sweep(r);
 }
 
 void relay_close_all(struct relay *r)
 {
-	for (int v = 0; v < r->rt->cfg->nvips; v++)
-		while (r->lru[v].head) {
-			struct relay_conn *c = r->lru[v].head;
-			relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
-			relay_maybe_free(r, c);
-		}
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		for (int v = 0; v < g->rt->cfg->nvips; v++)
+			while (g->lru[v].head) {
+				struct relay_conn *c = g->lru[v].head;
+				relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
+				relay_maybe_free(r, c);
+			}
 }

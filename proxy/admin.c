@@ -51,6 +51,7 @@ struct admin {
 	pthread_t thread;
 	bool started;
 	char addr[ADDR_STRLEN];
+	struct log_ratelimit rl_accept;
 	struct admin_conn conns[ADMIN_CONNS_MAX];
 };
 
@@ -474,14 +475,32 @@ static struct admin_conn *admin_slot(struct admin *a)
 	return NULL;
 }
 
+/* The listener stays readable while accept fails for want of descriptors or
+ * memory: pause this thread (never a worker) instead of spinning on it. */
+static void admin_accept_failed(struct admin *a, int err)
+{
+	const struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+	unsigned long suppressed;
+
+	if (err == EAGAIN || err == EINTR || err == ECONNABORTED)
+		return;
+	if (log_ratelimit(&a->rl_accept, 10000, &suppressed))
+		log_warn("admin %s: accept: %s (%lu more since the last message)", a->addr,
+			 strerror(err), suppressed);
+	nanosleep(&pause, NULL);
+}
+
 static void admin_accept(struct admin *a)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	socklen_t len;
 	int fd;
 
-	while ((fd = accept4(a->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
-	       0) {
+	for (;;) {
+		len = sizeof(ss);
+		fd = accept4(a->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return admin_accept_failed(a, errno);
 		struct admin_conn *c = admin_slot(a);
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		if (!c || epoll_ctl(a->efd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -495,7 +514,6 @@ static void admin_accept(struct admin *a)
 		c->out = NULL;
 		c->deadline_ms = admin_now_ms() + ADMIN_TIMEOUT_MS;
 		addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
-		len = sizeof(ss);
 	}
 }
 

@@ -48,12 +48,15 @@ config 1 no >"$T/p.ini"
 proxy_start proxy "$T/p.ini"
 
 info "20 reloads, one a second, under load: streams and requests all complete"
-# 8 streams of 32 MB each way, read at 10 MB/s in all: about 26 s, so every
+# 8 streams of 24 MB each way, read at 5 MB/s in all: about 38 s, so every
 # stream is open across the reloads.
-"$TOOLS/streamer" run "127.0.0.1:$W" --conns 8 --bytes 32000000 --rate 10000000 --timeout 90 \
+"$TOOLS/streamer" run "127.0.0.1:$W" --conns 8 --bytes 24000000 --rate 5000000 --timeout 120 \
 	>"$T/streams.out" 2>&1 &
 streams=$!
 PIDS+=($streams)
+# All 8 connected to e1 before the first reload replaces the echo pool.
+e1_active() { curl -fsS -m 5 "http://127.0.0.1:$ADM/metrics" | grep -qx 'snatproxy_server_connections_active{pool="echo",server="e1"} 8'; }
+wait_for 10 e1_active
 : >"$T/loop.out"
 (while [ ! -e "$T/stop" ]; do
 	curl -fsS -m 5 "http://127.0.0.1:$V/" >/dev/null 2>>"$T/loop.out" || echo "request failed" >>"$T/loop.out"

@@ -15,6 +15,7 @@
 
 enum config_balance { CONFIG_BALANCE_ROUNDROBIN, CONFIG_BALANCE_LEASTCONN, CONFIG_BALANCE_SOURCE };
 enum config_snat { CONFIG_SNAT_AUTO, CONFIG_SNAT_OFF, CONFIG_SNAT_POOL };
+enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
 
 struct config_server {
 	char name[CONFIG_NAME_MAX];
@@ -81,6 +82,10 @@ struct config {
 	uint32_t buffer_size; /* bytes per provided receive buffer */
 	uint32_t buffers;     /* provided buffers per worker */
 	bool log_connections; /* one line per finished connection */
+	struct sockaddr_storage admin;	   /* admin endpoint; ss_family 0: off */
+	char access_log[256];		   /* "": stderr */
+	enum config_log_format log_format; /* of the per-connection lines */
+	char user[CONFIG_NAME_MAX];	   /* "": keep the starting user */
 	struct config_pool *pools;
 	int npools;
 	struct config_vip *vips;

@@ -26,6 +26,7 @@ struct health_worker {
 	int id;
 	struct health_check **checks;
 	int nchecks;
+	struct health_check *retired; /* of replaced generations, until idle */
 	int inflight; /* requests in flight over all its checks */
 	bool stopping;
 };
@@ -40,6 +41,12 @@ void health_free(struct runtime *rt);
 
 /* Takes this worker's servers and arms their first checks. */
 int health_worker_init(struct health_worker *h, struct loop *l, struct runtime *rt, int id);
+/* After a reload, on the worker's thread: the checks of the old generation
+ * are cancelled (and freed as their requests come back), and this worker's
+ * share of rt's servers is checked from now on. A server that kept its name
+ * keeps its state (runtime_init_next carries its flags over). */
+int health_worker_switch(struct health_worker *h, struct runtime *rt);
+
 /* Cancels what is in flight; the worker runs its loop until idle. */
 void health_worker_stop(struct health_worker *h);
 bool health_worker_idle(const struct health_worker *h);

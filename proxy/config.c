@@ -82,6 +82,10 @@ static int parse_grace(struct loader *ld, const char *v);
 static int parse_buffer_size(struct loader *ld, const char *v);
 static int parse_buffers(struct loader *ld, const char *v);
 static int parse_log_connections(struct loader *ld, const char *v);
+static int parse_admin(struct loader *ld, const char *v);
+static int parse_access_log(struct loader *ld, const char *v);
+static int parse_log_format(struct loader *ld, const char *v);
+static int parse_user(struct loader *ld, const char *v);
 static int parse_balance(struct loader *ld, const char *v);
 static int parse_server(struct loader *ld, const char *v);
 static int parse_check(struct loader *ld, const char *v);
@@ -120,6 +124,17 @@ static const struct config_key config_keys[] = {
      "Receive buffers per worker, registered with io_uring: a power of two from 64 to 65536."},
     {SEC_GLOBAL, "log_connections", parse_log_connections, "on", false,
      "One log line per finished connection: on or off."},
+    {SEC_GLOBAL, "admin", parse_admin, "off", false,
+     "`ADDR:PORT` of the HTTP admin endpoint (metrics, status, drain/disable/enable), or off. "
+     "Anyone who reaches it can drain servers: keep it on loopback."},
+    {SEC_GLOBAL, "access_log", parse_access_log, "stderr", false,
+     "Where the per-connection lines go: stderr or an absolute file path (appended to; reopened "
+     "on SIGUSR1)."},
+    {SEC_GLOBAL, "log_format", parse_log_format, "text", false,
+     "Format of the per-connection lines: text (key=value) or json (one object per line)."},
+    {SEC_GLOBAL, "user", parse_user, "none", false,
+     "User to run as once the sockets are bound (its primary group too), or none: keep the "
+     "starting user."},
     {SEC_POOL, "balance", parse_balance, "roundrobin", false,
      "How a new connection picks a server: roundrobin, leastconn or source (client address hash); "
      "all weighted."},
@@ -418,6 +433,52 @@ static int parse_log_connections(struct loader *ld, const char *v)
 		ld->cfg->log_connections = false;
 	else
 		return bad(ld, "on or off", v);
+	return 0;
+}
+
+static int parse_admin(struct loader *ld, const char *v)
+{
+	memset(&ld->cfg->admin, 0, sizeof(ld->cfg->admin));
+	if (strcmp(v, "off") == 0)
+		return 0;
+	if (addr_parse(v, ADDR_PORT_REQUIRED, &ld->cfg->admin) < 0)
+		return bad(ld, "off or ADDR:PORT such as 127.0.0.1:9900", v);
+	return 0;
+}
+
+static int parse_access_log(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "stderr") == 0)
+		v = "";
+	else if (v[0] != '/')
+		return bad(ld, "stderr or an absolute path", v);
+	if (strlen(v) >= sizeof(ld->cfg->access_log))
+		return reject(ld, "access_log: path longer than %zu bytes",
+			      sizeof(ld->cfg->access_log) - 1);
+	snprintf(ld->cfg->access_log, sizeof(ld->cfg->access_log), "%s", v);
+	return 0;
+}
+
+static int parse_log_format(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "text") == 0)
+		ld->cfg->log_format = CONFIG_LOG_TEXT;
+	else if (strcmp(v, "json") == 0)
+		ld->cfg->log_format = CONFIG_LOG_JSON;
+	else
+		return bad(ld, "text or json", v);
+	return 0;
+}
+
+/* Only the name's syntax here: whether the user exists is a fact of the
+ * machine that runs the proxy, checked at start. */
+static int parse_user(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "none") == 0)
+		v = "";
+	else if (!config_name_ok(v))
+		return bad(ld, "none or a user name (" NAME_RULE ")", v);
+	snprintf(ld->cfg->user, sizeof(ld->cfg->user), "%s", v);
 	return 0;
 }
 

@@ -53,6 +53,8 @@ struct health_check {
 	uint8_t state;
 	uint8_t inflight;
 	bool handshaken, eof, seen_down;
+	bool retired; /* its generation was replaced by a reload: freed once idle */
+	struct health_check *next_retired;
 	struct health_worker *w;
 	struct runtime_pool *rp;
 	const struct config_check *cfg;
@@ -539,6 +541,23 @@ static void health_on_recv(struct health_check *c, int res)
 		health_plain_recv(c);
 }
 
+/* Frees the retired checks whose last request has come back. */
+static void health_sweep(struct health_worker *h)
+{
+	struct health_check **p = &h->retired;
+
+	while (*p) {
+		struct health_check *c = *p;
+		if (c->inflight) {
+			p = &c->next_retired;
+			continue;
+		}
+		*p = c->next_retired;
+		health_close(c);
+		free(c);
+	}
+}
+
 static void health_on_cqe(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
 	struct health_check *c = owner;
@@ -546,8 +565,9 @@ static void health_on_cqe(void *ctx, void *owner, struct io_uring_cqe *cqe)
 
 	c->inflight--;
 	c->w->inflight--;
-	if (c->w->stopping) {
+	if (c->w->stopping || c->retired) {
 		health_close(c);
+		health_sweep(c->w);
 		return;
 	}
 	switch (c->state) {
@@ -577,6 +597,8 @@ static void health_on_timeout(void *ctx, void *owner, struct io_uring_cqe *cqe)
 	(void)cqe;
 	c->inflight--;
 	c->w->inflight--;
+	if (c->retired)
+		health_sweep(c->w);
 }
 
 /* ---- start: pools, TLS contexts, the client certificate ---- */
@@ -758,25 +780,16 @@ static int health_add(struct health_worker *h, struct runtime_pool *rp, int s, i
 	return 0;
 }
 
+static int health_worker_take(struct health_worker *h, struct runtime *rt);
+
 int health_worker_init(struct health_worker *h, struct loop *l, struct runtime *rt, int id)
 {
-	int g = 0;
-
 	memset(h, 0, sizeof(*h));
 	h->loop = l;
-	h->rt = rt;
 	h->id = id;
 	loop_on(l, LOOP_OP_CHECK, health_on_cqe);
 	loop_on(l, LOOP_OP_CHECK_TIMEOUT, health_on_timeout);
-	for (int p = 0; p < rt->cfg->npools; p++) {
-		struct runtime_pool *rp = &rt->pools[p];
-		if (!rp->health || rp->cfg->check.type == CONFIG_CHECK_NONE)
-			continue;
-		for (int s = 0; s < rp->cfg->nservers; s++, g++)
-			if (g % rt->nworkers == id && health_add(h, rp, s, g) < 0)
-				return -ENOMEM;
-	}
-	return 0;
+	return health_worker_take(h, rt);
 }
 
 void health_worker_stop(struct health_worker *h)
@@ -794,11 +807,51 @@ bool health_worker_idle(const struct health_worker *h)
 	return h->inflight == 0;
 }
 
+/* Takes this worker's share of the servers of rt. */
+static int health_worker_take(struct health_worker *h, struct runtime *rt)
+{
+	int g = 0;
+
+	h->rt = rt;
+	for (int p = 0; p < rt->cfg->npools; p++) {
+		struct runtime_pool *rp = &rt->pools[p];
+		if (!rp->health || rp->cfg->check.type == CONFIG_CHECK_NONE)
+			continue;
+		for (int s = 0; s < rp->cfg->nservers; s++, g++)
+			if (g % rt->nworkers == h->id && health_add(h, rp, s, g) < 0)
+				return -ENOMEM;
+	}
+	return 0;
+}
+
+int health_worker_switch(struct health_worker *h, struct runtime *rt)
+{
+	for (int i = 0; i < h->nchecks; i++) {
+		struct health_check *c = h->checks[i];
+		c->retired = true;
+		c->next_retired = h->retired;
+		h->retired = c;
+		if (c->inflight)
+			loop_cancel(h->loop, c, LOOP_OP_CHECK);
+	}
+	free(h->checks);
+	h->checks = NULL;
+	h->nchecks = 0;
+	health_sweep(h);
+	return health_worker_take(h, rt);
+}
+
 void health_worker_free(struct health_worker *h)
 {
 	for (int i = 0; i < h->nchecks; i++) {
 		health_close(h->checks[i]);
 		free(h->checks[i]);
+	}
+	while (h->retired) {
+		struct health_check *c = h->retired;
+		h->retired = c->next_retired;
+		health_close(c);
+		free(c);
 	}
 	free(h->checks);
 	h->checks = NULL;

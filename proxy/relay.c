@@ -41,6 +41,7 @@ enum relay_end {
 	END_IDLE_TIMEOUT,
 	END_SHUTDOWN,
 	END_INTERNAL,
+	END_DISABLED,
 };
 
 static const char *const relay_end_name[] = {
@@ -56,6 +57,7 @@ static const char *const relay_end_name[] = {
 	[END_IDLE_TIMEOUT] = "idle-timeout",
 	[END_SHUTDOWN] = "shutdown",
 	[END_INTERNAL] = "internal-error",
+	[END_DISABLED] = "server-disabled",
 };
 
 struct relay_half {
@@ -82,6 +84,7 @@ struct relay_conn {
 	uint16_t port; /* the VIP port the client connected to */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	struct runtime_vip *vip;
+	struct relay_gen *gen;
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	struct relay_conn *lru_prev, *lru_next, *starved_next;
@@ -103,9 +106,10 @@ static inline enum loop_op send_op(int d)
 	return d == C_CLIENT ? LOOP_OP_SEND_SERVER : LOOP_OP_SEND_CLIENT;
 }
 
-static inline int vip_index(struct relay *r, struct relay_conn *c)
+/* The idle list of the connection's VIP, in its own generation. */
+static inline struct relay_lru *conn_lru(struct relay_conn *c)
 {
-	return (int)(c->vip - r->rt->vips);
+	return &c->gen->lru[c->vip - c->gen->rt->vips];
 }
 
 /* ---- bookkeeping: LRU for idle timeouts, the starved list ---- */
@@ -137,7 +141,7 @@ static void lru_append(struct relay_lru *q, struct relay_conn *c)
 static void relay_touch(struct relay *r, struct relay_conn *c)
 {
 	c->last_ms = r->loop->now_ms;
-	struct relay_lru *q = &r->lru[vip_index(r, c)];
+	struct relay_lru *q = conn_lru(c);
 	if (q->tail != c) {
 		lru_unlink(q, c);
 		lru_append(q, c);
@@ -192,8 +196,9 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-";
 	const char *name = "-";
 	int srv = c->server >= 0 ? c->server : c->failed;
+	struct log_conn e;
 
-	if (!r->rt->cfg->log_connections)
+	if (!c->gen->rt->cfg->log_connections)
 		return;
 	if (srv >= 0) {
 		const struct config_server *s = &c->vip->pool->cfg->servers[srv];
@@ -204,18 +209,26 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 		name = s->name;
 		addr_format(&sa.sa, vb, sizeof(vb));
 	}
-	log_info("conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu retries=%d end=%s%s%s",
-		 c->vip->cfg->name, addr_format(&c->client.sa, cb, sizeof(cb)),
-		 c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-", name, vb,
-		 (unsigned long long)c->bytes[C_CLIENT], (unsigned long long)c->bytes[C_SERVER],
-		 (unsigned long long)(r->loop->now_ms - c->start_ms), c->tries > 1 ? c->tries - 1 : 0,
-		 relay_end_name[c->end], c->err ? ":" : "", c->err ? strerrorname_np(c->err) : "");
+	e = (struct log_conn){
+	    .vip = c->vip->cfg->name,
+	    .client = addr_format(&c->client.sa, cb, sizeof(cb)),
+	    .snat = c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
+	    .server = name,
+	    .server_addr = vb,
+	    .to_server = c->bytes[C_CLIENT],
+	    .to_client = c->bytes[C_SERVER],
+	    .duration_ms = r->loop->now_ms - c->start_ms,
+	    .retries = c->tries > 1 ? c->tries - 1 : 0,
+	    .end = relay_end_name[c->end],
+	    .err = c->err ? strerrorname_np(c->err) : NULL,
+	};
+	log_conn(&e);
 }
 
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
 {
 	if (c->state == S_CLOSING && c->inflight == 0) {
+		c->gen->nconns--;
 		free(c);
 		r->nconns--;
 	}
@@ -270,11 +283,14 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	}
 	relay_log(r, c);
 	relay_release_server(c);
-	lru_unlink(&r->lru[vip_index(r, c)], c);
+	atomic_fetch_add(&c->vip->bytes_in, c->bytes[C_CLIENT]);
+	atomic_fetch_add(&c->vip->bytes_out, c->bytes[C_SERVER]);
+	atomic_fetch_sub(&c->vip->active, 1);
+	lru_unlink(conn_lru(c), c);
 	if (c->starved_listed)
 		starved_remove(r, c);
 	r->live--;
-	atomic_fetch_sub(&r->rt->live, 1);
+	atomic_fetch_sub(&r->rt->root->live, 1);
 }
 
 /* Both directions are finished once each has seen its EOF relayed. */
@@ -486,7 +502,7 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	health_passive(c->vip->pool, c->server, true, 0);
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
-	} else if (r->rt->cfg->log_connections) {
+	} else if (c->gen->rt->cfg->log_connections) {
 		socklen_t len = sizeof(c->snat);
 		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
 	}
@@ -506,6 +522,16 @@ static enum relay_end relay_connect_end(int res)
 	default:
 		return END_CONNECT_ERROR;
 	}
+}
+
+/* The metrics count failed connects by cause. */
+static _Atomic uint64_t *relay_fail_counter(struct runtime_server_stats *st, enum relay_end end)
+{
+	if (end == END_CONNECT_REFUSED)
+		return &st->fail_refused;
+	if (end == END_CONNECT_TIMEOUT)
+		return &st->fail_timeout;
+	return &st->fail_error;
 }
 
 static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
@@ -534,6 +560,7 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	c->server = -1;
 	c->end = relay_connect_end(res);
 	c->err = c->end == END_CONNECT_ERROR ? (uint8_t)-res : 0;
+	atomic_fetch_add(relay_fail_counter(&p->stats[c->failed], c->end), 1);
 	if (c->tries < 2) {
 		atomic_fetch_add(&p->stats[c->failed].retries, 1);
 		relay_connect(r, c);
@@ -611,10 +638,12 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	if (!c || getpeername(fd, &c->client.sa, &len) < 0) {
 		free(c);
 		close(fd);
-		atomic_fetch_sub(&r->rt->live, 1);
+		atomic_fetch_sub(&r->rt->root->live, 1);
 		return;
 	}
 	r->nconns++;
+	c->gen = r->gens;
+	c->gen->nconns++;
 	c->fd[C_CLIENT] = fd;
 	c->fd[C_SERVER] = -1;
 	c->server = c->failed = -1;
@@ -623,9 +652,10 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	c->start_ms = c->last_ms = r->loop->now_ms;
 	for (int d = 0; d < 2; d++)
 		c->half[d].head = c->half[d].tail = LOOP_BUF_NONE;
-	lru_append(&r->lru[vip_index(r, c)], c);
+	lru_append(conn_lru(c), c);
 	r->live++;
 	atomic_fetch_add(&c->vip->conns, 1);
+	atomic_fetch_add(&c->vip->active, 1);
 	relay_connect(r, c);
 	relay_maybe_free(r, c);
 }
@@ -636,9 +666,9 @@ static void relay_refuse(struct relay *r, struct relay_listener *ls, int fd)
 
 	relay_reset_on_close(fd);
 	close(fd);
-	atomic_fetch_sub(&r->rt->live, 1);
+	atomic_fetch_sub(&r->rt->root->live, 1);
 	atomic_fetch_add(&ls->vip->refused, 1);
-	if (log_ratelimit(&r->rt->rl_maxconn, 10000, &suppressed))
+	if (log_ratelimit(&r->rt->root->rl_maxconn, 10000, &suppressed))
 		log_warn("max_connections (%d) reached: refusing new clients of vip %s (%lu more "
 			 "since last message)",
 			 r->rt->cfg->max_connections, ls->vip->cfg->name, suppressed);
@@ -659,7 +689,11 @@ static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 			log_warn("vip %s: accept failed: %s", ls->vip->cfg->name, strerror(-cqe->res));
 		return;
 	}
-	if (atomic_fetch_add(&r->rt->live, 1) >= r->rt->cfg->max_connections)
+	if (ls->retired) { /* accepted just before a reload removed its address */
+		close(cqe->res);
+		return;
+	}
+	if (atomic_fetch_add(&r->rt->root->live, 1) >= r->rt->cfg->max_connections)
 		relay_refuse(r, ls, cqe->res);
 	else
 		relay_accepted(r, ls, cqe->res);
@@ -732,8 +766,8 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
-	r->lru = calloc((size_t)cfg->nvips, sizeof(*r->lru));
-	if (!r->lru)
+	r->gens = relay_gen_new(rt);
+	if (!r->gens)
 		return -ENOMEM;
 	l->ctx = r;
 	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
@@ -746,10 +780,57 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	return 0;
 }
 
+struct relay_gen *relay_gen_new(struct runtime *rt)
+{
+	struct relay_gen *g = calloc(1, sizeof(*g));
+
+	if (g)
+		g->lru = calloc((size_t)rt->cfg->nvips, sizeof(*g->lru));
+	if (!g || !g->lru) {
+		free(g);
+		return NULL;
+	}
+	g->rt = rt;
+	return g;
+}
+
+static void relay_gen_release(struct relay_gen *g)
+{
+	atomic_fetch_sub(&g->rt->refs, 1);
+	free(g->lru);
+	free(g);
+}
+
+void relay_switch(struct relay *r, struct relay_gen *g)
+{
+	g->next = r->gens;
+	r->gens = g;
+	r->rt = g->rt;
+}
+
+/* Older generations whose last connection of this worker is gone. */
+static void relay_gen_sweep(struct relay *r)
+{
+	struct relay_gen **p = &r->gens->next;
+
+	while (*p) {
+		struct relay_gen *g = *p;
+		if (g->nconns > 0) {
+			p = &g->next;
+			continue;
+		}
+		*p = g->next;
+		relay_gen_release(g);
+	}
+}
+
 void relay_free(struct relay *r)
 {
-	free(r->lru);
-	r->lru = NULL;
+	while (r->gens) {
+		struct relay_gen *g = r->gens;
+		r->gens = g->next;
+		relay_gen_release(g);
+	}
 }
 
 static void relay_unstarve(struct relay *r)
@@ -768,28 +849,102 @@ static void relay_unstarve(struct relay *r)
 	}
 }
 
-void relay_tick(struct relay *r)
+/* For the admin endpoint: this worker's counters, copied once per tick so
+ * that the hot path keeps plain (non-atomic) increments. */
+static void relay_publish(struct relay *r)
+{
+	struct runtime_worker_stats *w = &r->rt->root->wstats[r->worker];
+	const struct loop *l = r->loop;
+
+	atomic_store_explicit(&w->submitted, l->stats.submitted, memory_order_relaxed);
+	atomic_store_explicit(&w->completed, l->stats.completed, memory_order_relaxed);
+	atomic_store_explicit(&w->cq_overflow, l->stats.cq_overflow, memory_order_relaxed);
+	atomic_store_explicit(&w->enobufs, l->stats.enobufs, memory_order_relaxed);
+	atomic_store_explicit(&w->buffers_free, l->buf_free, memory_order_relaxed);
+	atomic_store_explicit(&w->buffers, l->nbufs, memory_order_relaxed);
+	atomic_store_explicit(&w->live, r->live, memory_order_relaxed);
+	atomic_store_explicit(&w->conns, r->nconns, memory_order_relaxed);
+}
+
+/* Operators act on the current generation: a connection of an older one is
+ * judged by the server of the same pool and name in the current one. */
+static bool relay_server_disabled(struct relay *r, struct relay_conn *c)
+{
+	const struct config_pool *cp = c->vip->pool->cfg;
+	const char *name = cp->servers[c->server].name;
+
+	if (atomic_load(&c->vip->pool->bal.srv[c->server].flags) & BALANCE_DISABLED)
+		return true;
+	for (int p = 0; c->gen != r->gens && p < r->rt->cfg->npools; p++) {
+		const struct runtime_pool *rp = &r->rt->pools[p];
+		if (strcmp(rp->cfg->name, cp->name) != 0)
+			continue;
+		for (int i = 0; i < rp->cfg->nservers; i++)
+			if (strcmp(rp->cfg->servers[i].name, name) == 0)
+				return atomic_load(&rp->bal.srv[i].flags) & BALANCE_DISABLED;
+	}
+	return false;
+}
+
+static void relay_close_disabled_gen(struct relay *r, struct relay_gen *g)
+{
+	for (int v = 0; v < g->rt->cfg->nvips; v++) {
+		struct relay_conn *c = g->lru[v].head, *next;
+		for (; c; c = next) {
+			next = c->lru_next;
+			if (c->server < 0 || !relay_server_disabled(r, c))
+				continue;
+			relay_close(r, c, END_DISABLED, (1u << C_CLIENT) | (1u << C_SERVER));
+			relay_maybe_free(r, c);
+		}
+	}
+}
+
+/* An operator disabled a server ("down now"): its open connections end. The
+ * lists are walked only when the kick count moved, which is rare. */
+static void relay_close_disabled(struct relay *r)
+{
+	unsigned kick = atomic_load(&r->rt->root->kick);
+
+	if (kick == r->kick_seen)
+		return;
+	r->kick_seen = kick;
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		relay_close_disabled_gen(r, g);
+}
+
+static void relay_idle_gen(struct relay *r, struct relay_gen *g)
 {
 	uint64_t now = r->loop->now_ms;
 
-	for (int v = 0; v < r->rt->cfg->nvips; v++) {
-		uint64_t idle = r->rt->vips[v].cfg->timeout_idle_ms;
-		struct relay_lru *q = &r->lru[v];
+	for (int v = 0; v < g->rt->cfg->nvips; v++) {
+		uint64_t idle = g->rt->vips[v].cfg->timeout_idle_ms;
+		struct relay_lru *q = &g->lru[v];
 		while (idle && q->head && q->head->last_ms + idle <= now) {
 			struct relay_conn *c = q->head;
 			relay_close(r, c, END_IDLE_TIMEOUT, 0);
 			relay_maybe_free(r, c);
 		}
 	}
+}
+
+void relay_tick(struct relay *r)
+{
+	relay_close_disabled(r);
+	relay_publish(r);
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		relay_idle_gen(r, g);
 	relay_unstarve(r);
+	relay_gen_sweep(r);
 }
 
 void relay_close_all(struct relay *r)
 {
-	for (int v = 0; v < r->rt->cfg->nvips; v++)
-		while (r->lru[v].head) {
-			struct relay_conn *c = r->lru[v].head;
-			relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
-			relay_maybe_free(r, c);
-		}
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		for (int v = 0; v < g->rt->cfg->nvips; v++)
+			while (g->lru[v].head) {
+				struct relay_conn *c = g->lru[v].head;
+				relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
+				relay_maybe_free(r, c);
+			}
 }

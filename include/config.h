@@ -15,6 +15,18 @@
 
 enum config_balance { CONFIG_BALANCE_ROUNDROBIN, CONFIG_BALANCE_LEASTCONN, CONFIG_BALANCE_SOURCE };
 enum config_snat { CONFIG_SNAT_AUTO, CONFIG_SNAT_OFF, CONFIG_SNAT_POOL };
+enum config_tls { CONFIG_TLS_OFF, CONFIG_TLS_TERMINATE, CONFIG_TLS_ROUTE };
+
+#define CONFIG_SNI_MAX 256
+
+/* tls = route: clients whose SNI matches `sni` ("name" or "*.domain") go to
+ * pool `pool`; the others to the VIP's own pool. */
+struct config_route {
+	char sni[CONFIG_SNI_MAX];
+	char pool_name[CONFIG_NAME_MAX];
+	int pool; /* index into config.pools, resolved after parsing */
+	int line;
+};
 
 struct config_server {
 	char name[CONFIG_NAME_MAX];
@@ -44,6 +56,9 @@ struct config_vip {
 	int nsnat;
 	uint64_t timeout_connect_ms;
 	uint64_t timeout_idle_ms;
+	enum config_tls tls;
+	struct config_route *routes;
+	int nroutes;
 	int line;
 };
 

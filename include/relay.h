@@ -33,6 +33,8 @@ struct relay {
 	struct runtime *rt;
 	int worker;
 	struct relay_lru *lru;    /* per VIP */
+	struct relay_lru *hello;  /* per VIP: tls = route, waiting for a ClientHello */
+	unsigned char *scratch;   /* TLSHELLO_MAX bytes: a hello spread over buffers */
 	struct relay_conn *starved; /* waiting for provided buffers */
 	unsigned snat_cursor;
 	int live;                 /* this worker's open client connections */

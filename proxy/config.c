@@ -89,6 +89,8 @@ static int parse_pool(struct loader *ld, const char *v);
 static int parse_snat(struct loader *ld, const char *v);
 static int parse_timeout_connect(struct loader *ld, const char *v);
 static int parse_timeout_idle(struct loader *ld, const char *v);
+static int parse_tls(struct loader *ld, const char *v);
+static int parse_route(struct loader *ld, const char *v);
 
 /* Descriptions end up in a markdown table: no '|' in them. */
 static const struct config_key config_keys[] = {
@@ -123,6 +125,12 @@ static const struct config_key config_keys[] = {
      "How long a server may take to accept a connection (1ms..1d)."},
     {SEC_VIP, "timeout_idle", parse_timeout_idle, "30m", false,
      "Close a connection idle this long in both directions (0: never; at most 365d)."},
+    {SEC_VIP, "tls", parse_tls, "off", false,
+     "off (bytes pass through untouched) or route (choose the pool by the ClientHello's SNI, "
+     "without decrypting)."},
+    {SEC_VIP, "route", parse_route, "none", true,
+     "`SNI POOL`, repeatable, with tls = route: clients asking for SNI (a name, or `*.domain` for "
+     "one label) go to POOL; others to `pool`."},
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
@@ -615,6 +623,64 @@ static int parse_timeout_idle(struct loader *ld, const char *v)
 				    &cur_vip(ld)->timeout_idle_ms);
 }
 
+static int parse_tls(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "off") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_OFF;
+	else if (strcmp(v, "route") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_ROUTE;
+	else
+		return bad(ld, "off or route", v);
+	return 0;
+}
+
+/* A host name as a client sends it in its SNI, or "*." and one. */
+static bool sni_pattern_ok(const char *s)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyz0123456789-_.";
+	size_t n = strlen(s);
+
+	if (s[0] == '*' && s[1] == '.')
+		s += 2, n -= 2;
+	return n >= 1 && n < CONFIG_SNI_MAX && strspn(s, allowed) == n && s[0] != '.' &&
+	       s[n - 1] != '.' && !strstr(s, "..");
+}
+
+static int parse_route(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+	struct config_route rt = {.pool = -1, .line = ld->line};
+	char text[512], *save = NULL;
+
+	if (strcmp(v, "none") == 0) /* the default: no route */
+		return 0;
+	snprintf(text, sizeof(text), "%s", v);
+	char *sni = strtok_r(text, " \t", &save);
+	char *pool = sni ? strtok_r(NULL, " \t", &save) : NULL;
+	if (!pool || strtok_r(NULL, " \t", &save))
+		return bad(ld, "SNI POOL, such as 'pool01.lab.test frontends'", v);
+	for (char *p = sni; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	if (!sni_pattern_ok(sni))
+		return reject(ld, "route: bad server name '%s': expected a host name or *.domain",
+			      sni);
+	if (!config_name_ok(pool))
+		return reject(ld, "route %s: bad pool name '%s': expected " NAME_RULE, sni, pool);
+	for (int i = 0; i < vip->nroutes; i++)
+		if (strcmp(vip->routes[i].sni, sni) == 0)
+			return reject(ld, "route %s is given twice in vip %s (first on line %d)",
+				      sni, vip->name, vip->routes[i].line);
+	snprintf(rt.sni, sizeof(rt.sni), "%s", sni);
+	snprintf(rt.pool_name, sizeof(rt.pool_name), "%s", pool);
+	struct config_route *grown =
+	    realloc(vip->routes, (size_t)(vip->nroutes + 1) * sizeof(rt));
+	if (!grown)
+		return out_of_memory(ld);
+	vip->routes = grown;
+	vip->routes[vip->nroutes++] = rt;
+	return 0;
+}
+
 /* ---- sections ---- */
 
 static const struct config_key *config_find_key(enum config_section sec, const char *name)
@@ -934,6 +1000,28 @@ static void config_check_families(struct loader *ld, const struct config_vip *v,
 	}
 }
 
+/* Routes name pools that must exist, and only mean something with
+ * tls = route. */
+static void config_check_routes(struct loader *ld, struct config_vip *v)
+{
+	for (int i = 0; i < v->nroutes; i++) {
+		struct config_route *rt = &v->routes[i];
+		if (v->tls != CONFIG_TLS_ROUTE) {
+			config_error(ld, rt->line, "vip %s: route needs tls = route", v->name);
+			return;
+		}
+		rt->pool = config_pool_index(ld->cfg, rt->pool_name);
+		if (rt->pool < 0) {
+			config_error(ld, rt->line, "vip %s: route %s: pool %s is not defined",
+				     v->name, rt->sni, rt->pool_name);
+			continue;
+		}
+		struct config_vip tmp = *v; /* the route's pool must be reachable too */
+		tmp.pool = rt->pool;
+		config_check_families(ld, &tmp, rt->line);
+	}
+}
+
 static void config_check_vip(struct loader *ld, struct config_vip *v, const struct later_lines *vl)
 {
 	if (v->nlisten == 0 && !vl->given)
@@ -949,6 +1037,7 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 		return;
 	}
 	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
+	config_check_routes(ld, v);
 }
 
 static void config_check(struct loader *ld)
@@ -1012,6 +1101,7 @@ void config_free(struct config *cfg)
 	for (int i = 0; cfg->vips && i < cfg->nvips; i++) {
 		free(cfg->vips[i].listen);
 		free(cfg->vips[i].snat_addrs);
+		free(cfg->vips[i].routes);
 	}
 	free(cfg->pools);
 	free(cfg->vips);

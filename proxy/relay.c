@@ -10,6 +10,7 @@
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
+#include "tlshello.h"
 
 enum { C_CLIENT = 0, C_SERVER = 1 };
 
@@ -23,7 +24,8 @@ enum {
 	H_STARVED = 1 << 5,   /* the receive ended with ENOBUFS */
 };
 
-enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING };
+/* S_HELLO: tls = route, reading the ClientHello before choosing a pool. */
+enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING, S_HELLO };
 
 enum relay_end {
 	END_NONE,
@@ -38,6 +40,8 @@ enum relay_end {
 	END_IDLE_TIMEOUT,
 	END_SHUTDOWN,
 	END_INTERNAL,
+	END_HELLO_TIMEOUT,
+	END_BAD_HELLO,
 };
 
 static const char *const relay_end_name[] = {
@@ -53,6 +57,8 @@ static const char *const relay_end_name[] = {
 	[END_IDLE_TIMEOUT] = "idle-timeout",
 	[END_SHUTDOWN] = "shutdown",
 	[END_INTERNAL] = "internal-error",
+	[END_HELLO_TIMEOUT] = "hello-timeout",
+	[END_BAD_HELLO] = "bad-hello",
 };
 
 struct relay_half {
@@ -77,8 +83,11 @@ struct relay_conn {
 	uint8_t err; /* errno behind an END_CONNECT_ERROR */
 	int16_t server;
 	uint16_t port; /* the VIP port the client connected to */
+	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	struct runtime_vip *vip;
+	struct runtime_pool *pool; /* the VIP's, or the one its SNI routes to */
+	char *sni;                 /* tls = route: the name the client asked for */
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	struct relay_conn *lru_prev, *lru_next, *starved_next;
@@ -88,6 +97,7 @@ struct relay_conn {
 static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d);
 static void relay_flush(struct relay *r, struct relay_conn *c, int d);
 static void relay_connect(struct relay *r, struct relay_conn *c);
+static void relay_hello(struct relay *r, struct relay_conn *c);
 
 static inline enum loop_op recv_op(int d)
 {
@@ -131,8 +141,17 @@ static void lru_append(struct relay_lru *q, struct relay_conn *c)
 	q->tail = c;
 }
 
+/* A connection waiting for its ClientHello is on the VIP's hello list
+ * (in accept order, for its timeout), not on the idle list. */
+static struct relay_lru *relay_list(struct relay *r, struct relay_conn *c)
+{
+	return c->state == S_HELLO ? &r->hello[vip_index(r, c)] : &r->lru[vip_index(r, c)];
+}
+
 static void relay_touch(struct relay *r, struct relay_conn *c)
 {
+	if (c->state == S_HELLO)
+		return;
 	c->last_ms = r->loop->now_ms;
 	struct relay_lru *q = &r->lru[vip_index(r, c)];
 	if (q->tail != c) {
@@ -193,7 +212,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	if (!r->rt->cfg->log_connections)
 		return;
 	if (srv >= 0) {
-		const struct config_server *s = &c->vip->pool->cfg->servers[srv];
+		const struct config_server *s = &c->pool->cfg->servers[srv];
 		union relay_sa sa;
 		memcpy(&sa, &s->addr, sizeof(sa));
 		if (addr_port(&sa.sa) == 0)
@@ -202,17 +221,19 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 		addr_format(&sa.sa, vb, sizeof(vb));
 	}
 	log_info("conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu retries=%d end=%s%s%s",
+		 "duration_ms=%llu retries=%d end=%s%s%s%s%s",
 		 c->vip->cfg->name, addr_format(&c->client.sa, cb, sizeof(cb)),
 		 c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-", name, vb,
 		 (unsigned long long)c->bytes[C_CLIENT], (unsigned long long)c->bytes[C_SERVER],
 		 (unsigned long long)(r->loop->now_ms - c->start_ms), c->tries > 1 ? c->tries - 1 : 0,
-		 relay_end_name[c->end], c->err ? ":" : "", c->err ? strerrorname_np(c->err) : "");
+		 relay_end_name[c->end], c->err ? ":" : "", c->err ? strerrorname_np(c->err) : "",
+		 c->vip->cfg->tls ? " sni=" : "", c->vip->cfg->tls ? (c->sni ? c->sni : "-") : "");
 }
 
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
 {
 	if (c->state == S_CLOSING && c->inflight == 0) {
+		free(c->sni);
 		free(c);
 		r->nconns--;
 	}
@@ -222,7 +243,7 @@ static void relay_release_server(struct relay_conn *c)
 {
 	if (c->server < 0)
 		return;
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	balance_release(&p->bal, c->server);
 	atomic_fetch_add(&p->stats[c->server].bytes_out, c->bytes[C_CLIENT]);
 	atomic_fetch_add(&p->stats[c->server].bytes_in, c->bytes[C_SERVER]);
@@ -246,6 +267,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 		return;
 	if (c->state == S_CONNECTING && c->inflight)
 		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
+	lru_unlink(relay_list(r, c), c);
 	c->state = S_CLOSING;
 	c->end = why;
 	for (int d = 0; d < 2; d++) {
@@ -267,7 +289,6 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	}
 	relay_log(r, c);
 	relay_release_server(c);
-	lru_unlink(&r->lru[vip_index(r, c)], c);
 	if (c->starved_listed)
 		starved_remove(r, c);
 	r->live--;
@@ -313,7 +334,9 @@ static void relay_starve(struct relay *r, struct relay_conn *c, int d)
 static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
-	if (c->state != S_RELAYING || (h->flags & (H_RECV | H_EOF | H_STARVED)))
+	/* Before the server is connected, only a route VIP's client receives. */
+	if (c->state == S_CLOSING || (c->state != S_RELAYING && d != C_CLIENT) ||
+	    (h->flags & (H_RECV | H_EOF | H_STARVED)))
 		return;
 	if (h->queued < r->high_mark)
 		relay_arm_recv(r, c, d);
@@ -321,6 +344,11 @@ static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 
 static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 {
+	if (c->state == S_HELLO) { /* closed before its hello was complete */
+		c->err = ENODATA;
+		relay_close(r, c, END_BAD_HELLO, 0);
+		return;
+	}
 	c->half[d].flags |= H_EOF;
 	if (c->end == END_NONE)
 		c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
@@ -340,6 +368,11 @@ static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct i
 	half_push(r->loop, h, bid, (uint32_t)cqe->res);
 	c->bytes[d] += (unsigned)cqe->res;
 	relay_touch(r, c);
+	if (c->state == S_HELLO) {
+		relay_hello(r, c);
+		if (c->state == S_CLOSING)
+			return;
+	}
 	relay_flush(r, c, d);
 	if (h->queued >= r->high_mark && (h->flags & H_RECV) && !(h->flags & H_CANCELLING) &&
 	    (cqe->flags & IORING_CQE_F_MORE)) {
@@ -430,7 +463,7 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 
 static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 {
-	memcpy(out, &c->vip->pool->cfg->servers[s].addr, sizeof(*out));
+	memcpy(out, &c->pool->cfg->servers[s].addr, sizeof(*out));
 	if (addr_port(&out->sa) == 0)
 		addr_set_port(&out->sa, ntohs(c->port));
 }
@@ -438,7 +471,7 @@ static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
-	atomic_fetch_add(&c->vip->pool->stats[c->server].conns, 1);
+	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
 	} else if (r->rt->cfg->log_connections) {
@@ -446,7 +479,9 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
 	}
 	relay_touch(r, c);
-	relay_arm_recv(r, c, C_CLIENT);
+	/* A route VIP's client may be receiving already, with its hello queued. */
+	relay_flush(r, c, C_CLIENT);
+	relay_rearm(r, c, C_CLIENT);
 	relay_arm_recv(r, c, C_SERVER);
 }
 
@@ -465,7 +500,7 @@ static enum relay_end relay_connect_end(int res)
 
 static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 {
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	union relay_sa sa;
 
 	close(c->fd[C_SERVER]);
@@ -525,7 +560,7 @@ static void relay_submit_connect(struct relay *r, struct relay_conn *c, const un
 /* Picks a server (never the one that just failed) and starts connecting. */
 static void relay_connect(struct relay *r, struct relay_conn *c)
 {
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	int fd;
 
 	if (c->server < 0) {
@@ -555,6 +590,97 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	relay_submit_connect(r, c, &c->snat);
 }
 
+/* ---- tls = route: the pool chosen by the ClientHello's SNI ---- */
+
+static void relay_wait_hello(struct relay *r, struct relay_conn *c)
+{
+	c->state = S_HELLO;
+	lru_append(relay_list(r, c), c);
+	relay_arm_recv(r, c, C_CLIENT);
+}
+
+/* A client sending its hello in tiny segments would hold one provided
+ * buffer per segment: the newest buffer is merged into the one before it
+ * whenever it fits, so a hello holds at most TLSHELLO_MAX / buffer_size + 1. */
+static void hello_coalesce(struct loop *l, struct relay_half *h)
+{
+	uint16_t prev = h->head, last = h->tail;
+
+	if (prev == last)
+		return;
+	while (l->buf_next[prev] != last)
+		prev = l->buf_next[prev];
+	if (l->buf_len[prev] + l->buf_len[last] > l->buf_size)
+		return;
+	memcpy(loop_buf(l, prev) + l->buf_len[prev], loop_buf(l, last), l->buf_len[last]);
+	l->buf_len[prev] += l->buf_len[last];
+	l->buf_next[prev] = LOOP_BUF_NONE;
+	h->tail = prev;
+	loop_buf_put(l, last);
+}
+
+/* The first bytes of the client's queue in one piece (at most TLSHELLO_MAX). */
+static const unsigned char *hello_bytes(struct relay *r, struct relay_half *h, size_t *len)
+{
+	struct loop *l = r->loop;
+	size_t n = 0;
+
+	if (h->head == h->tail) {
+		*len = l->buf_len[h->head];
+		return loop_buf(l, h->head);
+	}
+	for (uint16_t b = h->head; b != LOOP_BUF_NONE && n < TLSHELLO_MAX; b = l->buf_next[b]) {
+		size_t k = l->buf_len[b] < TLSHELLO_MAX - n ? l->buf_len[b] : TLSHELLO_MAX - n;
+		memcpy(r->scratch + n, loop_buf(l, b), k);
+		n += k;
+	}
+	*len = n;
+	return r->scratch;
+}
+
+static struct runtime_pool *hello_pool(struct relay *r, struct relay_conn *c)
+{
+	const struct config_vip *v = c->vip->cfg;
+
+	if (c->sni)
+		for (int i = 0; i < v->nroutes; i++)
+			if (tlshello_match(v->routes[i].sni, c->sni))
+				return &r->rt->pools[v->routes[i].pool];
+	return c->vip->pool;
+}
+
+/* Data has come while waiting for the hello: once it is complete, choose the
+ * pool and connect; the hello stays queued and goes to the server first. */
+static void relay_hello(struct relay *r, struct relay_conn *c)
+{
+	struct relay_half *h = &c->half[C_CLIENT];
+	char sni[TLSHELLO_SNI_MAX];
+	size_t len, need = 0;
+
+	hello_coalesce(r->loop, h);
+	if (h->queued < c->hello_need)
+		return;
+	const unsigned char *p = hello_bytes(r, h, &len);
+	int ret = tlshello_parse(p, len, sni, &need);
+	if (ret == -EAGAIN) {
+		c->hello_need = (uint16_t)need;
+		return;
+	}
+	if (ret < 0) {
+		c->err = (uint8_t)-ret;
+		relay_close(r, c, END_BAD_HELLO, 1u << C_CLIENT);
+		return;
+	}
+	if (sni[0])
+		c->sni = strdup(sni);
+	c->pool = hello_pool(r, c);
+	lru_unlink(relay_list(r, c), c);
+	c->state = S_CONNECTING;
+	lru_append(relay_list(r, c), c);
+	relay_touch(r, c);
+	relay_connect(r, c);
+}
+
 /* ---- accepting ---- */
 
 static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
@@ -573,14 +699,19 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	c->fd[C_SERVER] = -1;
 	c->server = c->failed = -1;
 	c->vip = ls->vip;
+	c->pool = ls->vip->pool;
 	c->port = ls->port;
 	c->start_ms = c->last_ms = r->loop->now_ms;
 	for (int d = 0; d < 2; d++)
 		c->half[d].head = c->half[d].tail = LOOP_BUF_NONE;
-	lru_append(&r->lru[vip_index(r, c)], c);
 	r->live++;
 	atomic_fetch_add(&c->vip->conns, 1);
-	relay_connect(r, c);
+	if (c->vip->cfg->tls == CONFIG_TLS_ROUTE) {
+		relay_wait_hello(r, c);
+	} else {
+		lru_append(&r->lru[vip_index(r, c)], c);
+		relay_connect(r, c);
+	}
 	relay_maybe_free(r, c);
 }
 
@@ -687,8 +818,12 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
 	r->lru = calloc((size_t)cfg->nvips, sizeof(*r->lru));
-	if (!r->lru)
+	r->hello = calloc((size_t)cfg->nvips, sizeof(*r->hello));
+	r->scratch = malloc(TLSHELLO_MAX);
+	if (!r->lru || !r->hello || !r->scratch) {
+		relay_free(r);
 		return -ENOMEM;
+	}
 	l->ctx = r;
 	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
 	loop_on(l, LOOP_OP_CONNECT, relay_on_connect_cqe);
@@ -703,7 +838,10 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 void relay_free(struct relay *r)
 {
 	free(r->lru);
-	r->lru = NULL;
+	free(r->hello);
+	free(r->scratch);
+	r->lru = r->hello = NULL;
+	r->scratch = NULL;
 }
 
 static void relay_unstarve(struct relay *r)
@@ -734,16 +872,31 @@ void relay_tick(struct relay *r)
 			relay_close(r, c, END_IDLE_TIMEOUT, 0);
 			relay_maybe_free(r, c);
 		}
+		/* No complete ClientHello within timeout_connect. */
+		uint64_t hello = r->rt->vips[v].cfg->timeout_connect_ms;
+		q = &r->hello[v];
+		while (q->head && q->head->start_ms + hello <= now) {
+			struct relay_conn *c = q->head;
+			relay_close(r, c, END_HELLO_TIMEOUT, 1u << C_CLIENT);
+			relay_maybe_free(r, c);
+		}
 	}
 	relay_unstarve(r);
 }
 
+static void relay_close_list(struct relay *r, struct relay_lru *q)
+{
+	while (q->head) {
+		struct relay_conn *c = q->head;
+		relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
+		relay_maybe_free(r, c);
+	}
+}
+
 void relay_close_all(struct relay *r)
 {
-	for (int v = 0; v < r->rt->cfg->nvips; v++)
-		while (r->lru[v].head) {
-			struct relay_conn *c = r->lru[v].head;
-			relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
-			relay_maybe_free(r, c);
-		}
+	for (int v = 0; v < r->rt->cfg->nvips; v++) {
+		relay_close_list(r, &r->lru[v]);
+		relay_close_list(r, &r->hello[v]);
+	}
 }

@@ -212,6 +212,35 @@ $pool
 $vip
 pool p
 EOF
+expect_error 6 "bad value for 'tls'" <<EOF
+$pool
+$vip
+tls = decrypt
+EOF
+expect_error 6 "vip v: route needs tls = route" <<EOF
+$pool
+$vip
+route = a.test p
+EOF
+expect_error 7 "route a.test: pool nope is not defined" <<EOF
+$pool
+$vip
+tls = route
+route = a.test nope
+EOF
+expect_error 7 "route: bad server name 'a..test'" <<EOF
+$pool
+$vip
+tls = route
+route = a..test p
+EOF
+expect_error 8 "route a.test is given twice in vip v (first on line 7)" <<EOF
+$pool
+$vip
+tls = route
+route = A.test p
+route = a.test p
+EOF
 
 # ---- several mistakes, all in one run ----
 cases=$((cases + 1))

@@ -485,6 +485,7 @@ static void test_print_keys(void)
 	    "listen",	    "pool",
 	    "snat",	    "timeout_connect",
 	    "timeout_idle",
+	    "tls",	    "route",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;

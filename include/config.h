@@ -21,6 +21,14 @@ enum config_tls { CONFIG_TLS_OFF, CONFIG_TLS_TERMINATE, CONFIG_TLS_ROUTE };
 
 /* tls = route: clients whose SNI matches `sni` ("name" or "*.domain") go to
  * pool `pool`; the others to the VIP's own pool. */
+#define CONFIG_PATH_MAX 256
+
+/* A file named in the configuration, resolved against the config's folder. */
+struct config_file {
+	char path[CONFIG_PATH_MAX]; /* "": not given */
+	int line;
+};
+
 struct config_route {
 	char sni[CONFIG_SNI_MAX];
 	char pool_name[CONFIG_NAME_MAX];
@@ -59,6 +67,10 @@ struct config_vip {
 	enum config_tls tls;
 	struct config_route *routes;
 	int nroutes;
+	struct config_file *certs, *keys; /* tls = terminate: pairs, in order */
+	int ncerts, nkeys;
+	struct config_file client_ca;
+	int tls_line;
 	int line;
 };
 

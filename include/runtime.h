@@ -10,6 +10,7 @@
 #include "balance.h"
 #include "config.h"
 #include "log.h"
+#include "tls.h"
 
 struct runtime_server_stats {
 	_Atomic uint64_t conns, bytes_in, bytes_out, connect_fail, retries;
@@ -32,6 +33,7 @@ struct runtime_vip {
 	struct runtime_snat_addr *snat; /* cfg->nsnat entries */
 	struct __kernel_timespec connect_ts;
 	struct log_ratelimit rl_snat, rl_transparent;
+	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
 	_Atomic uint64_t conns, refused;
 };
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "tls.h"
 
 #define CONFIG_SNAT_MAX 64
 #define CONFIG_KEYS_MAX 32
@@ -91,6 +92,9 @@ static int parse_timeout_connect(struct loader *ld, const char *v);
 static int parse_timeout_idle(struct loader *ld, const char *v);
 static int parse_tls(struct loader *ld, const char *v);
 static int parse_route(struct loader *ld, const char *v);
+static int parse_tls_cert(struct loader *ld, const char *v);
+static int parse_tls_key(struct loader *ld, const char *v);
+static int parse_tls_client_ca(struct loader *ld, const char *v);
 
 /* Descriptions end up in a markdown table: no '|' in them. */
 static const struct config_key config_keys[] = {
@@ -126,11 +130,19 @@ static const struct config_key config_keys[] = {
     {SEC_VIP, "timeout_idle", parse_timeout_idle, "30m", false,
      "Close a connection idle this long in both directions (0: never; at most 365d)."},
     {SEC_VIP, "tls", parse_tls, "off", false,
-     "off (bytes pass through untouched) or route (choose the pool by the ClientHello's SNI, "
-     "without decrypting)."},
+     "off (bytes pass through untouched), terminate (TLS ends at the VIP) or route (choose the "
+     "pool by the ClientHello's SNI, without decrypting)."},
     {SEC_VIP, "route", parse_route, "none", true,
      "`SNI POOL`, repeatable, with tls = route: clients asking for SNI (a name, or `*.domain` for "
      "one label) go to POOL; others to `pool`."},
+    {SEC_VIP, "tls_cert", parse_tls_cert, "none", true,
+     "tls = terminate: a PEM certificate chain file, repeatable; the one whose names match the "
+     "client's SNI is used, else the first. Needed by terminate."},
+    {SEC_VIP, "tls_key", parse_tls_key, "none", true,
+     "The PEM private key of each tls_cert, in the same order."},
+    {SEC_VIP, "tls_client_ca", parse_tls_client_ca, "none", false,
+     "tls = terminate: PEM CA certificates; when given, clients must present a certificate "
+     "signed by one."},
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
@@ -629,8 +641,11 @@ static int parse_tls(struct loader *ld, const char *v)
 		cur_vip(ld)->tls = CONFIG_TLS_OFF;
 	else if (strcmp(v, "route") == 0)
 		cur_vip(ld)->tls = CONFIG_TLS_ROUTE;
+	else if (strcmp(v, "terminate") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_TERMINATE;
 	else
-		return bad(ld, "off or route", v);
+		return bad(ld, "off, terminate or route", v);
+	cur_vip(ld)->tls_line = ld->line;
 	return 0;
 }
 
@@ -679,6 +694,64 @@ static int parse_route(struct loader *ld, const char *v)
 	vip->routes = grown;
 	vip->routes[vip->nroutes++] = rt;
 	return 0;
+}
+
+/* A path as given, or relative to the configuration file's folder. */
+static int parse_file(struct loader *ld, const char *v, struct config_file *f)
+{
+	const char *slash = strrchr(ld->path, '/');
+	int n;
+
+	if (*v == '\0')
+		return bad(ld, "a file name", v);
+	if (v[0] == '/' || !slash)
+		n = snprintf(f->path, sizeof(f->path), "%s", v);
+	else
+		n = snprintf(f->path, sizeof(f->path), "%.*s/%s", (int)(slash - ld->path),
+			     ld->path, v);
+	if (n < 0 || (size_t)n >= sizeof(f->path))
+		return reject(ld, "%s: path too long (at most %d characters)", ld->key->name,
+			      CONFIG_PATH_MAX - 1);
+	f->line = ld->line;
+	return 0;
+}
+
+/* One more file in a list of them (tls_cert, tls_key). */
+static int parse_file_list(struct loader *ld, const char *v, struct config_file **list, int *n)
+{
+	struct config_file f;
+
+	if (strcmp(v, "none") == 0)
+		return 0;
+	if (parse_file(ld, v, &f) < 0)
+		return -EINVAL;
+	struct config_file *grown = realloc(*list, (size_t)(*n + 1) * sizeof(f));
+	if (!grown)
+		return out_of_memory(ld);
+	*list = grown;
+	(*list)[(*n)++] = f;
+	return 0;
+}
+
+static int parse_tls_cert(struct loader *ld, const char *v)
+{
+	return parse_file_list(ld, v, &cur_vip(ld)->certs, &cur_vip(ld)->ncerts);
+}
+
+static int parse_tls_key(struct loader *ld, const char *v)
+{
+	return parse_file_list(ld, v, &cur_vip(ld)->keys, &cur_vip(ld)->nkeys);
+}
+
+static int parse_tls_client_ca(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+
+	if (strcmp(v, "none") == 0) {
+		vip->client_ca.path[0] = '\0';
+		return 0;
+	}
+	return parse_file(ld, v, &vip->client_ca);
 }
 
 /* ---- sections ---- */
@@ -1022,6 +1095,44 @@ static void config_check_routes(struct loader *ld, struct config_vip *v)
 	}
 }
 
+/* Certificates and keys are read now, so that -t and the start both report
+ * a wrong path or a key that does not match with the line that names it. */
+static void config_check_tls(struct loader *ld, struct config_vip *v)
+{
+	char why[384];
+
+	if (v->tls != CONFIG_TLS_TERMINATE) {
+		if (v->ncerts || v->nkeys || v->client_ca.path[0])
+			config_error(ld,
+				     v->ncerts ? v->certs[0].line
+				     : v->nkeys ? v->keys[0].line
+						: v->client_ca.line,
+				     "vip %s: tls_cert, tls_key and tls_client_ca need tls = terminate",
+				     v->name);
+		return;
+	}
+	if (v->ncerts == 0) {
+		config_error(ld, v->tls_line, "vip %s: tls = terminate needs tls_cert and tls_key",
+			     v->name);
+		return;
+	}
+	if (v->ncerts != v->nkeys) {
+		/* The line of the first certificate or key without its pair. */
+		config_error(ld,
+			     v->ncerts > v->nkeys ? v->certs[v->nkeys].line
+						  : v->keys[v->ncerts].line,
+			     "vip %s: %d tls_cert but %d tls_key: give one key per certificate, "
+			     "in the same order",
+			     v->name, v->ncerts, v->nkeys);
+		return;
+	}
+	for (int i = 0; i < v->ncerts; i++)
+		if (tls_check_pair(v->certs[i].path, v->keys[i].path, why, sizeof(why)) < 0)
+			config_error(ld, v->certs[i].line, "vip %s: %s", v->name, why);
+	if (v->client_ca.path[0] && tls_check_ca(v->client_ca.path, why, sizeof(why)) < 0)
+		config_error(ld, v->client_ca.line, "vip %s: %s", v->name, why);
+}
+
 static void config_check_vip(struct loader *ld, struct config_vip *v, const struct later_lines *vl)
 {
 	if (v->nlisten == 0 && !vl->given)
@@ -1038,6 +1149,7 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 	}
 	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
 	config_check_routes(ld, v);
+	config_check_tls(ld, v);
 }
 
 static void config_check(struct loader *ld)
@@ -1102,6 +1214,8 @@ void config_free(struct config *cfg)
 		free(cfg->vips[i].listen);
 		free(cfg->vips[i].snat_addrs);
 		free(cfg->vips[i].routes);
+		free(cfg->vips[i].certs);
+		free(cfg->vips[i].keys);
 	}
 	free(cfg->pools);
 	free(cfg->vips);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
+#include "tls.h"
 #include "tlshello.h"
 
 enum { C_CLIENT = 0, C_SERVER = 1 };
@@ -42,6 +43,8 @@ enum relay_end {
 	END_INTERNAL,
 	END_HELLO_TIMEOUT,
 	END_BAD_HELLO,
+	END_TLS_HANDSHAKE,
+	END_TLS_ERROR,
 };
 
 static const char *const relay_end_name[] = {
@@ -59,6 +62,8 @@ static const char *const relay_end_name[] = {
 	[END_INTERNAL] = "internal-error",
 	[END_HELLO_TIMEOUT] = "hello-timeout",
 	[END_BAD_HELLO] = "bad-hello",
+	[END_TLS_HANDSHAKE] = "tls-handshake-failed",
+	[END_TLS_ERROR] = "tls-error",
 };
 
 struct relay_half {
@@ -88,6 +93,7 @@ struct relay_conn {
 	struct runtime_vip *vip;
 	struct runtime_pool *pool; /* the VIP's, or the one its SNI routes to */
 	char *sni;                 /* tls = route: the name the client asked for */
+	struct tls_conn *tls;      /* tls = terminate: the TLS layer, NULL otherwise */
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	struct relay_conn *lru_prev, *lru_next, *starved_next;
@@ -98,6 +104,7 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d);
 static void relay_flush(struct relay *r, struct relay_conn *c, int d);
 static void relay_connect(struct relay *r, struct relay_conn *c);
 static void relay_hello(struct relay *r, struct relay_conn *c);
+static void relay_tls_pump(struct relay *r, struct relay_conn *c);
 
 static inline enum loop_op recv_op(int d)
 {
@@ -205,7 +212,7 @@ static void half_drop(struct loop *l, struct relay_half *h)
 
 static void relay_log(struct relay *r, struct relay_conn *c)
 {
-	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-";
+	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-", tail[384] = "";
 	const char *name = "-";
 	int srv = c->server >= 0 ? c->server : c->failed;
 
@@ -220,20 +227,25 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 		name = s->name;
 		addr_format(&sa.sa, vb, sizeof(vb));
 	}
+	if (c->tls)
+		tls_describe(c->tls, tail, sizeof(tail));
+	else if (c->vip->cfg->tls == CONFIG_TLS_ROUTE)
+		snprintf(tail, sizeof(tail), " sni=%s", c->sni ? c->sni : "-");
 	log_info("conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu retries=%d end=%s%s%s%s%s",
+		 "duration_ms=%llu retries=%d end=%s%s%s%s",
 		 c->vip->cfg->name, addr_format(&c->client.sa, cb, sizeof(cb)),
 		 c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-", name, vb,
 		 (unsigned long long)c->bytes[C_CLIENT], (unsigned long long)c->bytes[C_SERVER],
 		 (unsigned long long)(r->loop->now_ms - c->start_ms), c->tries > 1 ? c->tries - 1 : 0,
 		 relay_end_name[c->end], c->err ? ":" : "", c->err ? strerrorname_np(c->err) : "",
-		 c->vip->cfg->tls ? " sni=" : "", c->vip->cfg->tls ? (c->sni ? c->sni : "-") : "");
+		 tail);
 }
 
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
 {
 	if (c->state == S_CLOSING && c->inflight == 0) {
 		free(c->sni);
+		tls_conn_free(c->tls);
 		free(c);
 		r->nconns--;
 	}
@@ -408,12 +420,101 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 
 /* ---- sending ---- */
 
+/* ---- tls = terminate: the TLS layer between receive and send ---- */
+
+static void relay_tls_fail(struct relay *r, struct relay_conn *c)
+{
+	/* The alert tells the client why, unless other bytes are on their way. */
+	if (!(c->half[C_SERVER].flags & H_SENDING))
+		tls_send_alert(c->tls, C_CLIENT, c->fd[C_CLIENT]);
+	relay_close(r, c, tls_handshake_failed(c->tls) ? END_TLS_HANDSHAKE : END_TLS_ERROR, 0);
+}
+
+/* Hands half d's queued buffers to the TLS layer, as much as it takes. */
+static int relay_tls_feed(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	struct loop *l = r->loop;
+
+	while (h->head != LOOP_BUF_NONE) {
+		uint32_t left = l->buf_len[h->head] - h->head_off;
+		int n = tls_input(c->tls, d, loop_buf(l, h->head) + h->head_off, left);
+		if (n <= 0)
+			return n;
+		h->head_off += (uint32_t)n;
+		h->queued -= (uint32_t)n;
+		if (h->head_off == l->buf_len[h->head])
+			half_pop(l, h);
+	}
+	return 0;
+}
+
+/* Sends what the TLS layer has for half d's destination; once the source
+ * has finished (FIN or close_notify) and all is sent, relays the end: a
+ * close_notify first when the destination speaks TLS, then SHUT_WR. */
+static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	const unsigned char *p;
+	size_t n;
+	int ret;
+
+	if (h->flags & (H_SENDING | H_SHUT))
+		return 0;
+	if ((ret = tls_output(c->tls, d, &p, &n)) < 0)
+		return ret;
+	if (n == 0 && tls_closed(c->tls, d) && !(h->flags & H_EOF)) {
+		h->flags |= H_EOF;
+		if (c->end == END_NONE)
+			c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
+	}
+	bool done = (h->flags & H_EOF) && h->head == LOOP_BUF_NONE;
+	if (n == 0 && done && tls_finish(c->tls, d) && (ret = tls_output(c->tls, d, &p, &n)) < 0)
+		return ret;
+	if (n) {
+		struct io_uring_sqe *sqe = loop_sqe(r->loop);
+		io_uring_prep_send(sqe, c->fd[1 - d], p, n, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
+		h->flags |= H_SENDING;
+		c->inflight++;
+	} else if (done) {
+		shutdown(c->fd[1 - d], SHUT_WR);
+		h->flags |= H_SHUT;
+		relay_check_done(r, c);
+	}
+	return 0;
+}
+
+/* Moves everything that can move, in both directions: progress in one (a
+ * handshake message read) often makes output for the other. */
+static void relay_tls_pump(struct relay *r, struct relay_conn *c)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (int d = 0; d < 2; d++) {
+			if (relay_tls_feed(r, c, d) < 0 || relay_tls_send(r, c, d) < 0) {
+				relay_tls_fail(r, c);
+				return;
+			}
+			if (c->state != S_RELAYING)
+				return;
+		}
+	for (int d = 0; d < 2; d++)
+		if (c->half[d].queued <= r->high_mark / 2)
+			relay_rearm(r, c, d);
+}
+
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
 	struct loop *l = r->loop;
 
-	if (c->state != S_RELAYING || (h->flags & H_SENDING))
+	if (c->state != S_RELAYING)
+		return;
+	if (c->tls) {
+		relay_tls_pump(r, c);
+		return;
+	}
+	if (h->flags & H_SENDING)
 		return;
 	if (h->head != LOOP_BUF_NONE) {
 		struct io_uring_sqe *sqe = loop_sqe(l);
@@ -446,6 +547,10 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 	if (cqe->res < 0) {
 		/* The receiver of this half is gone: reset the sender. */
 		relay_close(r, c, d == C_CLIENT ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);
+	} else if (c->tls) {
+		tls_sent(c->tls, d, (size_t)cqe->res);
+		relay_touch(r, c);
+		relay_flush(r, c, d);
 	} else {
 		h->head_off += (uint32_t)cqe->res;
 		h->queued -= (uint32_t)cqe->res;
@@ -479,10 +584,11 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
 	}
 	relay_touch(r, c);
-	/* A route VIP's client may be receiving already, with its hello queued. */
-	relay_flush(r, c, C_CLIENT);
+	/* A route VIP's client may be receiving already, with its hello queued
+	 * (relay_rearm arms only what is not armed). */
 	relay_rearm(r, c, C_CLIENT);
-	relay_arm_recv(r, c, C_SERVER);
+	relay_rearm(r, c, C_SERVER);
+	relay_flush(r, c, C_CLIENT);
 }
 
 static enum relay_end relay_connect_end(int res)
@@ -710,7 +816,11 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 		relay_wait_hello(r, c);
 	} else {
 		lru_append(&r->lru[vip_index(r, c)], c);
-		relay_connect(r, c);
+		if (c->vip->cfg->tls == CONFIG_TLS_TERMINATE &&
+		    !(c->tls = tls_conn_new(&c->vip->tls)))
+			relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
+		else
+			relay_connect(r, c);
 	}
 	relay_maybe_free(r, c);
 }

@@ -241,6 +241,29 @@ tls = route
 route = A.test p
 route = a.test p
 EOF
+expect_error 6 "vip v: tls = terminate needs tls_cert and tls_key" <<EOF
+$pool
+$vip
+tls = terminate
+EOF
+expect_error 7 "vip v: 1 tls_cert but 0 tls_key" <<EOF
+$pool
+$vip
+tls = terminate
+tls_cert = /nonexistent.pem
+EOF
+expect_error 7 "vip v: certificate /nonexistent.pem: No such file or directory" <<EOF
+$pool
+$vip
+tls = terminate
+tls_cert = /nonexistent.pem
+tls_key = /nonexistent.key
+EOF
+expect_error 6 "tls_cert, tls_key and tls_client_ca need tls = terminate" <<EOF
+$pool
+$vip
+tls_client_ca = /etc/ssl/certs/ca-certificates.crt
+EOF
 
 # ---- several mistakes, all in one run ----
 cases=$((cases + 1))

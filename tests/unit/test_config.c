@@ -486,6 +486,8 @@ static void test_print_keys(void)
 	    "snat",	    "timeout_connect",
 	    "timeout_idle",
 	    "tls",	    "route",
+	    "tls_cert",	    "tls_key",
+	    "tls_client_ca",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;

@@ -70,7 +70,9 @@ struct config_vip {
 	struct config_file *certs, *keys; /* tls = terminate: pairs, in order */
 	int ncerts, nkeys;
 	struct config_file client_ca;
-	int tls_line;
+	bool server_tls; /* re-encrypt toward the servers (tls = terminate) */
+	struct config_file server_cert, server_key, server_ca;
+	int tls_line, server_tls_line;
 	int line;
 };
 

@@ -35,14 +35,19 @@ struct tls_vip {
 	const struct config_vip *cfg;
 	SSL_CTX **ctx; /* one per tls_cert; [0] is used when no SNI matches */
 	int nctx;
+	SSL_CTX *client_ctx; /* server_tls: the proxy as a client of the servers */
+	/* server_tls: the latest session with each server, one row per worker
+	 * so that workers never share one (no lock). */
+	SSL_SESSION **sessions;
+	int nworkers, nservers;
 	_Atomic uint64_t handshakes, resumed, failures;
 	struct log_ratelimit rl_fail;
 };
 
 /* Builds a VIP's contexts from its configuration. Returns 0 or -errno with
  * "FILE:LINE: what" in `why`. */
-int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path, char *why,
-		 size_t len);
+int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path,
+		 int nworkers, int nservers, char *why, size_t len);
 void tls_vip_free(struct tls_vip *tv);
 
 /* Checks a certificate chain file and its key (readable, PEM, matching);
@@ -57,6 +62,9 @@ struct tls_conn;
  * Returns NULL when out of memory. */
 struct tls_conn *tls_conn_new(struct tls_vip *tv);
 void tls_conn_free(struct tls_conn *t);
+/* server_tls: the connection to server `server` is up; starts TLS toward
+ * it, offering the worker's last session with that server. 0 or -ENOMEM. */
+int tls_conn_server(struct tls_conn *t, int worker, int server);
 
 /* Offers `len` received bytes of direction d; returns how many were taken
  * (0: come back after some output was sent) or -EPROTO. */

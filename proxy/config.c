@@ -95,6 +95,10 @@ static int parse_route(struct loader *ld, const char *v);
 static int parse_tls_cert(struct loader *ld, const char *v);
 static int parse_tls_key(struct loader *ld, const char *v);
 static int parse_tls_client_ca(struct loader *ld, const char *v);
+static int parse_server_tls(struct loader *ld, const char *v);
+static int parse_server_cert(struct loader *ld, const char *v);
+static int parse_server_key(struct loader *ld, const char *v);
+static int parse_server_ca(struct loader *ld, const char *v);
 
 /* Descriptions end up in a markdown table: no '|' in them. */
 static const struct config_key config_keys[] = {
@@ -143,6 +147,16 @@ static const struct config_key config_keys[] = {
     {SEC_VIP, "tls_client_ca", parse_tls_client_ca, "none", false,
      "tls = terminate: PEM CA certificates; when given, clients must present a certificate "
      "signed by one."},
+    {SEC_VIP, "server_tls", parse_server_tls, "off", false,
+     "on: with tls = terminate, connect to the servers in TLS again, verifying them and reusing "
+     "sessions per server."},
+    {SEC_VIP, "server_cert", parse_server_cert, "none", false,
+     "server_tls: PEM certificate chain presented to the servers (mutual TLS); with server_key."},
+    {SEC_VIP, "server_key", parse_server_key, "none", false,
+     "server_tls: the PEM private key of server_cert."},
+    {SEC_VIP, "server_ca", parse_server_ca, "none", false,
+     "server_tls: PEM CA certificates the servers' certificates must chain to; none: the "
+     "system's CAs."},
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
@@ -754,6 +768,41 @@ static int parse_tls_client_ca(struct loader *ld, const char *v)
 	return parse_file(ld, v, &vip->client_ca);
 }
 
+static int parse_server_tls(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+		return bad(ld, "on or off", v);
+	cur_vip(ld)->server_tls = v[1] == 'n';
+	cur_vip(ld)->server_tls_line = ld->line;
+	return 0;
+}
+
+/* A single file, or "none". */
+static int parse_optional_file(struct loader *ld, const char *v, struct config_file *f)
+{
+	if (strcmp(v, "none") == 0) {
+		f->path[0] = '\0';
+		f->line = ld->line;
+		return 0;
+	}
+	return parse_file(ld, v, f);
+}
+
+static int parse_server_cert(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_cert);
+}
+
+static int parse_server_key(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_key);
+}
+
+static int parse_server_ca(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_ca);
+}
+
 /* ---- sections ---- */
 
 static const struct config_key *config_find_key(enum config_section sec, const char *name)
@@ -1133,6 +1182,37 @@ static void config_check_tls(struct loader *ld, struct config_vip *v)
 		config_error(ld, v->client_ca.line, "vip %s: %s", v->name, why);
 }
 
+/* server_tls and its files; the files are read now, like tls_cert's. */
+static void config_check_server_tls(struct loader *ld, struct config_vip *v)
+{
+	const struct config_file *cert = &v->server_cert, *key = &v->server_key;
+	char why[384];
+
+	if (!v->server_tls) {
+		if (cert->path[0] || key->path[0] || v->server_ca.path[0])
+			config_error(ld,
+				     cert->path[0]  ? cert->line
+				     : key->path[0] ? key->line
+						    : v->server_ca.line,
+				     "vip %s: server_cert, server_key and server_ca need server_tls = "
+				     "on",
+				     v->name);
+		return;
+	}
+	if (v->tls != CONFIG_TLS_TERMINATE) {
+		config_error(ld, v->server_tls_line, "vip %s: server_tls needs tls = terminate",
+			     v->name);
+		return;
+	}
+	if (!cert->path[0] != !key->path[0])
+		config_error(ld, cert->path[0] ? cert->line : key->line,
+			     "vip %s: server_cert and server_key go together", v->name);
+	else if (cert->path[0] && tls_check_pair(cert->path, key->path, why, sizeof(why)) < 0)
+		config_error(ld, cert->line, "vip %s: %s", v->name, why);
+	if (v->server_ca.path[0] && tls_check_ca(v->server_ca.path, why, sizeof(why)) < 0)
+		config_error(ld, v->server_ca.line, "vip %s: %s", v->name, why);
+}
+
 static void config_check_vip(struct loader *ld, struct config_vip *v, const struct later_lines *vl)
 {
 	if (v->nlisten == 0 && !vl->given)
@@ -1150,6 +1230,7 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
 	config_check_routes(ld, v);
 	config_check_tls(ld, v);
+	config_check_server_tls(ld, v);
 }
 
 static void config_check(struct loader *ld)

@@ -577,6 +577,10 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
 	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
+	if (c->tls && c->vip->cfg->server_tls && tls_conn_server(c->tls, r->worker, c->server) < 0) {
+		relay_close(r, c, END_INTERNAL, (1u << C_CLIENT) | (1u << C_SERVER));
+		return;
+	}
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
 	} else if (r->rt->cfg->log_connections) {

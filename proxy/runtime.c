@@ -21,7 +21,8 @@ static int runtime_vip_init(struct runtime *rt, struct runtime_vip *rv, const st
 	rv->connect_ts.tv_sec = (long long)(cfg->timeout_connect_ms / 1000);
 	rv->connect_ts.tv_nsec = (long long)(cfg->timeout_connect_ms % 1000) * 1000000;
 	char why[512];
-	int ret = tls_vip_init(&rv->tls, cfg, rt->cfg->path, why, sizeof(why));
+	int ret = tls_vip_init(&rv->tls, cfg, rt->cfg->path, rt->nworkers,
+			       rv->pool->cfg->nservers, why, sizeof(why));
 	if (ret < 0) {
 		if (ret != -ENOMEM)
 			log_err("%s", why);

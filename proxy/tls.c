@@ -31,6 +31,7 @@ struct tls_conn {
 	struct tls_vip *vip;
 	struct tls_side side[2]; /* [0] toward the client, [1] toward the server */
 	struct tls_out out[2];   /* per direction */
+	SSL_SESSION **slot; /* server_tls: where this server's session is kept */
 	bool failed, in_handshake;
 	char reason[96];
 };
@@ -170,13 +171,73 @@ static SSL_CTX *tls_server_ctx(struct tls_vip *tv, int i, const char *path, char
 	return ctx;
 }
 
-int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path, char *why,
-		 size_t len)
+/* A session (a TLS 1.3 ticket comes after the handshake) to offer the same
+ * server next time; the connection's slot belongs to its worker. */
+static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
 {
+	struct tls_conn *t = SSL_get_app_data(ssl);
+
+	if (!t || !t->slot)
+		return 0;
+	SSL_SESSION_free(*t->slot);
+	*t->slot = sess;
+	return 1; /* we keep the reference */
+}
+
+/* The proxy as a TLS client of its servers. */
+static int tls_client_ctx(struct tls_vip *tv, const char *path, char *why, size_t len)
+{
+	const struct config_vip *v = tv->cfg;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char r[160];
+
+	if (!(tv->client_ctx = ctx))
+		return -ENOMEM;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
+	if (v->server_ca.path[0] ? SSL_CTX_load_verify_locations(ctx, v->server_ca.path, NULL) != 1
+				 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		tls_reason(r, sizeof(r), "unreadable");
+		snprintf(why, len, "%s:%d: vip %s: server_ca %s: %s", path, v->server_ca.line,
+			 v->name, v->server_ca.path, r);
+		return -EINVAL;
+	}
+	if (v->server_cert.path[0] &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, v->server_cert.path) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, v->server_key.path, SSL_FILETYPE_PEM) != 1 ||
+	     SSL_CTX_check_private_key(ctx) != 1)) {
+		tls_reason(r, sizeof(r), "unreadable");
+		snprintf(why, len, "%s:%d: vip %s: server_cert %s or server_key %s: %s", path,
+			 v->server_cert.line, v->name, v->server_cert.path, v->server_key.path, r);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path,
+		 int nworkers, int nservers, char *why, size_t len)
+{
+	int ret;
+
 	memset(tv, 0, sizeof(*tv));
 	tv->cfg = cfg;
 	if (cfg->tls != CONFIG_TLS_TERMINATE)
 		return 0;
+	if (cfg->server_tls) {
+		tv->nworkers = nworkers;
+		tv->nservers = nservers;
+		tv->sessions = calloc((size_t)nworkers * (size_t)nservers, sizeof(*tv->sessions));
+		if (!tv->sessions)
+			return -ENOMEM;
+		if ((ret = tls_client_ctx(tv, path, why, len)) < 0) {
+			tls_vip_free(tv);
+			return ret;
+		}
+	}
 	tv->ctx = calloc((size_t)cfg->ncerts, sizeof(*tv->ctx));
 	if (!tv->ctx)
 		return -ENOMEM;
@@ -197,6 +258,12 @@ void tls_vip_free(struct tls_vip *tv)
 	free(tv->ctx);
 	tv->ctx = NULL;
 	tv->nctx = 0;
+	for (int i = 0; tv->sessions && i < tv->nworkers * tv->nservers; i++)
+		SSL_SESSION_free(tv->sessions[i]);
+	free(tv->sessions);
+	tv->sessions = NULL;
+	SSL_CTX_free(tv->client_ctx);
+	tv->client_ctx = NULL;
 }
 
 /* ---- connections ---- */
@@ -235,6 +302,23 @@ struct tls_conn *tls_conn_new(struct tls_vip *tv)
 		return NULL;
 	}
 	return t;
+}
+
+int tls_conn_server(struct tls_conn *t, int worker, int server)
+{
+	struct tls_vip *tv = t->vip;
+	struct tls_side *s = &t->side[1];
+	const char *sni = SSL_get_servername(t->side[0].ssl, TLSEXT_NAMETYPE_host_name);
+
+	if (tls_side_init(s, tv->client_ctx, false) < 0)
+		return -ENOMEM;
+	SSL_set_app_data(s->ssl, t);
+	t->slot = &tv->sessions[worker * tv->nservers + server];
+	if (*t->slot)
+		SSL_set_session(s->ssl, *t->slot);
+	if (sni) /* the name the client asked for, for servers with several */
+		SSL_set_tlsext_host_name(s->ssl, sni);
+	return 0;
 }
 
 void tls_conn_free(struct tls_conn *t)
@@ -448,6 +532,10 @@ void tls_describe(const struct tls_conn *t, char *buf, size_t len)
 			     SSL_session_reused(ssl) ? " resumed" : "");
 	else
 		n = snprintf(buf, len, " tls=- sni=%s", sni ? sni : "-");
+	if (t->side[1].done && n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " server_tls=%s%s",
+			      SSL_get_version(t->side[1].ssl),
+			      SSL_session_reused(t->side[1].ssl) ? " server_resumed" : "");
 	if (t->failed && n > 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, " tls_error=\"%s\"", t->reason);
 }

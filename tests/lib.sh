@@ -175,6 +175,7 @@ nginx_tls_start() {
 	        ssl_certificate $T/$cert.pem;
 	        ssl_certificate_key $T/$cert.key;
 	        ssl_session_cache shared:S$name:1m;
+	        ssl_protocols TLSv1.2 TLSv1.3;
 	        $verify
 	        root $d/html;
 	        location / { default_type text/plain; }

@@ -264,6 +264,16 @@ $pool
 $vip
 tls_client_ca = /etc/ssl/certs/ca-certificates.crt
 EOF
+expect_error 6 "vip v: server_tls needs tls = terminate" <<EOF
+$pool
+$vip
+server_tls = on
+EOF
+expect_error 6 "server_cert, server_key and server_ca need server_tls = on" <<EOF
+$pool
+$vip
+server_ca = /etc/ssl/certs/ca-certificates.crt
+EOF
 
 # ---- several mistakes, all in one run ----
 cases=$((cases + 1))

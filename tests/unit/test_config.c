@@ -487,7 +487,9 @@ static void test_print_keys(void)
 	    "timeout_idle",
 	    "tls",	    "route",
 	    "tls_cert",	    "tls_key",
-	    "tls_client_ca",
+	    "tls_client_ca", "server_tls",
+	    "server_cert",	    "server_key",
+	    "server_ca",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;

@@ -81,6 +81,8 @@ bool tls_closed(const struct tls_conn *t, int d);
 bool tls_finish(struct tls_conn *t, int d);
 /* A failure's alert for side s, sent without waiting (best effort). */
 void tls_send_alert(struct tls_conn *t, int s, int fd);
+/* The client's handshake is complete. */
+bool tls_client_ready(const struct tls_conn *t);
 /* True once the connection failed during a handshake. */
 bool tls_handshake_failed(const struct tls_conn *t);
 /* " tls=TLSv1.3 cipher=... sni=..." and the failure's reason, for the log. */

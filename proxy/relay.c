@@ -45,6 +45,7 @@ enum relay_end {
 	END_BAD_HELLO,
 	END_TLS_HANDSHAKE,
 	END_TLS_ERROR,
+	END_HANDSHAKE_TIMEOUT,
 };
 
 static const char *const relay_end_name[] = {
@@ -64,6 +65,7 @@ static const char *const relay_end_name[] = {
 	[END_BAD_HELLO] = "bad-hello",
 	[END_TLS_HANDSHAKE] = "tls-handshake-failed",
 	[END_TLS_ERROR] = "tls-error",
+	[END_HANDSHAKE_TIMEOUT] = "tls-handshake-timeout",
 };
 
 struct relay_half {
@@ -89,6 +91,7 @@ struct relay_conn {
 	int16_t server;
 	uint16_t port; /* the VIP port the client connected to */
 	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
+	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	struct runtime_vip *vip;
 	struct runtime_pool *pool; /* the VIP's, or the one its SNI routes to */
@@ -148,16 +151,17 @@ static void lru_append(struct relay_lru *q, struct relay_conn *c)
 	q->tail = c;
 }
 
-/* A connection waiting for its ClientHello is on the VIP's hello list
- * (in accept order, for its timeout), not on the idle list. */
+/* A connection waiting for its ClientHello (tls = route) or for the end of
+ * its client's handshake (tls = terminate) is on the VIP's hello list, in
+ * accept order, for its timeout: not on the idle list. */
 static struct relay_lru *relay_list(struct relay *r, struct relay_conn *c)
 {
-	return c->state == S_HELLO ? &r->hello[vip_index(r, c)] : &r->lru[vip_index(r, c)];
+	return c->in_hello ? &r->hello[vip_index(r, c)] : &r->lru[vip_index(r, c)];
 }
 
 static void relay_touch(struct relay *r, struct relay_conn *c)
 {
-	if (c->state == S_HELLO)
+	if (c->in_hello)
 		return;
 	c->last_ms = r->loop->now_ms;
 	struct relay_lru *q = &r->lru[vip_index(r, c)];
@@ -165,6 +169,15 @@ static void relay_touch(struct relay *r, struct relay_conn *c)
 		lru_unlink(q, c);
 		lru_append(q, c);
 	}
+}
+
+/* The hello or handshake has come: from the hello list to the idle list. */
+static void relay_hello_done(struct relay *r, struct relay_conn *c)
+{
+	lru_unlink(relay_list(r, c), c);
+	c->in_hello = 0;
+	lru_append(relay_list(r, c), c);
+	relay_touch(r, c);
 }
 
 static void starved_remove(struct relay *r, struct relay_conn *c)
@@ -501,6 +514,8 @@ static void relay_tls_pump(struct relay *r, struct relay_conn *c)
 	for (int d = 0; d < 2; d++)
 		if (c->half[d].queued <= r->high_mark / 2)
 			relay_rearm(r, c, d);
+	if (c->in_hello && tls_client_ready(c->tls))
+		relay_hello_done(r, c);
 }
 
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
@@ -705,6 +720,7 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 static void relay_wait_hello(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_HELLO;
+	c->in_hello = 1;
 	lru_append(relay_list(r, c), c);
 	relay_arm_recv(r, c, C_CLIENT);
 }
@@ -784,10 +800,8 @@ static void relay_hello(struct relay *r, struct relay_conn *c)
 	if (sni[0])
 		c->sni = strdup(sni);
 	c->pool = hello_pool(r, c);
-	lru_unlink(relay_list(r, c), c);
 	c->state = S_CONNECTING;
-	lru_append(relay_list(r, c), c);
-	relay_touch(r, c);
+	relay_hello_done(r, c);
 	relay_connect(r, c);
 }
 
@@ -819,9 +833,9 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	if (c->vip->cfg->tls == CONFIG_TLS_ROUTE) {
 		relay_wait_hello(r, c);
 	} else {
-		lru_append(&r->lru[vip_index(r, c)], c);
-		if (c->vip->cfg->tls == CONFIG_TLS_TERMINATE &&
-		    !(c->tls = tls_conn_new(&c->vip->tls)))
+		c->in_hello = c->vip->cfg->tls == CONFIG_TLS_TERMINATE;
+		lru_append(relay_list(r, c), c);
+		if (c->in_hello && !(c->tls = tls_conn_new(&c->vip->tls)))
 			relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
 		else
 			relay_connect(r, c);
@@ -986,12 +1000,13 @@ void relay_tick(struct relay *r)
 			relay_close(r, c, END_IDLE_TIMEOUT, 0);
 			relay_maybe_free(r, c);
 		}
-		/* No complete ClientHello within timeout_connect. */
+		/* No complete ClientHello or handshake within timeout_connect. */
 		uint64_t hello = r->rt->vips[v].cfg->timeout_connect_ms;
 		q = &r->hello[v];
 		while (q->head && q->head->start_ms + hello <= now) {
 			struct relay_conn *c = q->head;
-			relay_close(r, c, END_HELLO_TIMEOUT, 1u << C_CLIENT);
+			relay_close(r, c, c->tls ? END_HANDSHAKE_TIMEOUT : END_HELLO_TIMEOUT,
+				    1u << C_CLIENT);
 			relay_maybe_free(r, c);
 		}
 	}

@@ -515,6 +515,11 @@ void tls_send_alert(struct tls_conn *t, int s, int fd)
 		return; /* the client is gone or not reading: nothing to do */
 }
 
+bool tls_client_ready(const struct tls_conn *t)
+{
+	return t->side[0].done;
+}
+
 bool tls_handshake_failed(const struct tls_conn *t)
 {
 	return t->failed && t->in_handshake;

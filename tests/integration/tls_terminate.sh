@@ -24,6 +24,7 @@ tls_cert = one.pem
 tls_key = one.key
 tls_cert = two.pem
 tls_key = two.key
+timeout_connect = 1s
 CFG
 "$SNATPROXY" -t -c "$T/p.ini" || fail "config refused"
 proxy_start proxy "$T/p.ini"
@@ -87,6 +88,14 @@ grep -q 'TLS handshake with the client failed' "$T/proxy.log" || fail "failure n
 exec 3<>"/dev/tcp/127.0.0.1/$Q"
 (printf '\x16\x03\x01\x00\x40\x01\x00\x00\x3c\x03\x03' >&3) 2>/dev/null
 get www.two.test >/dev/null || fail "a half-open handshake blocked another client"
+exec 3<&-
+
+info "a silent client is closed after timeout_connect, others go on"
+exec 3<>"/dev/tcp/127.0.0.1/$Q"
+get pool01.lab.test >/dev/null || fail "a silent client blocked another"
+wait_for 5 grep -q 'conn vip=web .*end=tls-handshake-timeout' "$T/proxy.log"
+rc=0; timeout 3 cat <&3 >/dev/null 2>&1 || rc=$?
+[ "$rc" -ne 124 ] || fail "the silent client's connection was not closed"
 exec 3<&-
 proxy_stop proxy
 

@@ -46,8 +46,8 @@ struct tls_vip {
 
 /* Builds a VIP's contexts from its configuration. Returns 0 or -errno with
  * "FILE:LINE: what" in `why`. */
-int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path,
-		 int nworkers, int nservers, char *why, size_t len);
+int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path, int nworkers,
+		 int nservers, char *why, size_t len);
 void tls_vip_free(struct tls_vip *tv);
 
 /* Checks a certificate chain file and its key (readable, PEM, matching);

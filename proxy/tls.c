@@ -30,8 +30,8 @@ struct tls_out {
 struct tls_conn {
 	struct tls_vip *vip;
 	struct tls_side side[2]; /* [0] toward the client, [1] toward the server */
-	struct tls_out out[2];   /* per direction */
-	SSL_SESSION **slot; /* server_tls: where this server's session is kept */
+	struct tls_out out[2];	 /* per direction */
+	SSL_SESSION **slot;	 /* server_tls: where this server's session is kept */
 	bool failed, in_handshake;
 	char reason[96];
 };
@@ -97,7 +97,7 @@ int tls_check_pair(const char *cert, const char *key, char *why, size_t len)
 
 int tls_check_ca(const char *ca, char *why, size_t len)
 {
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_NAME) * names;
 	int ret = tls_readable("CA file", ca, why, len);
 
 	if (ret < 0)
@@ -155,8 +155,8 @@ static SSL_CTX *tls_server_ctx(struct tls_vip *tv, int i, const char *path, char
 		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(v->client_ca.path);
 		if (!names || SSL_CTX_load_verify_locations(ctx, v->client_ca.path, NULL) != 1) {
 			tls_reason(r, sizeof(r), "unreadable");
-			snprintf(why, len, "%s:%d: vip %s: CA file %s: %s", path,
-				 v->client_ca.line, v->name, v->client_ca.path, r);
+			snprintf(why, len, "%s:%d: vip %s: CA file %s: %s", path, v->client_ca.line,
+				 v->name, v->client_ca.path, r);
 			sk_X509_NAME_pop_free(names, X509_NAME_free);
 			SSL_CTX_free(ctx);
 			return NULL;
@@ -197,7 +197,8 @@ static int tls_client_ctx(struct tls_vip *tv, const char *path, char *why, size_
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_set_session_cache_mode(ctx,
+				       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
 	if (v->server_ca.path[0] ? SSL_CTX_load_verify_locations(ctx, v->server_ca.path, NULL) != 1
 				 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
@@ -218,8 +219,8 @@ static int tls_client_ctx(struct tls_vip *tv, const char *path, char *why, size_
 	return 0;
 }
 
-int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path,
-		 int nworkers, int nservers, char *why, size_t len)
+int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path, int nworkers,
+		 int nservers, char *why, size_t len)
 {
 	int ret;
 
@@ -391,7 +392,8 @@ int tls_input(struct tls_conn *t, int d, const unsigned char *p, size_t len)
 		size_t pend = BIO_ctrl_pending(src->rbio);
 		if (pend >= TLS_IN_MAX)
 			return 0;
-		int n = BIO_write(src->rbio, p, (int)(len < TLS_IN_MAX - pend ? len : TLS_IN_MAX - pend));
+		int n = BIO_write(src->rbio, p,
+				  (int)(len < TLS_IN_MAX - pend ? len : TLS_IN_MAX - pend));
 		return n > 0 ? n : tls_fail(t, d);
 	}
 	/* Plaintext for a TLS destination, once its handshake is through. */

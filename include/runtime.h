@@ -12,6 +12,8 @@
 #include "log.h"
 #include "tls.h"
 
+struct health_pool;
+
 struct runtime_server_stats {
 	_Atomic uint64_t conns, bytes_in, bytes_out, connect_fail, retries;
 };
@@ -20,6 +22,7 @@ struct runtime_pool {
 	const struct config_pool *cfg;
 	struct balance_pool bal;
 	struct runtime_server_stats *stats; /* one per server */
+	struct health_pool *health;         /* health checks (health.c); NULL until health_init */
 };
 
 struct runtime_snat_addr {

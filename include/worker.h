@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "health.h"
 #include "loop.h"
 #include "relay.h"
 #include "runtime.h"
@@ -20,6 +21,7 @@ struct worker {
 	struct runtime *rt;
 	struct loop loop;
 	struct relay relay;
+	struct health_worker health; /* this worker's share of the health checks */
 	struct relay_listener *listeners;
 	int nlisteners;
 	int wake_fd;

@@ -25,7 +25,7 @@
 #include "tls.h"
 
 #define CONFIG_SNAT_MAX 64
-#define CONFIG_KEYS_MAX 32
+#define CONFIG_KEYS_MAX 64
 #define MS_PER_DAY	(24ULL * 3600 * 1000)
 
 enum config_section { SEC_NONE, SEC_GLOBAL, SEC_POOL, SEC_VIP, SEC_SKIP };
@@ -85,6 +85,20 @@ static int parse_buffers(struct loader *ld, const char *v);
 static int parse_log_connections(struct loader *ld, const char *v);
 static int parse_balance(struct loader *ld, const char *v);
 static int parse_server(struct loader *ld, const char *v);
+static int parse_check(struct loader *ld, const char *v);
+static int parse_check_port(struct loader *ld, const char *v);
+static int parse_check_path(struct loader *ld, const char *v);
+static int parse_check_method(struct loader *ld, const char *v);
+static int parse_check_host(struct loader *ld, const char *v);
+static int parse_check_expect(struct loader *ld, const char *v);
+static int parse_check_body(struct loader *ld, const char *v);
+static int parse_check_interval(struct loader *ld, const char *v);
+static int parse_check_timeout(struct loader *ld, const char *v);
+static int parse_check_rise(struct loader *ld, const char *v);
+static int parse_check_fall(struct loader *ld, const char *v);
+static int parse_check_cert(struct loader *ld, const char *v);
+static int parse_check_key(struct loader *ld, const char *v);
+static int parse_check_ca(struct loader *ld, const char *v);
 static int parse_listen(struct loader *ld, const char *v);
 static int parse_pool(struct loader *ld, const char *v);
 static int parse_snat(struct loader *ld, const char *v);
@@ -122,6 +136,35 @@ static const struct config_key config_keys[] = {
     {SEC_POOL, "server", parse_server, NULL, true,
      "`NAME ADDR[:PORT] [weight=N] [max_conn=N] [backup]`, repeatable; no port: the port the "
      "client connected to."},
+    {SEC_POOL, "check", parse_check, "none", false,
+     "Health check of each server: none, tcp (connect), http or https (a request, see "
+     "docs/health.md)."},
+    {SEC_POOL, "check_port", parse_check_port, "0", false,
+     "Port the checks connect to; 0: the server's own port (required for servers without one)."},
+    {SEC_POOL, "check_path", parse_check_path, "/", false,
+     "Path of the http or https check's request, such as /LiveServer/MCUFactory/."},
+    {SEC_POOL, "check_method", parse_check_method, "GET", false,
+     "Method of the http or https check's request: GET, HEAD or POST (with an empty body)."},
+    {SEC_POOL, "check_host", parse_check_host, "", false,
+     "Host header and TLS server name (SNI, and the name verified); empty: the server's address."},
+    {SEC_POOL, "check_expect", parse_check_expect, "200-399", false,
+     "Status codes that mean up: codes and ranges separated by commas, such as 200-299,405."},
+    {SEC_POOL, "check_body", parse_check_body, "", false,
+     "Text the response body must contain (the response must fit in 16 KiB); empty: any body."},
+    {SEC_POOL, "check_interval", parse_check_interval, "2s", false,
+     "Time between the starts of two checks of a server (10ms..1d)."},
+    {SEC_POOL, "check_timeout", parse_check_timeout, "1s", false,
+     "How long one check may take, connect to last byte (1ms..1h)."},
+    {SEC_POOL, "check_rise", parse_check_rise, "2", false,
+     "Successful checks in a row that bring a server that is down back up (1..100)."},
+    {SEC_POOL, "check_fall", parse_check_fall, "3", false,
+     "Failed checks (or failed client connects) in a row that mark a server down (1..100)."},
+    {SEC_POOL, "check_cert", parse_check_cert, "", false,
+     "PEM client certificate (and chain) the https check presents, for mutual TLS; empty: none."},
+    {SEC_POOL, "check_key", parse_check_key, "", false,
+     "PEM private key of check_cert; empty: in the check_cert file."},
+    {SEC_POOL, "check_ca", parse_check_ca, "", false,
+     "PEM CA certificates that verify the servers' chains and names; empty: the system's."},
     {SEC_VIP, "listen", parse_listen, NULL, true,
      "`ADDR:PORT` or `[IPv6]:PORT` the VIP accepts clients on; repeatable, one port each."},
     {SEC_VIP, "pool", parse_pool, NULL, false,
@@ -521,6 +564,191 @@ static int parse_server(struct loader *ld, const char *v)
 	return 0;
 }
 
+/* ---- [pool NAME]: health checks ---- */
+
+static struct config_check *cur_check(struct loader *ld)
+{
+	return &cur_pool(ld)->check;
+}
+
+static int parse_check(struct loader *ld, const char *v)
+{
+	static const char *const names[] = {
+	    [CONFIG_CHECK_NONE] = "none",
+	    [CONFIG_CHECK_TCP] = "tcp",
+	    [CONFIG_CHECK_HTTP] = "http",
+	    [CONFIG_CHECK_HTTPS] = "https",
+	};
+
+	cur_check(ld)->line = ld->line;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			cur_check(ld)->type = (enum config_check_type)i;
+			return 0;
+		}
+	return bad(ld, "none, tcp, http or https", v);
+}
+
+static int parse_check_port(struct loader *ld, const char *v)
+{
+	uint64_t n;
+
+	cur_check(ld)->port_line = ld->line;
+	if (parse_int_range(v, 0, 65535, &n) < 0)
+		return bad(ld, "0 (the server's port) or a port from 1 to 65535", v);
+	cur_check(ld)->port = (uint16_t)n;
+	return 0;
+}
+
+/* Text that goes into a request line or header: no spaces or controls in a
+ * path, no controls in a host, so that a check cannot send a broken request. */
+static bool config_printable(const char *v, bool spaces)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x21 || *v == 0x7f)
+			if (!(spaces && *v == ' '))
+				return false;
+	return true;
+}
+
+static int parse_check_path(struct loader *ld, const char *v)
+{
+	if (v[0] != '/' || !config_printable(v, false))
+		return bad(ld, "a path starting with / without spaces, such as /LiveServer/MCUFactory/",
+			   v);
+	snprintf(cur_check(ld)->path, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+static int parse_check_method(struct loader *ld, const char *v)
+{
+	static const char *const names[] = {
+	    [CONFIG_METHOD_GET] = "GET",
+	    [CONFIG_METHOD_HEAD] = "HEAD",
+	    [CONFIG_METHOD_POST] = "POST",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			cur_check(ld)->method = (enum config_check_method)i;
+			return 0;
+		}
+	return bad(ld, "GET, HEAD or POST", v);
+}
+
+static int parse_check_host(struct loader *ld, const char *v)
+{
+	if (!config_printable(v, false) || strchr(v, '/'))
+		return bad(ld, "a host name such as pool01.lab.test, without spaces or /", v);
+	snprintf(cur_check(ld)->host, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+/* "200-299,405": codes from 100 to 599, ranges low-high. */
+static int parse_check_expect(struct loader *ld, const char *v)
+{
+	struct config_check *c = cur_check(ld);
+	const char *p = v;
+	uint64_t lo, hi;
+
+	c->nexpect = 0;
+	for (;;) {
+		if (parse_uint(&p, 999, &lo) < 0)
+			break;
+		hi = lo;
+		if (*p == '-') {
+			p++;
+			if (parse_uint(&p, 999, &hi) < 0)
+				break;
+		}
+		if (lo < 100 || hi > 599 || hi < lo)
+			break;
+		if (c->nexpect >= CONFIG_EXPECT_MAX)
+			return reject(ld, "check_expect: at most %d codes or ranges", CONFIG_EXPECT_MAX);
+		c->expect[c->nexpect].lo = (uint16_t)lo;
+		c->expect[c->nexpect++].hi = (uint16_t)hi;
+		if (*p == '\0')
+			return 0;
+		if (*p++ != ',')
+			break;
+	}
+	return bad(ld, "status codes (100..599) and ranges separated by commas, such as 200-299,405",
+		   v);
+}
+
+static int parse_check_body(struct loader *ld, const char *v)
+{
+	snprintf(cur_check(ld)->body, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+static int parse_check_interval(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 10, MS_PER_DAY,
+				    "a duration from 10ms to 1d such as 500ms or 2s",
+				    &cur_check(ld)->interval_ms);
+}
+
+static int parse_check_timeout(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 1, 3600 * 1000,
+				    "a duration from 1ms to 1h such as 500ms or 1s",
+				    &cur_check(ld)->timeout_ms);
+}
+
+static int parse_count(struct loader *ld, const char *v, int *out)
+{
+	uint64_t n;
+
+	if (parse_int_range(v, 1, 100, &n) < 0)
+		return bad(ld, "a number from 1 to 100", v);
+	*out = (int)n;
+	return 0;
+}
+
+static int parse_check_rise(struct loader *ld, const char *v)
+{
+	return parse_count(ld, v, &cur_check(ld)->rise);
+}
+
+static int parse_check_fall(struct loader *ld, const char *v)
+{
+	return parse_count(ld, v, &cur_check(ld)->fall);
+}
+
+/* A file named relative to the configuration file's directory, as an
+ * operator reading the file would expect. */
+static int parse_file(struct loader *ld, const char *v, char *out, int *line)
+{
+	const char *slash = strrchr(ld->path, '/');
+	int n;
+
+	*line = v[0] ? ld->line : 0;
+	if (v[0] == '/' || v[0] == '\0' || !slash)
+		n = snprintf(out, CONFIG_PATH_MAX, "%s", v);
+	else
+		n = snprintf(out, CONFIG_PATH_MAX, "%.*s/%s", (int)(slash - ld->path), ld->path, v);
+	if (n < 0 || n >= CONFIG_PATH_MAX)
+		return reject(ld, "%s: path too long: %d characters at most", ld->key->name,
+			      CONFIG_PATH_MAX - 1);
+	return 0;
+}
+
+static int parse_check_cert(struct loader *ld, const char *v)
+{
+	return parse_file(ld, v, cur_check(ld)->cert, &cur_check(ld)->cert_line);
+}
+
+static int parse_check_key(struct loader *ld, const char *v)
+{
+	return parse_file(ld, v, cur_check(ld)->key, &cur_check(ld)->key_line);
+}
+
+static int parse_check_ca(struct loader *ld, const char *v)
+{
+	return parse_file(ld, v, cur_check(ld)->ca, &cur_check(ld)->ca_line);
+}
+
 /* ---- [vip NAME] ---- */
 
 static struct config_vip *cur_vip(struct loader *ld)
@@ -710,24 +938,12 @@ static int parse_route(struct loader *ld, const char *v)
 	return 0;
 }
 
-/* A path as given, or relative to the configuration file's folder. */
-static int parse_file(struct loader *ld, const char *v, struct config_file *f)
+/* tls_cert and the like: a file, resolved like check_cert. */
+static int parse_tls_file(struct loader *ld, const char *v, struct config_file *f)
 {
-	const char *slash = strrchr(ld->path, '/');
-	int n;
-
 	if (*v == '\0')
 		return bad(ld, "a file name", v);
-	if (v[0] == '/' || !slash)
-		n = snprintf(f->path, sizeof(f->path), "%s", v);
-	else
-		n = snprintf(f->path, sizeof(f->path), "%.*s/%s", (int)(slash - ld->path),
-			     ld->path, v);
-	if (n < 0 || (size_t)n >= sizeof(f->path))
-		return reject(ld, "%s: path too long (at most %d characters)", ld->key->name,
-			      CONFIG_PATH_MAX - 1);
-	f->line = ld->line;
-	return 0;
+	return parse_file(ld, v, f->path, &f->line);
 }
 
 /* One more file in a list of them (tls_cert, tls_key). */
@@ -737,7 +953,7 @@ static int parse_file_list(struct loader *ld, const char *v, struct config_file 
 
 	if (strcmp(v, "none") == 0)
 		return 0;
-	if (parse_file(ld, v, &f) < 0)
+	if (parse_tls_file(ld, v, &f) < 0)
 		return -EINVAL;
 	struct config_file *grown = realloc(*list, (size_t)(*n + 1) * sizeof(f));
 	if (!grown)
@@ -765,7 +981,7 @@ static int parse_tls_client_ca(struct loader *ld, const char *v)
 		vip->client_ca.path[0] = '\0';
 		return 0;
 	}
-	return parse_file(ld, v, &vip->client_ca);
+	return parse_tls_file(ld, v, &vip->client_ca);
 }
 
 static int parse_server_tls(struct loader *ld, const char *v)
@@ -785,7 +1001,7 @@ static int parse_optional_file(struct loader *ld, const char *v, struct config_f
 		f->line = ld->line;
 		return 0;
 	}
-	return parse_file(ld, v, f);
+	return parse_tls_file(ld, v, f);
 }
 
 static int parse_server_cert(struct loader *ld, const char *v)
@@ -1233,9 +1449,35 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 	config_check_server_tls(ld, v);
 }
 
+/* Keys that only make sense together, once the pool is read whole. */
+static void config_check_pool_check(struct loader *ld, const struct config_pool *p)
+{
+	const struct config_check *c = &p->check;
+	int line = c->line ? c->line : p->line;
+
+	if (c->key_line && !c->cert_line)
+		config_error(ld, c->key_line, "pool %s: check_key without check_cert", p->name);
+	if (c->type != CONFIG_CHECK_HTTPS && (c->cert_line || c->ca_line))
+		config_error(ld, c->cert_line ? c->cert_line : c->ca_line,
+			     "pool %s: check_cert and check_ca need check = https", p->name);
+	if (c->type == CONFIG_CHECK_NONE || c->port)
+		return;
+	for (int i = 0; i < p->nservers; i++)
+		if (addr_port((const struct sockaddr *)&p->servers[i].addr) == 0) {
+			config_error(ld, line,
+				     "pool %s: server %s has no port, so its checks need "
+				     "check_port = PORT",
+				     p->name, p->servers[i].name);
+			return;
+		}
+}
+
 static void config_check(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
+
+	for (int i = 0; i < cfg->npools; i++)
+		config_check_pool_check(ld, &cfg->pools[i]);
 
 	for (int i = 0; i < cfg->npools; i++)
 		if (cfg->pools[i].nservers == 0 && !ld->plines[i].given)
@@ -1309,8 +1551,10 @@ void config_print_keys(FILE *out)
 	fprintf(out, "|---|---|---|---|\n");
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
+		bool none = k->def && !k->def[0]; /* `` would not show in markdown */
 		fprintf(out, "| `%s` | `%s` | %s%s%s | %s |\n", section_titles[k->section], k->name,
-			k->def ? "`" : "", k->def ? k->def : "(required)", k->def ? "`" : "",
-			k->desc);
+			k->def && !none ? "`" : "",
+			none ? "(none)" : k->def ? k->def : "(required)",
+			k->def && !none ? "`" : "", k->desc);
 	}
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "certdiag.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "loop.h"
 #include "runtime.h"
@@ -16,6 +18,7 @@
 
 static const char usage[] =
 	"usage: snatproxy -c FILE [-t] [-v]\n"
+	"       snatproxy -C CERT [-k KEY] [-a CA]\n"
 	"       snatproxy --keys | -V | -h\n"
 	"\n"
 	"A user-space SNAT load balancer for TCP on io_uring.\n"
@@ -23,7 +26,13 @@ static const char usage[] =
 	"  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
 	"  -t, --test         check the configuration, print every error as FILE:LINE: message,\n"
 	"                     and exit 0 (valid) or 1\n"
-	"  -v, --verbose      log debugging details\n"
+	"  -v, --verbose      log debugging details (every failed health check among them)\n"
+	"  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
+	"                     TLS client (the MCU factory's callers need both), is it valid,\n"
+	"                     does KEY match it, does its chain verify against CA (default:\n"
+	"                     the system's store); exit 0 when it can serve both ways\n"
+	"  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
+	"  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
 	"      --keys         print the reference of every configuration key (markdown)\n"
 	"  -V, --version      print the version\n"
 	"  -h, --help         print this help\n"
@@ -33,7 +42,7 @@ static const char usage[] =
 	"signal closes them at once.\n";
 
 struct options {
-	const char *config;
+	const char *config, *cert, *key, *ca;
 	bool test, keys, verbose;
 };
 
@@ -43,15 +52,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},      {"keys", no_argument, NULL, 'K'},
 		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{"cert", required_argument, NULL, 'C'},   {"key", required_argument, NULL, 'k'},
+		{"ca", required_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0}};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:tvVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:tvVhC:k:a:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 't': o->test = true; break;
 		case 'v': o->verbose = true; break;
 		case 'K': o->keys = true; break;
+		case 'C': o->cert = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 'a': o->ca = optarg; break;
 		case 'V': printf("snatproxy %s\n", SNATPROXY_VERSION); exit(0);
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); return -EINVAL;
@@ -61,7 +75,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "snatproxy: unexpected argument '%s'\n%s", argv[optind], usage);
 		return -EINVAL;
 	}
-	if (!o->config && !o->keys) {
+	if ((o->key || o->ca) && !o->cert) {
+		fprintf(stderr, "snatproxy: -k and -a go with -C CERT\n%s", usage);
+		return -EINVAL;
+	}
+	if (!o->config && !o->keys && !o->cert) {
 		fprintf(stderr, "snatproxy: no configuration file: use -c FILE\n%s", usage);
 		return -EINVAL;
 	}
@@ -162,6 +180,29 @@ static int serve(struct runtime *rt, struct worker *w)
 	return status;
 }
 
+/* snatproxy -C: the certificate report; 0 when it can serve both ways. */
+static int examine_cert(const struct options *o)
+{
+	struct certdiag d;
+	char why[600];
+
+	if (certdiag_examine(o->cert, o->key, o->ca, &d, why, sizeof(why)) < 0) {
+		fprintf(stderr, "snatproxy: %s\n", why);
+		return 1;
+	}
+	return certdiag_print(&d, o->cert, o->key, o->ca, stdout);
+}
+
+/* The pools' health checks, their certificates examined. -t runs this too,
+ * so that a key that does not match is found before the proxy starts. */
+static int start_health(struct runtime *rt)
+{
+	int ret = health_init(rt, stderr);
+	if (ret == -ENOMEM)
+		fprintf(stderr, "%s: out of memory\n", rt->cfg->path);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {0};
@@ -181,6 +222,8 @@ int main(int argc, char **argv)
 		config_print_keys(stdout);
 		return 0;
 	}
+	if (o.cert)
+		return examine_cert(&o);
 	ret = config_load(o.config, &cfg, stderr);
 	if (ret < 0) {
 		if (ret != -EINVAL)
@@ -189,9 +232,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (o.test) {
-		printf("%s: configuration is valid\n", o.config);
+		ret = runtime_init(&rt, &cfg);
+		if (ret == 0) {
+			ret = start_health(&rt);
+			health_free(&rt);
+			runtime_free(&rt);
+		}
+		if (ret == 0)
+			printf("%s: configuration is valid\n", o.config);
 		config_free(&cfg);
-		return 0;
+		return ret == 0 ? 0 : 1;
 	}
 	log_set_level(o.verbose ? LOG_DEBUG : LOG_INFO);
 	if (loop_probe(why, sizeof(why)) < 0) {
@@ -205,6 +255,12 @@ int main(int argc, char **argv)
 			log_err("out of memory");
 		return 1;
 	}
+	if (start_health(&rt) < 0) {
+		health_free(&rt);
+		runtime_free(&rt);
+		config_free(&cfg);
+		return 1;
+	}
 	raise_nofile(&cfg);
 	snat_check_routes(&rt);
 	struct worker *w = calloc((size_t)rt.nworkers, sizeof(*w));
@@ -216,6 +272,7 @@ int main(int argc, char **argv)
 	for (int i = 0; w && i < rt.nworkers; i++)
 		worker_free(&w[i]);
 	free(w);
+	health_free(&rt);
 	runtime_free(&rt);
 	config_free(&cfg);
 	if (ret == 0)

@@ -3,10 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "addr.h"
+#include "health.h"
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
@@ -338,6 +341,10 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = r->loop->bgid;
 	sqe->ioprio |= IORING_RECV_MULTISHOT;
+	/* A bundle takes as many buffers as the socket has data for in one
+	 * completion: fewer completions and system calls for bulk transfers. */
+	if (r->loop->bundles)
+		sqe->ioprio |= IORING_RECVSEND_BUNDLE;
 	io_uring_sqe_set_data64(sqe, loop_ud(c, recv_op(d)));
 	h->flags = (uint8_t)((h->flags | H_RECV) & ~(H_STARVED | H_CANCELLING));
 	c->inflight++;
@@ -380,17 +387,32 @@ static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 	relay_flush(r, c, d);
 }
 
+struct relay_take {
+	struct loop *l;
+	struct relay_half *h; /* NULL: closing, the data goes nowhere */
+};
+
+static void relay_take_buf(void *arg, uint16_t bid, uint32_t len)
+{
+	struct relay_take *t = arg;
+	if (t->h)
+		half_push(t->l, t->h, bid, len);
+	else
+		loop_buf_put(t->l, bid);
+}
+
 static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
 {
 	struct relay_half *h = &c->half[d];
-	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	struct relay_take t = {r->loop, c->state == S_CLOSING ? NULL : h};
 
-	r->loop->buf_free--;
-	if (c->state == S_CLOSING) {
-		loop_buf_put(r->loop, bid);
-		return;
+	if (loop_recv_bufs(r->loop, cqe, relay_take_buf, &t) < 0 && r->loop->bundles) {
+		log_warn("worker %d: a receive's buffers were not where the ring said; "
+			 "receiving without bundles from now on", r->worker);
+		r->loop->bundles = false;
 	}
-	half_push(r->loop, h, bid, (uint32_t)cqe->res);
+	if (!t.h)
+		return;
 	c->bytes[d] += (unsigned)cqe->res;
 	relay_touch(r, c);
 	if (c->state == S_HELLO) {
@@ -518,6 +540,24 @@ static void relay_tls_pump(struct relay *r, struct relay_conn *c)
 		relay_hello_done(r, c);
 }
 
+/* Should the server connection end with a reset rather than our FIN? When
+ * the server closed first, a FIN from us would leave its side in TIME_WAIT
+ * for a minute, holding the 4-tuple of our SNAT address and port: a later
+ * connection that reuses the port then meets that TIME_WAIT, which may drop
+ * its SYN (PAWS), and the retransmit costs a second. That is how new
+ * connection rates through a SNAT address collapse under sustained load. A
+ * reset leaves nothing behind; it is safe once the server has finished
+ * sending and has acknowledged all we sent (what it has not read yet stays
+ * readable to it). */
+static bool relay_server_done(struct relay_conn *c)
+{
+	int unacked = 1;
+
+	if (!(c->half[C_SERVER].flags & H_SHUT))
+		return false;
+	return ioctl(c->fd[C_SERVER], SIOCOUTQ, &unacked) == 0 && unacked == 0;
+}
+
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
@@ -541,6 +581,10 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 		return;
 	}
 	if ((h->flags & (H_EOF | H_SHUT)) == H_EOF) {
+		if (d == C_CLIENT && relay_server_done(c)) {
+			relay_close(r, c, c->end, 1u << C_SERVER);
+			return;
+		}
 		shutdown(c->fd[1 - d], SHUT_WR);
 		h->flags |= H_SHUT;
 		relay_check_done(r, c);
@@ -592,6 +636,7 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
 	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
+	health_passive(c->pool, c->server, true, 0);
 	if (c->tls && c->vip->cfg->server_tls && tls_conn_server(c->tls, r->worker, c->server) < 0) {
 		relay_close(r, c, END_INTERNAL, (1u << C_CLIENT) | (1u << C_SERVER));
 		return;
@@ -643,6 +688,7 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	if (res == -ECANCELED || res == -ETIMEDOUT)
 		snat_transparent_hint(c->vip, &sa.sa);
 	atomic_fetch_add(&p->stats[c->server].connect_fail, 1);
+	health_passive(p, c->server, false, res);
 	c->failed = c->server;
 	balance_release(&p->bal, c->server);
 	c->server = -1;
@@ -727,22 +773,24 @@ static void relay_wait_hello(struct relay *r, struct relay_conn *c)
 
 /* A client sending its hello in tiny segments would hold one provided
  * buffer per segment: the newest buffer is merged into the one before it
- * whenever it fits, so a hello holds at most TLSHELLO_MAX / buffer_size + 1. */
-static void hello_coalesce(struct loop *l, struct relay_half *h)
+ * whenever it fits (repeatedly, as a bundle may bring several), so a hello
+ * holds at most TLSHELLO_MAX / buffer_size + 1. Returns whether it merged. */
+static bool hello_coalesce(struct loop *l, struct relay_half *h)
 {
 	uint16_t prev = h->head, last = h->tail;
 
 	if (prev == last)
-		return;
+		return false;
 	while (l->buf_next[prev] != last)
 		prev = l->buf_next[prev];
 	if (l->buf_len[prev] + l->buf_len[last] > l->buf_size)
-		return;
+		return false;
 	memcpy(loop_buf(l, prev) + l->buf_len[prev], loop_buf(l, last), l->buf_len[last]);
 	l->buf_len[prev] += l->buf_len[last];
 	l->buf_next[prev] = LOOP_BUF_NONE;
 	h->tail = prev;
 	loop_buf_put(l, last);
+	return true;
 }
 
 /* The first bytes of the client's queue in one piece (at most TLSHELLO_MAX). */
@@ -783,7 +831,8 @@ static void relay_hello(struct relay *r, struct relay_conn *c)
 	char sni[TLSHELLO_SNI_MAX];
 	size_t len, need = 0;
 
-	hello_coalesce(r->loop, h);
+	while (hello_coalesce(r->loop, h))
+		;
 	if (h->queued < c->hello_need)
 		return;
 	const unsigned char *p = hello_bytes(r, h, &len);

@@ -94,13 +94,14 @@ static bool worker_check_stop(struct worker *w)
 	}
 	if (w->stopping == WORKER_RUN)
 		return false;
+	health_worker_stop(&w->health);
 	if (w->stopping == WORKER_STOP_NOW || w->loop.now_ms >= w->deadline_ms) {
 		if (w->relay.live)
 			log_info("worker %d: closing %d connection(s) still open", w->id,
 				 w->relay.live);
 		relay_close_all(&w->relay);
 	}
-	return w->relay.nconns == 0;
+	return w->relay.nconns == 0 && health_worker_idle(&w->health);
 }
 
 static int worker_setup(struct worker *w)
@@ -115,6 +116,11 @@ static int worker_setup(struct worker *w)
 	ret = relay_init(&w->relay, &w->loop, w->rt, w->id);
 	if (ret < 0) {
 		log_err("worker %d: %s", w->id, strerror(-ret));
+		return ret;
+	}
+	ret = health_worker_init(&w->health, &w->loop, w->rt, w->id);
+	if (ret < 0) {
+		log_err("worker %d: health checks: %s", w->id, strerror(-ret));
 		return ret;
 	}
 	loop_on(&w->loop, LOOP_OP_TICK, worker_on_tick);
@@ -143,6 +149,7 @@ static void *worker_main(void *arg)
 			break;
 	}
 	relay_free(&w->relay);
+	health_worker_free(&w->health);
 	loop_free(&w->loop);
 	atomic_store(&w->exited, true);
 	return NULL;

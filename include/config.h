@@ -16,6 +16,18 @@
 enum config_balance { CONFIG_BALANCE_ROUNDROBIN, CONFIG_BALANCE_LEASTCONN, CONFIG_BALANCE_SOURCE };
 enum config_snat { CONFIG_SNAT_AUTO, CONFIG_SNAT_OFF, CONFIG_SNAT_POOL };
 enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
+enum config_tls { CONFIG_TLS_OFF, CONFIG_TLS_TERMINATE, CONFIG_TLS_ROUTE };
+
+#define CONFIG_SNI_MAX 256
+
+/* tls = route: clients whose SNI matches `sni` ("name" or "*.domain") go to
+ * pool `pool`; the others to the VIP's own pool. */
+struct config_route {
+	char sni[CONFIG_SNI_MAX];
+	char pool_name[CONFIG_NAME_MAX];
+	int pool; /* index into config.pools, resolved after parsing */
+	int line;
+};
 
 struct config_server {
 	char name[CONFIG_NAME_MAX];
@@ -32,6 +44,12 @@ enum config_check_method { CONFIG_METHOD_GET, CONFIG_METHOD_HEAD, CONFIG_METHOD_
 #define CONFIG_EXPECT_MAX 16
 #define CONFIG_TEXT_MAX	  200 /* a value fits in one line of at most 197 characters */
 #define CONFIG_PATH_MAX	  512 /* file paths, made absolute against the config's directory */
+
+/* A file named in the configuration, resolved against the config's folder. */
+struct config_file {
+	char path[CONFIG_PATH_MAX]; /* "": not given */
+	int line;
+};
 
 /* A pool's health checks (the check_* keys). */
 struct config_check {
@@ -71,6 +89,15 @@ struct config_vip {
 	int nsnat;
 	uint64_t timeout_connect_ms;
 	uint64_t timeout_idle_ms;
+	enum config_tls tls;
+	struct config_route *routes;
+	int nroutes;
+	struct config_file *certs, *keys; /* tls = terminate: pairs, in order */
+	int ncerts, nkeys;
+	struct config_file client_ca;
+	bool server_tls; /* re-encrypt toward the servers (tls = terminate) */
+	struct config_file server_cert, server_key, server_ca;
+	int tls_line, server_tls_line;
 	int line;
 };
 

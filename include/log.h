@@ -27,6 +27,7 @@ int log_ratelimit(struct log_ratelimit *rl, unsigned interval_ms, unsigned long 
 /* One finished connection, as relay.c describes it; NULL err: none. */
 struct log_conn {
 	const char *vip, *client, *snat, *server, *server_addr, *end, *err;
+	const char *extra; /* NULL, or key=value pairs (TLS details), one space apart */
 	unsigned long long to_server, to_client, duration_ms;
 	int retries;
 };

@@ -36,7 +36,8 @@ struct relay_listener {
  * how many of its connections belong to it. */
 struct relay_gen {
 	struct runtime *rt;
-	struct relay_lru *lru; /* per VIP of rt */
+	struct relay_lru *lru;   /* per VIP of rt */
+	struct relay_lru *hello; /* per VIP of rt: waiting for a ClientHello or handshake */
 	int nconns;
 	struct relay_gen *next; /* older generations with connections left */
 };
@@ -49,6 +50,7 @@ struct relay {
 	struct runtime *rt;
 	int worker;
 	struct relay_gen *gens;   /* current generation first, then older ones */
+	unsigned char *scratch;   /* TLSHELLO_MAX bytes: a hello spread over buffers */
 	struct relay_conn *starved; /* waiting for provided buffers */
 	unsigned snat_cursor;
 	int live;                 /* this worker's open client connections */

@@ -10,6 +10,7 @@
 #include "balance.h"
 #include "config.h"
 #include "log.h"
+#include "tls.h"
 
 struct health_pool;
 
@@ -37,6 +38,7 @@ struct runtime_vip {
 	struct runtime_snat_addr *snat; /* cfg->nsnat entries */
 	struct __kernel_timespec connect_ts;
 	struct log_ratelimit rl_snat, rl_transparent;
+	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
 	_Atomic uint64_t conns, refused;
 	_Atomic int active;		      /* open client connections */
 	_Atomic uint64_t bytes_in, bytes_out; /* from / to clients, counted at close */

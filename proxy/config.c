@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "tls.h"
 
 #define CONFIG_SNAT_MAX 64
 #define CONFIG_KEYS_MAX 64
@@ -107,6 +108,15 @@ static int parse_pool(struct loader *ld, const char *v);
 static int parse_snat(struct loader *ld, const char *v);
 static int parse_timeout_connect(struct loader *ld, const char *v);
 static int parse_timeout_idle(struct loader *ld, const char *v);
+static int parse_tls(struct loader *ld, const char *v);
+static int parse_route(struct loader *ld, const char *v);
+static int parse_tls_cert(struct loader *ld, const char *v);
+static int parse_tls_key(struct loader *ld, const char *v);
+static int parse_tls_client_ca(struct loader *ld, const char *v);
+static int parse_server_tls(struct loader *ld, const char *v);
+static int parse_server_cert(struct loader *ld, const char *v);
+static int parse_server_key(struct loader *ld, const char *v);
+static int parse_server_ca(struct loader *ld, const char *v);
 
 /* Descriptions end up in a markdown table: no '|' in them. */
 static const struct config_key config_keys[] = {
@@ -181,6 +191,30 @@ static const struct config_key config_keys[] = {
      "How long a server may take to accept a connection (1ms..1d)."},
     {SEC_VIP, "timeout_idle", parse_timeout_idle, "30m", false,
      "Close a connection idle this long in both directions (0: never; at most 365d)."},
+    {SEC_VIP, "tls", parse_tls, "off", false,
+     "off (bytes pass through untouched), terminate (TLS ends at the VIP) or route (choose the "
+     "pool by the ClientHello's SNI, without decrypting)."},
+    {SEC_VIP, "route", parse_route, "none", true,
+     "`SNI POOL`, repeatable, with tls = route: clients asking for SNI (a name, or `*.domain` for "
+     "one label) go to POOL; others to `pool`."},
+    {SEC_VIP, "tls_cert", parse_tls_cert, "none", true,
+     "tls = terminate: a PEM certificate chain file, repeatable; the one whose names match the "
+     "client's SNI is used, else the first. Needed by terminate."},
+    {SEC_VIP, "tls_key", parse_tls_key, "none", true,
+     "The PEM private key of each tls_cert, in the same order."},
+    {SEC_VIP, "tls_client_ca", parse_tls_client_ca, "none", false,
+     "tls = terminate: PEM CA certificates; when given, clients must present a certificate "
+     "signed by one."},
+    {SEC_VIP, "server_tls", parse_server_tls, "off", false,
+     "on: with tls = terminate, connect to the servers in TLS again, verifying them and reusing "
+     "sessions per server."},
+    {SEC_VIP, "server_cert", parse_server_cert, "none", false,
+     "server_tls: PEM certificate chain presented to the servers (mutual TLS); with server_key."},
+    {SEC_VIP, "server_key", parse_server_key, "none", false,
+     "server_tls: the PEM private key of server_cert."},
+    {SEC_VIP, "server_ca", parse_server_ca, "none", false,
+     "server_tls: PEM CA certificates the servers' certificates must chain to; none: the "
+     "system's CAs."},
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
@@ -904,6 +938,148 @@ static int parse_timeout_idle(struct loader *ld, const char *v)
 				    &cur_vip(ld)->timeout_idle_ms);
 }
 
+static int parse_tls(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "off") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_OFF;
+	else if (strcmp(v, "route") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_ROUTE;
+	else if (strcmp(v, "terminate") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_TERMINATE;
+	else
+		return bad(ld, "off, terminate or route", v);
+	cur_vip(ld)->tls_line = ld->line;
+	return 0;
+}
+
+/* A host name as a client sends it in its SNI, or "*." and one. */
+static bool sni_pattern_ok(const char *s)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyz0123456789-_.";
+	size_t n = strlen(s);
+
+	if (s[0] == '*' && s[1] == '.')
+		s += 2, n -= 2;
+	return n >= 1 && n < CONFIG_SNI_MAX && strspn(s, allowed) == n && s[0] != '.' &&
+	       s[n - 1] != '.' && !strstr(s, "..");
+}
+
+static int parse_route(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+	struct config_route rt = {.pool = -1, .line = ld->line};
+	char text[512], *save = NULL;
+
+	if (strcmp(v, "none") == 0) /* the default: no route */
+		return 0;
+	snprintf(text, sizeof(text), "%s", v);
+	char *sni = strtok_r(text, " \t", &save);
+	char *pool = sni ? strtok_r(NULL, " \t", &save) : NULL;
+	if (!pool || strtok_r(NULL, " \t", &save))
+		return bad(ld, "SNI POOL, such as 'pool01.lab.test frontends'", v);
+	for (char *p = sni; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	if (!sni_pattern_ok(sni))
+		return reject(ld, "route: bad server name '%s': expected a host name or *.domain",
+			      sni);
+	if (!config_name_ok(pool))
+		return reject(ld, "route %s: bad pool name '%s': expected " NAME_RULE, sni, pool);
+	for (int i = 0; i < vip->nroutes; i++)
+		if (strcmp(vip->routes[i].sni, sni) == 0)
+			return reject(ld, "route %s is given twice in vip %s (first on line %d)",
+				      sni, vip->name, vip->routes[i].line);
+	snprintf(rt.sni, sizeof(rt.sni), "%s", sni);
+	snprintf(rt.pool_name, sizeof(rt.pool_name), "%s", pool);
+	struct config_route *grown =
+	    realloc(vip->routes, (size_t)(vip->nroutes + 1) * sizeof(rt));
+	if (!grown)
+		return out_of_memory(ld);
+	vip->routes = grown;
+	vip->routes[vip->nroutes++] = rt;
+	return 0;
+}
+
+/* tls_cert and the like: a file, resolved like check_cert. */
+static int parse_tls_file(struct loader *ld, const char *v, struct config_file *f)
+{
+	if (*v == '\0')
+		return bad(ld, "a file name", v);
+	return parse_file(ld, v, f->path, &f->line);
+}
+
+/* One more file in a list of them (tls_cert, tls_key). */
+static int parse_file_list(struct loader *ld, const char *v, struct config_file **list, int *n)
+{
+	struct config_file f;
+
+	if (strcmp(v, "none") == 0)
+		return 0;
+	if (parse_tls_file(ld, v, &f) < 0)
+		return -EINVAL;
+	struct config_file *grown = realloc(*list, (size_t)(*n + 1) * sizeof(f));
+	if (!grown)
+		return out_of_memory(ld);
+	*list = grown;
+	(*list)[(*n)++] = f;
+	return 0;
+}
+
+static int parse_tls_cert(struct loader *ld, const char *v)
+{
+	return parse_file_list(ld, v, &cur_vip(ld)->certs, &cur_vip(ld)->ncerts);
+}
+
+static int parse_tls_key(struct loader *ld, const char *v)
+{
+	return parse_file_list(ld, v, &cur_vip(ld)->keys, &cur_vip(ld)->nkeys);
+}
+
+static int parse_tls_client_ca(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+
+	if (strcmp(v, "none") == 0) {
+		vip->client_ca.path[0] = '\0';
+		return 0;
+	}
+	return parse_tls_file(ld, v, &vip->client_ca);
+}
+
+static int parse_server_tls(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+		return bad(ld, "on or off", v);
+	cur_vip(ld)->server_tls = v[1] == 'n';
+	cur_vip(ld)->server_tls_line = ld->line;
+	return 0;
+}
+
+/* A single file, or "none". */
+static int parse_optional_file(struct loader *ld, const char *v, struct config_file *f)
+{
+	if (strcmp(v, "none") == 0) {
+		f->path[0] = '\0';
+		f->line = ld->line;
+		return 0;
+	}
+	return parse_tls_file(ld, v, f);
+}
+
+static int parse_server_cert(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_cert);
+}
+
+static int parse_server_key(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_key);
+}
+
+static int parse_server_ca(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_ca);
+}
+
 /* ---- sections ---- */
 
 static const struct config_key *config_find_key(enum config_section sec, const char *name)
@@ -1223,6 +1399,97 @@ static void config_check_families(struct loader *ld, const struct config_vip *v,
 	}
 }
 
+/* Routes name pools that must exist, and only mean something with
+ * tls = route. */
+static void config_check_routes(struct loader *ld, struct config_vip *v)
+{
+	for (int i = 0; i < v->nroutes; i++) {
+		struct config_route *rt = &v->routes[i];
+		if (v->tls != CONFIG_TLS_ROUTE) {
+			config_error(ld, rt->line, "vip %s: route needs tls = route", v->name);
+			return;
+		}
+		rt->pool = config_pool_index(ld->cfg, rt->pool_name);
+		if (rt->pool < 0) {
+			config_error(ld, rt->line, "vip %s: route %s: pool %s is not defined",
+				     v->name, rt->sni, rt->pool_name);
+			continue;
+		}
+		struct config_vip tmp = *v; /* the route's pool must be reachable too */
+		tmp.pool = rt->pool;
+		config_check_families(ld, &tmp, rt->line);
+	}
+}
+
+/* Certificates and keys are read now, so that -t and the start both report
+ * a wrong path or a key that does not match with the line that names it. */
+static void config_check_tls(struct loader *ld, struct config_vip *v)
+{
+	char why[384];
+
+	if (v->tls != CONFIG_TLS_TERMINATE) {
+		if (v->ncerts || v->nkeys || v->client_ca.path[0])
+			config_error(ld,
+				     v->ncerts ? v->certs[0].line
+				     : v->nkeys ? v->keys[0].line
+						: v->client_ca.line,
+				     "vip %s: tls_cert, tls_key and tls_client_ca need tls = terminate",
+				     v->name);
+		return;
+	}
+	if (v->ncerts == 0) {
+		config_error(ld, v->tls_line, "vip %s: tls = terminate needs tls_cert and tls_key",
+			     v->name);
+		return;
+	}
+	if (v->ncerts != v->nkeys) {
+		/* The line of the first certificate or key without its pair. */
+		config_error(ld,
+			     v->ncerts > v->nkeys ? v->certs[v->nkeys].line
+						  : v->keys[v->ncerts].line,
+			     "vip %s: %d tls_cert but %d tls_key: give one key per certificate, "
+			     "in the same order",
+			     v->name, v->ncerts, v->nkeys);
+		return;
+	}
+	for (int i = 0; i < v->ncerts; i++)
+		if (tls_check_pair(v->certs[i].path, v->keys[i].path, why, sizeof(why)) < 0)
+			config_error(ld, v->certs[i].line, "vip %s: %s", v->name, why);
+	if (v->client_ca.path[0] && tls_check_ca(v->client_ca.path, why, sizeof(why)) < 0)
+		config_error(ld, v->client_ca.line, "vip %s: %s", v->name, why);
+}
+
+/* server_tls and its files; the files are read now, like tls_cert's. */
+static void config_check_server_tls(struct loader *ld, struct config_vip *v)
+{
+	const struct config_file *cert = &v->server_cert, *key = &v->server_key;
+	char why[384];
+
+	if (!v->server_tls) {
+		if (cert->path[0] || key->path[0] || v->server_ca.path[0])
+			config_error(ld,
+				     cert->path[0]  ? cert->line
+				     : key->path[0] ? key->line
+						    : v->server_ca.line,
+				     "vip %s: server_cert, server_key and server_ca need server_tls = "
+				     "on",
+				     v->name);
+		return;
+	}
+	if (v->tls != CONFIG_TLS_TERMINATE) {
+		config_error(ld, v->server_tls_line, "vip %s: server_tls needs tls = terminate",
+			     v->name);
+		return;
+	}
+	if (!cert->path[0] != !key->path[0])
+		config_error(ld, cert->path[0] ? cert->line : key->line,
+			     "vip %s: server_cert and server_key go together", v->name);
+	else if (cert->path[0] && tls_check_pair(cert->path, key->path, why, sizeof(why)) < 0)
+		config_error(ld, cert->line, "vip %s: %s", v->name, why);
+	if (v->server_ca.path[0] && tls_check_ca(v->server_ca.path, why, sizeof(why)) < 0)
+		config_error(ld, v->server_ca.line, "vip %s: %s", v->name, why);
+}
+
 static void config_check_vip(struct loader *ld, struct config_vip *v, const struct later_lines *vl)
 {
 	if (v->nlisten == 0 && !vl->given)
@@ -1238,6 +1505,9 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 		return;
 	}
 	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
+	config_check_routes(ld, v);
+	config_check_tls(ld, v);
+	config_check_server_tls(ld, v);
 }
 
 /* Keys that only make sense together, once the pool is read whole. */
@@ -1327,6 +1597,9 @@ void config_free(struct config *cfg)
 	for (int i = 0; cfg->vips && i < cfg->nvips; i++) {
 		free(cfg->vips[i].listen);
 		free(cfg->vips[i].snat_addrs);
+		free(cfg->vips[i].routes);
+		free(cfg->vips[i].certs);
+		free(cfg->vips[i].keys);
 	}
 	free(cfg->pools);
 	free(cfg->vips);

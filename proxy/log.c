@@ -198,8 +198,13 @@ static size_t log_json_str(char *buf, size_t len, const char *s)
 
 static int log_conn_json(char *buf, size_t len, const char *ts, const struct log_conn *e)
 {
-	char vip[160], server[160], end[64];
+	char vip[160], server[160], end[64], extra[512] = "";
 
+	if (e->extra) {
+		char esc[400];
+		log_json_str(esc, sizeof(esc), e->extra);
+		snprintf(extra, sizeof(extra), ",\"tls\":\"%s\"", esc);
+	}
 	log_json_str(vip, sizeof(vip), e->vip);
 	log_json_str(server, sizeof(server), e->server);
 	log_json_str(end, sizeof(end), e->end);
@@ -207,20 +212,20 @@ static int log_conn_json(char *buf, size_t len, const char *ts, const struct log
 			"{\"time\":\"%s\",\"vip\":\"%s\",\"client\":\"%s\",\"snat\":\"%s\","
 			"\"server\":\"%s\",\"server_addr\":\"%s\",\"to_server\":%llu,"
 			"\"to_client\":%llu,\"duration_ms\":%llu,\"retries\":%d,\"end\":\"%s\","
-			"\"error\":%s%s%s}\n",
+			"\"error\":%s%s%s%s}\n",
 			ts, vip, e->client, e->snat, server, e->server_addr, e->to_server,
 			e->to_client, e->duration_ms, e->retries, end, e->err ? "\"" : "",
-			e->err ? e->err : "null", e->err ? "\"" : "");
+			e->err ? e->err : "null", e->err ? "\"" : "", extra);
 }
 
 static int log_conn_text(char *buf, size_t len, const char *ts, const struct log_conn *e)
 {
 	return snprintf(buf, len,
 			"%s INFO conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu "
-			"to_client=%llu duration_ms=%llu retries=%d end=%s%s%s\n",
+			"to_client=%llu duration_ms=%llu retries=%d end=%s%s%s%s%s\n",
 			ts, e->vip, e->client, e->snat, e->server, e->server_addr, e->to_server,
 			e->to_client, e->duration_ms, e->retries, e->end, e->err ? ":" : "",
-			e->err ? e->err : "");
+			e->err ? e->err : "", e->extra ? " " : "", e->extra ? e->extra : "");
 }
 
 void log_conn(const struct log_conn *e)

@@ -326,8 +326,10 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	if (runtime_init(&rt, &cfg) < 0) {
-		log_err("out of memory");
+	ret = runtime_init(&rt, &cfg);
+	if (ret < 0) { /* runtime_init has said what else went wrong */
+		if (ret == -ENOMEM)
+			log_err("out of memory");
 		return 1;
 	}
 	if (start_health(&rt) < 0) {

@@ -13,6 +13,8 @@
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
+#include "tls.h"
+#include "tlshello.h"
 
 enum { C_CLIENT = 0, C_SERVER = 1 };
 
@@ -26,7 +28,8 @@ enum {
 	H_STARVED = 1 << 5,   /* the receive ended with ENOBUFS */
 };
 
-enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING };
+/* S_HELLO: tls = route, reading the ClientHello before choosing a pool. */
+enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING, S_HELLO };
 
 enum relay_end {
 	END_NONE,
@@ -42,6 +45,11 @@ enum relay_end {
 	END_SHUTDOWN,
 	END_INTERNAL,
 	END_DISABLED,
+	END_HELLO_TIMEOUT,
+	END_BAD_HELLO,
+	END_TLS_HANDSHAKE,
+	END_TLS_ERROR,
+	END_HANDSHAKE_TIMEOUT,
 };
 
 static const char *const relay_end_name[] = {
@@ -58,6 +66,11 @@ static const char *const relay_end_name[] = {
 	[END_SHUTDOWN] = "shutdown",
 	[END_INTERNAL] = "internal-error",
 	[END_DISABLED] = "server-disabled",
+	[END_HELLO_TIMEOUT] = "hello-timeout",
+	[END_BAD_HELLO] = "bad-hello",
+	[END_TLS_HANDSHAKE] = "tls-handshake-failed",
+	[END_TLS_ERROR] = "tls-error",
+	[END_HANDSHAKE_TIMEOUT] = "tls-handshake-timeout",
 };
 
 struct relay_half {
@@ -82,9 +95,14 @@ struct relay_conn {
 	uint8_t err; /* errno behind an END_CONNECT_ERROR */
 	int16_t server;
 	uint16_t port; /* the VIP port the client connected to */
+	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
+	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	struct runtime_vip *vip;
 	struct relay_gen *gen;
+	struct runtime_pool *pool; /* the VIP's, or the one its SNI routes to */
+	char *sni;                 /* tls = route: the name the client asked for */
+	struct tls_conn *tls;      /* tls = terminate: the TLS layer, NULL otherwise */
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	struct relay_conn *lru_prev, *lru_next, *starved_next;
@@ -94,6 +112,8 @@ struct relay_conn {
 static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d);
 static void relay_flush(struct relay *r, struct relay_conn *c, int d);
 static void relay_connect(struct relay *r, struct relay_conn *c);
+static void relay_hello(struct relay *r, struct relay_conn *c);
+static void relay_tls_pump(struct relay *r, struct relay_conn *c);
 
 static inline enum loop_op recv_op(int d)
 {
@@ -138,14 +158,33 @@ static void lru_append(struct relay_lru *q, struct relay_conn *c)
 	q->tail = c;
 }
 
+/* A connection waiting for its ClientHello (tls = route) or for the end of
+ * its client's handshake (tls = terminate) is on the VIP's hello list, in
+ * accept order, for its timeout: not on the idle list. */
+static struct relay_lru *relay_list(struct relay_conn *c)
+{
+	return c->in_hello ? &c->gen->hello[c->vip - c->gen->rt->vips] : conn_lru(c);
+}
+
 static void relay_touch(struct relay *r, struct relay_conn *c)
 {
+	if (c->in_hello)
+		return;
 	c->last_ms = r->loop->now_ms;
 	struct relay_lru *q = conn_lru(c);
 	if (q->tail != c) {
 		lru_unlink(q, c);
 		lru_append(q, c);
 	}
+}
+
+/* The hello or handshake has come: from the hello list to the idle list. */
+static void relay_hello_done(struct relay *r, struct relay_conn *c)
+{
+	lru_unlink(relay_list(c), c);
+	c->in_hello = 0;
+	lru_append(relay_list(c), c);
+	relay_touch(r, c);
 }
 
 static void starved_remove(struct relay *r, struct relay_conn *c)
@@ -193,7 +232,7 @@ static void half_drop(struct loop *l, struct relay_half *h)
 
 static void relay_log(struct relay *r, struct relay_conn *c)
 {
-	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-";
+	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-", tail[384] = "";
 	const char *name = "-";
 	int srv = c->server >= 0 ? c->server : c->failed;
 	struct log_conn e;
@@ -201,7 +240,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	if (!c->gen->rt->cfg->log_connections)
 		return;
 	if (srv >= 0) {
-		const struct config_server *s = &c->vip->pool->cfg->servers[srv];
+		const struct config_server *s = &c->pool->cfg->servers[srv];
 		union relay_sa sa;
 		memcpy(&sa, &s->addr, sizeof(sa));
 		if (addr_port(&sa.sa) == 0)
@@ -222,6 +261,11 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	    .end = relay_end_name[c->end],
 	    .err = c->err ? strerrorname_np(c->err) : NULL,
 	};
+	if (c->tls)
+		tls_describe(c->tls, tail, sizeof(tail));
+	else if (c->vip->cfg->tls == CONFIG_TLS_ROUTE)
+		snprintf(tail, sizeof(tail), " sni=%s", c->sni ? c->sni : "-");
+	e.extra = tail[0] ? tail + 1 : NULL;
 	log_conn(&e);
 }
 
@@ -229,6 +273,8 @@ static void relay_maybe_free(struct relay *r, struct relay_conn *c)
 {
 	if (c->state == S_CLOSING && c->inflight == 0) {
 		c->gen->nconns--;
+		free(c->sni);
+		tls_conn_free(c->tls);
 		free(c);
 		r->nconns--;
 	}
@@ -238,7 +284,7 @@ static void relay_release_server(struct relay_conn *c)
 {
 	if (c->server < 0)
 		return;
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	balance_release(&p->bal, c->server);
 	atomic_fetch_add(&p->stats[c->server].bytes_out, c->bytes[C_CLIENT]);
 	atomic_fetch_add(&p->stats[c->server].bytes_in, c->bytes[C_SERVER]);
@@ -262,6 +308,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 		return;
 	if (c->state == S_CONNECTING && c->inflight)
 		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
+	lru_unlink(relay_list(c), c);
 	c->state = S_CLOSING;
 	c->end = why;
 	for (int d = 0; d < 2; d++) {
@@ -286,7 +333,6 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	atomic_fetch_add(&c->vip->bytes_in, c->bytes[C_CLIENT]);
 	atomic_fetch_add(&c->vip->bytes_out, c->bytes[C_SERVER]);
 	atomic_fetch_sub(&c->vip->active, 1);
-	lru_unlink(conn_lru(c), c);
 	if (c->starved_listed)
 		starved_remove(r, c);
 	r->live--;
@@ -336,7 +382,9 @@ static void relay_starve(struct relay *r, struct relay_conn *c, int d)
 static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
-	if (c->state != S_RELAYING || (h->flags & (H_RECV | H_EOF | H_STARVED)))
+	/* Before the server is connected, only a route VIP's client receives. */
+	if (c->state == S_CLOSING || (c->state != S_RELAYING && d != C_CLIENT) ||
+	    (h->flags & (H_RECV | H_EOF | H_STARVED)))
 		return;
 	if (h->queued < r->high_mark)
 		relay_arm_recv(r, c, d);
@@ -344,6 +392,11 @@ static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 
 static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 {
+	if (c->state == S_HELLO) { /* closed before its hello was complete */
+		c->err = ENODATA;
+		relay_close(r, c, END_BAD_HELLO, 0);
+		return;
+	}
 	c->half[d].flags |= H_EOF;
 	if (c->end == END_NONE)
 		c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
@@ -378,6 +431,11 @@ static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct i
 		return;
 	c->bytes[d] += (unsigned)cqe->res;
 	relay_touch(r, c);
+	if (c->state == S_HELLO) {
+		relay_hello(r, c);
+		if (c->state == S_CLOSING)
+			return;
+	}
 	relay_flush(r, c, d);
 	if (h->queued >= r->high_mark && (h->flags & H_RECV) && !(h->flags & H_CANCELLING) &&
 	    (cqe->flags & IORING_CQE_F_MORE)) {
@@ -413,6 +471,91 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 
 /* ---- sending ---- */
 
+/* ---- tls = terminate: the TLS layer between receive and send ---- */
+
+static void relay_tls_fail(struct relay *r, struct relay_conn *c)
+{
+	/* The alert tells the client why, unless other bytes are on their way. */
+	if (!(c->half[C_SERVER].flags & H_SENDING))
+		tls_send_alert(c->tls, C_CLIENT, c->fd[C_CLIENT]);
+	relay_close(r, c, tls_handshake_failed(c->tls) ? END_TLS_HANDSHAKE : END_TLS_ERROR, 0);
+}
+
+/* Hands half d's queued buffers to the TLS layer, as much as it takes. */
+static int relay_tls_feed(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	struct loop *l = r->loop;
+
+	while (h->head != LOOP_BUF_NONE) {
+		uint32_t left = l->buf_len[h->head] - h->head_off;
+		int n = tls_input(c->tls, d, loop_buf(l, h->head) + h->head_off, left);
+		if (n <= 0)
+			return n;
+		h->head_off += (uint32_t)n;
+		h->queued -= (uint32_t)n;
+		if (h->head_off == l->buf_len[h->head])
+			half_pop(l, h);
+	}
+	return 0;
+}
+
+/* Sends what the TLS layer has for half d's destination; once the source
+ * has finished (FIN or close_notify) and all is sent, relays the end: a
+ * close_notify first when the destination speaks TLS, then SHUT_WR. */
+static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	const unsigned char *p;
+	size_t n;
+	int ret;
+
+	if (h->flags & (H_SENDING | H_SHUT))
+		return 0;
+	if ((ret = tls_output(c->tls, d, &p, &n)) < 0)
+		return ret;
+	if (n == 0 && tls_closed(c->tls, d) && !(h->flags & H_EOF)) {
+		h->flags |= H_EOF;
+		if (c->end == END_NONE)
+			c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
+	}
+	bool done = (h->flags & H_EOF) && h->head == LOOP_BUF_NONE;
+	if (n == 0 && done && tls_finish(c->tls, d) && (ret = tls_output(c->tls, d, &p, &n)) < 0)
+		return ret;
+	if (n) {
+		struct io_uring_sqe *sqe = loop_sqe(r->loop);
+		io_uring_prep_send(sqe, c->fd[1 - d], p, n, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
+		h->flags |= H_SENDING;
+		c->inflight++;
+	} else if (done) {
+		shutdown(c->fd[1 - d], SHUT_WR);
+		h->flags |= H_SHUT;
+		relay_check_done(r, c);
+	}
+	return 0;
+}
+
+/* Moves everything that can move, in both directions: progress in one (a
+ * handshake message read) often makes output for the other. */
+static void relay_tls_pump(struct relay *r, struct relay_conn *c)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (int d = 0; d < 2; d++) {
+			if (relay_tls_feed(r, c, d) < 0 || relay_tls_send(r, c, d) < 0) {
+				relay_tls_fail(r, c);
+				return;
+			}
+			if (c->state != S_RELAYING)
+				return;
+		}
+	for (int d = 0; d < 2; d++)
+		if (c->half[d].queued <= r->high_mark / 2)
+			relay_rearm(r, c, d);
+	if (c->in_hello && tls_client_ready(c->tls))
+		relay_hello_done(r, c);
+}
+
 /* Should the server connection end with a reset rather than our FIN? When
  * the server closed first, a FIN from us would leave its side in TIME_WAIT
  * for a minute, holding the 4-tuple of our SNAT address and port: a later
@@ -436,7 +579,13 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 	struct relay_half *h = &c->half[d];
 	struct loop *l = r->loop;
 
-	if (c->state != S_RELAYING || (h->flags & H_SENDING))
+	if (c->state != S_RELAYING)
+		return;
+	if (c->tls) {
+		relay_tls_pump(r, c);
+		return;
+	}
+	if (h->flags & H_SENDING)
 		return;
 	if (h->head != LOOP_BUF_NONE) {
 		struct io_uring_sqe *sqe = loop_sqe(l);
@@ -473,6 +622,10 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 	if (cqe->res < 0) {
 		/* The receiver of this half is gone: reset the sender. */
 		relay_close(r, c, d == C_CLIENT ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);
+	} else if (c->tls) {
+		tls_sent(c->tls, d, (size_t)cqe->res);
+		relay_touch(r, c);
+		relay_flush(r, c, d);
 	} else {
 		h->head_off += (uint32_t)cqe->res;
 		h->queued -= (uint32_t)cqe->res;
@@ -490,7 +643,7 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 
 static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 {
-	memcpy(out, &c->vip->pool->cfg->servers[s].addr, sizeof(*out));
+	memcpy(out, &c->pool->cfg->servers[s].addr, sizeof(*out));
 	if (addr_port(&out->sa) == 0)
 		addr_set_port(&out->sa, ntohs(c->port));
 }
@@ -498,8 +651,12 @@ static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
-	atomic_fetch_add(&c->vip->pool->stats[c->server].conns, 1);
-	health_passive(c->vip->pool, c->server, true, 0);
+	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
+	health_passive(c->pool, c->server, true, 0);
+	if (c->tls && c->vip->cfg->server_tls && tls_conn_server(c->tls, r->worker, c->server) < 0) {
+		relay_close(r, c, END_INTERNAL, (1u << C_CLIENT) | (1u << C_SERVER));
+		return;
+	}
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
 	} else if (c->gen->rt->cfg->log_connections) {
@@ -507,8 +664,11 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
 	}
 	relay_touch(r, c);
-	relay_arm_recv(r, c, C_CLIENT);
-	relay_arm_recv(r, c, C_SERVER);
+	/* A route VIP's client may be receiving already, with its hello queued
+	 * (relay_rearm arms only what is not armed). */
+	relay_rearm(r, c, C_CLIENT);
+	relay_rearm(r, c, C_SERVER);
+	relay_flush(r, c, C_CLIENT);
 }
 
 static enum relay_end relay_connect_end(int res)
@@ -536,7 +696,7 @@ static _Atomic uint64_t *relay_fail_counter(struct runtime_server_stats *st, enu
 
 static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 {
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	union relay_sa sa;
 
 	close(c->fd[C_SERVER]);
@@ -598,7 +758,7 @@ static void relay_submit_connect(struct relay *r, struct relay_conn *c, const un
 /* Picks a server (never the one that just failed) and starts connecting. */
 static void relay_connect(struct relay *r, struct relay_conn *c)
 {
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	int fd;
 
 	if (c->server < 0) {
@@ -628,6 +788,99 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	relay_submit_connect(r, c, &c->snat);
 }
 
+/* ---- tls = route: the pool chosen by the ClientHello's SNI ---- */
+
+static void relay_wait_hello(struct relay *r, struct relay_conn *c)
+{
+	c->state = S_HELLO;
+	c->in_hello = 1;
+	lru_append(relay_list(c), c);
+	relay_arm_recv(r, c, C_CLIENT);
+}
+
+/* A client sending its hello in tiny segments would hold one provided
+ * buffer per segment: the newest buffer is merged into the one before it
+ * whenever it fits (repeatedly, as a bundle may bring several), so a hello
+ * holds at most TLSHELLO_MAX / buffer_size + 1. Returns whether it merged. */
+static bool hello_coalesce(struct loop *l, struct relay_half *h)
+{
+	uint16_t prev = h->head, last = h->tail;
+
+	if (prev == last)
+		return false;
+	while (l->buf_next[prev] != last)
+		prev = l->buf_next[prev];
+	if (l->buf_len[prev] + l->buf_len[last] > l->buf_size)
+		return false;
+	memcpy(loop_buf(l, prev) + l->buf_len[prev], loop_buf(l, last), l->buf_len[last]);
+	l->buf_len[prev] += l->buf_len[last];
+	l->buf_next[prev] = LOOP_BUF_NONE;
+	h->tail = prev;
+	loop_buf_put(l, last);
+	return true;
+}
+
+/* The first bytes of the client's queue in one piece (at most TLSHELLO_MAX). */
+static const unsigned char *hello_bytes(struct relay *r, struct relay_half *h, size_t *len)
+{
+	struct loop *l = r->loop;
+	size_t n = 0;
+
+	if (h->head == h->tail) {
+		*len = l->buf_len[h->head];
+		return loop_buf(l, h->head);
+	}
+	for (uint16_t b = h->head; b != LOOP_BUF_NONE && n < TLSHELLO_MAX; b = l->buf_next[b]) {
+		size_t k = l->buf_len[b] < TLSHELLO_MAX - n ? l->buf_len[b] : TLSHELLO_MAX - n;
+		memcpy(r->scratch + n, loop_buf(l, b), k);
+		n += k;
+	}
+	*len = n;
+	return r->scratch;
+}
+
+static struct runtime_pool *hello_pool(struct relay *r, struct relay_conn *c)
+{
+	const struct config_vip *v = c->vip->cfg;
+
+	if (c->sni)
+		for (int i = 0; i < v->nroutes; i++)
+			if (tlshello_match(v->routes[i].sni, c->sni))
+				return &r->rt->pools[v->routes[i].pool];
+	return c->vip->pool;
+}
+
+/* Data has come while waiting for the hello: once it is complete, choose the
+ * pool and connect; the hello stays queued and goes to the server first. */
+static void relay_hello(struct relay *r, struct relay_conn *c)
+{
+	struct relay_half *h = &c->half[C_CLIENT];
+	char sni[TLSHELLO_SNI_MAX];
+	size_t len, need = 0;
+
+	while (hello_coalesce(r->loop, h))
+		;
+	if (h->queued < c->hello_need)
+		return;
+	const unsigned char *p = hello_bytes(r, h, &len);
+	int ret = tlshello_parse(p, len, sni, &need);
+	if (ret == -EAGAIN) {
+		c->hello_need = (uint16_t)need;
+		return;
+	}
+	if (ret < 0) {
+		c->err = (uint8_t)-ret;
+		relay_close(r, c, END_BAD_HELLO, 1u << C_CLIENT);
+		return;
+	}
+	if (sni[0])
+		c->sni = strdup(sni);
+	c->pool = hello_pool(r, c);
+	c->state = S_CONNECTING;
+	relay_hello_done(r, c);
+	relay_connect(r, c);
+}
+
 /* ---- accepting ---- */
 
 static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
@@ -648,15 +901,24 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	c->fd[C_SERVER] = -1;
 	c->server = c->failed = -1;
 	c->vip = ls->vip;
+	c->pool = ls->vip->pool;
 	c->port = ls->port;
 	c->start_ms = c->last_ms = r->loop->now_ms;
 	for (int d = 0; d < 2; d++)
 		c->half[d].head = c->half[d].tail = LOOP_BUF_NONE;
-	lru_append(conn_lru(c), c);
 	r->live++;
 	atomic_fetch_add(&c->vip->conns, 1);
 	atomic_fetch_add(&c->vip->active, 1);
-	relay_connect(r, c);
+	if (c->vip->cfg->tls == CONFIG_TLS_ROUTE) {
+		relay_wait_hello(r, c);
+	} else {
+		c->in_hello = c->vip->cfg->tls == CONFIG_TLS_TERMINATE;
+		lru_append(relay_list(c), c);
+		if (c->in_hello && !(c->tls = tls_conn_new(&c->vip->tls)))
+			relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
+		else
+			relay_connect(r, c);
+	}
 	relay_maybe_free(r, c);
 }
 
@@ -767,8 +1029,11 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
 	r->gens = relay_gen_new(rt);
-	if (!r->gens)
+	r->scratch = malloc(TLSHELLO_MAX);
+	if (!r->gens || !r->scratch) {
+		relay_free(r);
 		return -ENOMEM;
+	}
 	l->ctx = r;
 	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
 	loop_on(l, LOOP_OP_CONNECT, relay_on_connect_cqe);
@@ -784,9 +1049,15 @@ struct relay_gen *relay_gen_new(struct runtime *rt)
 {
 	struct relay_gen *g = calloc(1, sizeof(*g));
 
-	if (g)
+	if (g) {
 		g->lru = calloc((size_t)rt->cfg->nvips, sizeof(*g->lru));
-	if (!g || !g->lru) {
+		g->hello = calloc((size_t)rt->cfg->nvips, sizeof(*g->hello));
+	}
+	if (!g || !g->lru || !g->hello) {
+		if (g) {
+			free(g->lru);
+			free(g->hello);
+		}
 		free(g);
 		return NULL;
 	}
@@ -798,6 +1069,7 @@ static void relay_gen_release(struct relay_gen *g)
 {
 	atomic_fetch_sub(&g->rt->refs, 1);
 	free(g->lru);
+	free(g->hello);
 	free(g);
 }
 
@@ -831,6 +1103,8 @@ void relay_free(struct relay *r)
 		r->gens = g->next;
 		relay_gen_release(g);
 	}
+	free(r->scratch);
+	r->scratch = NULL;
 }
 
 static void relay_unstarve(struct relay *r)
@@ -925,6 +1199,15 @@ static void relay_idle_gen(struct relay *r, struct relay_gen *g)
 			relay_close(r, c, END_IDLE_TIMEOUT, 0);
 			relay_maybe_free(r, c);
 		}
+		/* No complete ClientHello or handshake within timeout_connect. */
+		uint64_t hello = g->rt->vips[v].cfg->timeout_connect_ms;
+		q = &g->hello[v];
+		while (q->head && q->head->start_ms + hello <= now) {
+			struct relay_conn *c = q->head;
+			relay_close(r, c, c->tls ? END_HANDSHAKE_TIMEOUT : END_HELLO_TIMEOUT,
+				    1u << C_CLIENT);
+			relay_maybe_free(r, c);
+		}
 	}
 }
 
@@ -938,13 +1221,20 @@ void relay_tick(struct relay *r)
 	relay_gen_sweep(r);
 }
 
+static void relay_close_list(struct relay *r, struct relay_lru *q)
+{
+	while (q->head) {
+		struct relay_conn *c = q->head;
+		relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
+		relay_maybe_free(r, c);
+	}
+}
+
 void relay_close_all(struct relay *r)
 {
 	for (struct relay_gen *g = r->gens; g; g = g->next)
-		for (int v = 0; v < g->rt->cfg->nvips; v++)
-			while (g->lru[v].head) {
-				struct relay_conn *c = g->lru[v].head;
-				relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
-				relay_maybe_free(r, c);
-			}
+		for (int v = 0; v < g->rt->cfg->nvips; v++) {
+			relay_close_list(r, &g->lru[v]);
+			relay_close_list(r, &g->hello[v]);
+		}
 }

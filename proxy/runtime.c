@@ -22,6 +22,14 @@ static int runtime_vip_init(struct runtime *rt, struct runtime_vip *rv, const st
 	rv->pool = &rt->pools[cfg->pool];
 	rv->connect_ts.tv_sec = (long long)(cfg->timeout_connect_ms / 1000);
 	rv->connect_ts.tv_nsec = (long long)(cfg->timeout_connect_ms % 1000) * 1000000;
+	char why[512];
+	int ret = tls_vip_init(&rv->tls, cfg, rt->cfg->path, rt->nworkers,
+			       rv->pool->cfg->nservers, why, sizeof(why));
+	if (ret < 0) {
+		if (ret != -ENOMEM)
+			log_err("%s", why);
+		return ret;
+	}
 	if (cfg->nsnat) {
 		rv->snat = calloc((size_t)cfg->nsnat, sizeof(*rv->snat));
 		if (!rv->snat)
@@ -75,8 +83,10 @@ void runtime_free(struct runtime *rt)
 		balance_pool_free(&rt->pools[i].bal);
 		free(rt->pools[i].stats);
 	}
-	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++)
+	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++) {
 		free(rt->vips[i].snat);
+		tls_vip_free(&rt->vips[i].tls);
+	}
 	free(rt->pools);
 	free(rt->vips);
 	if (rt->root == rt)

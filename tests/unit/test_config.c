@@ -519,6 +519,11 @@ static void test_print_keys(void)
 	    "check", "check_port", "check_path", "check_method", "check_host", "check_expect",
 	    "check_body", "check_interval", "check_timeout", "check_rise", "check_fall",
 	    "check_cert", "check_key", "check_ca",
+	    "tls",	    "route",
+	    "tls_cert",	    "tls_key",
+	    "tls_client_ca", "server_tls",
+	    "server_cert",	    "server_key",
+	    "server_ca",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;

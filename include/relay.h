@@ -44,6 +44,8 @@ struct relay_gen {
 
 /* Allocates a worker's share of `rt` (before the worker switches to it). */
 struct relay_gen *relay_gen_new(struct runtime *rt);
+/* Frees one that was never switched to (a reload refused). NULL is fine. */
+void relay_gen_discard(struct relay_gen *g);
 
 struct relay {
 	struct loop *loop;

@@ -1054,23 +1054,26 @@ struct relay_gen *relay_gen_new(struct runtime *rt)
 		g->hello = calloc((size_t)rt->cfg->nvips, sizeof(*g->hello));
 	}
 	if (!g || !g->lru || !g->hello) {
-		if (g) {
-			free(g->lru);
-			free(g->hello);
-		}
-		free(g);
+		relay_gen_discard(g);
 		return NULL;
 	}
 	g->rt = rt;
 	return g;
 }
 
-static void relay_gen_release(struct relay_gen *g)
+void relay_gen_discard(struct relay_gen *g)
 {
-	atomic_fetch_sub(&g->rt->refs, 1);
+	if (!g)
+		return;
 	free(g->lru);
 	free(g->hello);
 	free(g);
+}
+
+static void relay_gen_release(struct relay_gen *g)
+{
+	atomic_fetch_sub(&g->rt->refs, 1);
+	relay_gen_discard(g);
 }
 
 void relay_switch(struct relay *r, struct relay_gen *g)

@@ -278,10 +278,7 @@ void worker_reload_discard(struct worker_reload *plan)
 	for (int i = 0; plan->listeners && i < plan->nlisteners; i++)
 		if (!plan->listeners[i]->armed && plan->listeners[i]->vip == NULL)
 			worker_free_listener(plan->listeners[i]);
-	if (plan->gen) {
-		free(plan->gen->lru);
-		free(plan->gen);
-	}
+	relay_gen_discard(plan->gen);
 	free(plan->listeners);
 	free(plan->vips);
 	free(plan);

@@ -73,11 +73,17 @@ static const char *const relay_end_name[] = {
 	[END_HANDSHAKE_TIMEOUT] = "tls-handshake-timeout",
 };
 
+/* Buffers one send may gather: the high mark keeps about four queued. */
+#define RELAY_IOV 4
+
 struct relay_half {
 	uint16_t head, tail; /* queued buffer ids, linked through loop->buf_next */
 	uint32_t head_off;   /* bytes of the head buffer already sent */
 	uint32_t queued;     /* bytes received and not yet sent */
 	uint8_t flags;
+	/* A gathered send's message, read by the kernel when it is submitted. */
+	struct msghdr msg;
+	struct iovec iov[RELAY_IOV];
 };
 
 union relay_sa {
@@ -574,6 +580,36 @@ static bool relay_server_done(struct relay_conn *c)
 	return ioctl(c->fd[C_SERVER], SIOCOUTQ, &unacked) == 0 && unacked == 0;
 }
 
+/* The queue's first buffers as iovecs; returns how many (at least one). */
+static int relay_gather(struct loop *l, struct relay_half *h)
+{
+	uint32_t off = h->head_off;
+	int n = 0;
+
+	for (uint16_t b = h->head; b != LOOP_BUF_NONE && n < RELAY_IOV; b = l->buf_next[b]) {
+		h->iov[n].iov_base = loop_buf(l, b) + off;
+		h->iov[n].iov_len = l->buf_len[b] - off;
+		off = 0;
+		n++;
+	}
+	return n;
+}
+
+/* A send completed with `sent` bytes: the buffers wholly sent go back. */
+static void half_sent(struct loop *l, struct relay_half *h, uint32_t sent)
+{
+	h->queued -= sent;
+	while (sent) {
+		uint32_t left = l->buf_len[h->head] - h->head_off;
+		if (sent < left) {
+			h->head_off += sent;
+			return;
+		}
+		sent -= left;
+		half_pop(l, h);
+	}
+}
+
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
@@ -589,8 +625,16 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 		return;
 	if (h->head != LOOP_BUF_NONE) {
 		struct io_uring_sqe *sqe = loop_sqe(l);
-		io_uring_prep_send(sqe, c->fd[1 - d], loop_buf(l, h->head) + h->head_off,
-				   l->buf_len[h->head] - h->head_off, MSG_NOSIGNAL);
+		int n = relay_gather(l, h);
+		/* Several queued buffers (a receive bundle's, say) go in one
+		 * sendmsg: one request and one completion instead of one each. */
+		if (n == 1) {
+			io_uring_prep_send(sqe, c->fd[1 - d], h->iov[0].iov_base, h->iov[0].iov_len,
+					   MSG_NOSIGNAL);
+		} else {
+			h->msg = (struct msghdr){.msg_iov = h->iov, .msg_iovlen = (size_t)n};
+			io_uring_prep_sendmsg(sqe, c->fd[1 - d], &h->msg, MSG_NOSIGNAL);
+		}
 		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
 		h->flags |= H_SENDING;
 		c->inflight++;
@@ -627,10 +671,7 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 		relay_touch(r, c);
 		relay_flush(r, c, d);
 	} else {
-		h->head_off += (uint32_t)cqe->res;
-		h->queued -= (uint32_t)cqe->res;
-		if (h->head_off == l->buf_len[h->head])
-			half_pop(l, h);
+		half_sent(l, h, (uint32_t)cqe->res);
 		relay_touch(r, c);
 		relay_flush(r, c, d);
 		if (h->queued <= r->high_mark / 2)

@@ -62,7 +62,8 @@ report_medians() {
 	# Derived: what the sustained run kept of the burst rate.
 	awk -F'\t' -v OFS='\t' '$2 == "burst_cps" {b[$1] = $3} $2 == "sust_end_cps" {e[$1] = $3}
 		END {for (t in e) if (b[t] > 0) print t, "sust_keep", sprintf("%.2f", e[t] / b[t]), "", "", 1}' \
-		"$OUT/medians.tsv" >>"$OUT/medians.tsv"
+		"$OUT/medians.tsv" >"$OUT/derived.tsv"
+	cat "$OUT/derived.tsv" >>"$OUT/medians.tsv"
 }
 
 # The table, CSV and the missing list from medians.tsv and the metadata.

@@ -23,6 +23,10 @@ target_vip_defaults() {
 target_start() {
 	local name=$1 d=$2
 	BAL_PID="" CONF_DIR=$d
+	if [ -n "${EXT_TARGETS[$name]:-}" ]; then
+		target_start_external "$name"
+		return
+	fi
 	target_vip_defaults
 	case $name in
 	direct)
@@ -45,8 +49,7 @@ target_start() {
 		fill "$BENCH_DIR/configs/snatproxy.ini" "$d/snatproxy.ini"
 		ns_bg "$NS_B" "$d/snatproxy.log" "$SNATPROXY" -c "$d/snatproxy.ini"
 		BAL_PID=$BG_PID ;;
-	*)
-		target_start_external "$name" ;;
+	*) die "unknown target '$name'" ;;
 	esac
 	if [ -n "$BAL_PID" ]; then
 		wait_until 10 ns_listening "$NS_B" "$VIP" 9000 ||

@@ -161,7 +161,8 @@ newconn_series() {
 wl_idle() {
 	[ -n "$IDLE_DST" ] && [ -n "$BAL_PID" ] || return 0
 	local f="$LOGDIR/idle.txt" rss0 rss k=0 step line ok pid
-	WL_SECS=1 client iperf3 -c "$IPERF_HOST" -p "$IPERF_PORT" -t 1 -P 8 >"$LOGDIR/warmup.json" 2>&1
+	[ "$MODE" = smoke ] ||
+		WL_SECS=1 client iperf3 -c "$IPERF_HOST" -p "$IPERF_PORT" -t 1 -P 8 >"$LOGDIR/warmup.json" 2>&1
 	rss0=$(bal_rss)
 	record idle_base_mib "$(awk -v a="$rss0" 'BEGIN {printf "%.1f", a / 1024}')"
 	ns_bg "$RUN_NS" "$f" "$TOOLS/idlehold" hold --src "$CLI_SRCS" --parallel 128 --timeout 60 \

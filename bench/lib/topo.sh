@@ -57,7 +57,7 @@ ns_listening() { in_ns "$1" ss -Htln "src $2 and sport = :$3" | grep -q LISTEN; 
 # routes, the servers (nginx on S1/S2:80, iperf3 on S1:5201, idlehold on
 # S1/S2:9000) started. Logs go to DIR.
 topo_up() {
-	local d=$1 n
+	local d=$1 n x
 	TOPO_SEQ=$((TOPO_SEQ + 1))
 	n=bench-$$-$TOPO_SEQ
 	NS_C=$n-c NS_B=$n-b NS_S=$n-s
@@ -67,6 +67,11 @@ topo_up() {
 	ip -n "$NS_S" link add eth0 type veth peer name srv netns "$NS_B"
 	topo_addrs
 	in_ns "$NS_B" sysctl -qw net.ipv4.ip_forward=1
+	# --no-timestamps: TCP as Windows servers run it by default (no RFC 7323
+	# timestamps), so that TIME_WAIT can only be passed by sequence number.
+	if [ -n "${NO_TIMESTAMPS:-}" ]; then
+		for x in "$NS_C" "$NS_B" "$NS_S"; do in_ns "$x" sysctl -qw net.ipv4.tcp_timestamps=0; done
+	fi
 	topo_servers "$d"
 }
 

@@ -136,8 +136,8 @@ static inline int bu_addrs_parse(struct bu_addrs *l, const char *list, bool want
 static inline void bu_addr_str(const struct sockaddr_storage *ss, char *out, size_t len)
 {
 	const void *p = ss->ss_family == AF_INET6
-				? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-				: (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+			    ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+			    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
 	if (!inet_ntop(ss->ss_family, p, out, (socklen_t)len))
 		snprintf(out, len, "?");
 }
@@ -165,7 +165,8 @@ static inline int bu_connect_nb(const struct sockaddr_storage *src,
 		if (bind(fd, (const struct sockaddr *)src, bu_addr_len(src)) < 0)
 			goto fail;
 	}
-	if (connect(fd, (const struct sockaddr *)dst, bu_addr_len(dst)) == 0 || errno == EINPROGRESS)
+	if (connect(fd, (const struct sockaddr *)dst, bu_addr_len(dst)) == 0 ||
+	    errno == EINPROGRESS)
 		return fd;
 fail:
 	*err = errno;

@@ -121,8 +121,8 @@ static void reach(struct holder *h, unsigned target)
 	uint64_t t0 = bu_now_ns(), limit = t0 + (uint64_t)(h->timeout * 1e9);
 	while (h->held < target && !got_term && bu_now_ns() < limit) {
 		/* Bounded per round: a connect that fails at once must not spin. */
-		for (unsigned k = 0; k < h->parallel && h->held + h->pending < target &&
-				     h->pending < h->parallel;
+		for (unsigned k = 0;
+		     k < h->parallel && h->held + h->pending < target && h->pending < h->parallel;
 		     k++)
 			open_one(h);
 		int n = epoll_wait(h->ep, evs, 256, 100);
@@ -163,14 +163,22 @@ static void parse_hold(struct holder *h, int argc, char **argv)
 			if (bu_addrs_parse(&h->srcs, optarg, false) < 0)
 				bu_die("idlehold: bad --src '%s'", optarg);
 			break;
-		case 'p': h->parallel = (unsigned)atoi(optarg); break;
-		case 't': h->timeout = atof(optarg); break;
-		case 'H': h->hold = atof(optarg); break;
+		case 'p':
+			h->parallel = (unsigned)atoi(optarg);
+			break;
+		case 't':
+			h->timeout = atof(optarg);
+			break;
+		case 'H':
+			h->hold = atof(optarg);
+			break;
 		case 'n':
 			for (char *p = optarg; *p && h->nsteps < MAX_STEPS; p += *p == ',')
 				h->steps[h->nsteps++] = (unsigned)strtoul(p, &p, 10);
 			break;
-		default: bu_die("idlehold: unknown option (see the comment at the top of idlehold.c)");
+		default:
+			bu_die(
+			    "idlehold: unknown option (see the comment at the top of idlehold.c)");
 		}
 	}
 	if (h->nsteps == 0 || optind >= argc || h->parallel == 0)
@@ -207,7 +215,8 @@ static void serve_accept(int ep, int lfd)
 		if (fd < 0)
 			return;
 		struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.u64 = (uint64_t)fd};
-		if (send(fd, "k", 1, MSG_NOSIGNAL) != 1 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		if (send(fd, "k", 1, MSG_NOSIGNAL) != 1 ||
+		    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 			close(fd);
 	}
 }
@@ -220,12 +229,14 @@ static int cmd_serve(int argc, char **argv)
 		struct sockaddr_storage ss;
 		if (bu_addr_parse(&ss, argv[i], true) < 0)
 			bu_die("idlehold: bad address '%s'", argv[i]);
-		int one = 1, fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int one = 1,
+		    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&ss, bu_addr_len(&ss)) < 0 || listen(fd, 4096) < 0)
 			bu_die("idlehold: listen on %s: %s", argv[i], strerror(errno));
 		/* Listening sockets are marked by the top bit of the data. */
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (1ull << 63) | (uint64_t)fd};
+		struct epoll_event ev = {.events = EPOLLIN,
+					 .data.u64 = (1ull << 63) | (uint64_t)fd};
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 	}
 	struct epoll_event evs[256];
@@ -252,6 +263,7 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 2, argv + 2);
 	if (argc >= 3 && strcmp(argv[1], "hold") == 0)
 		return cmd_hold(argc - 1, argv + 1);
-	bu_die("usage: idlehold serve ADDR:PORT... | idlehold hold [options] --steps N,.. HOST:PORT...");
+	bu_die("usage: idlehold serve ADDR:PORT... | idlehold hold [options] --steps N,.. "
+	       "HOST:PORT...");
 	return 2;
 }

@@ -55,11 +55,11 @@ static const char *const err_names[E_COUNT] = {"connect", "reset", "timeout", "a
 struct conn {
 	int fd;
 	enum cstate state;
-	bool busy;	  /* a request is outstanding on it */
-	uint64_t due;	  /* when the current request was due, ns */
+	bool busy;	   /* a request is outstanding on it */
+	uint64_t due;	   /* when the current request was due, ns */
 	uint64_t deadline; /* ns */
-	unsigned hlen;	  /* header bytes kept in hdr */
-	long body_left;	  /* -1 until the header is complete */
+	unsigned hlen;	   /* header bytes kept in hdr */
+	long body_left;	   /* -1 until the header is complete */
 	char hdr[1024];
 };
 
@@ -195,7 +195,8 @@ static int conn_open(struct gen *g, uint64_t due)
 	int err = 0;
 	c->fd = bu_connect_nb(src, dst, &err);
 	if (c->fd < 0) {
-		request_failed(g, i, err == EADDRNOTAVAIL || err == EADDRINUSE ? E_ADDR : E_CONNECT);
+		request_failed(g, i,
+			       err == EADDRNOTAVAIL || err == EADDRINUSE ? E_ADDR : E_CONNECT);
 		return 1;
 	}
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -451,18 +452,19 @@ static void print_result(struct gen *g)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: loadgen (--rate R | --max N) [--duration S] [--keepalive] [--src LIST]\n"
-			"               [--conns N] [--timeout S] [--path P] [--quiet] HOST:PORT...\n");
+	fprintf(stderr,
+		"usage: loadgen (--rate R | --max N) [--duration S] [--keepalive] [--src LIST]\n"
+		"               [--conns N] [--timeout S] [--path P] [--quiet] HOST:PORT...\n");
 	exit(2);
 }
 
 static void parse_options(struct gen *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"rate", 1, 0, 'r'},	 {"max", 1, 0, 'm'},	  {"duration", 1, 0, 'd'},
-		{"keepalive", 0, 0, 'k'}, {"src", 1, 0, 's'},	  {"conns", 1, 0, 'c'},
-		{"timeout", 1, 0, 't'},	 {"path", 1, 0, 'p'},	  {"quiet", 0, 0, 'q'},
-		{0, 0, 0, 0}};
+	static const struct option opts[] = {{"rate", 1, 0, 'r'},     {"max", 1, 0, 'm'},
+					     {"duration", 1, 0, 'd'}, {"keepalive", 0, 0, 'k'},
+					     {"src", 1, 0, 's'},      {"conns", 1, 0, 'c'},
+					     {"timeout", 1, 0, 't'},  {"path", 1, 0, 'p'},
+					     {"quiet", 0, 0, 'q'},    {0, 0, 0, 0}};
 	const char *path = "/";
 	double timeout = 10;
 	int o;
@@ -470,19 +472,36 @@ static void parse_options(struct gen *g, int argc, char **argv)
 	g->cap = 10000;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 'r': g->rate = atof(optarg); break;
-		case 'm': g->max_inflight = (unsigned)atoi(optarg); break;
-		case 'd': g->duration = atof(optarg); break;
-		case 'k': g->keepalive = true; break;
+		case 'r':
+			g->rate = atof(optarg);
+			break;
+		case 'm':
+			g->max_inflight = (unsigned)atoi(optarg);
+			break;
+		case 'd':
+			g->duration = atof(optarg);
+			break;
+		case 'k':
+			g->keepalive = true;
+			break;
 		case 's':
 			if (bu_addrs_parse(&g->srcs, optarg, false) < 0)
 				bu_die("loadgen: bad --src '%s'", optarg);
 			break;
-		case 'c': g->cap = (unsigned)atoi(optarg); break;
-		case 't': timeout = atof(optarg); break;
-		case 'p': path = optarg; break;
-		case 'q': g->quiet = true; break;
-		default: usage();
+		case 'c':
+			g->cap = (unsigned)atoi(optarg);
+			break;
+		case 't':
+			timeout = atof(optarg);
+			break;
+		case 'p':
+			path = optarg;
+			break;
+		case 'q':
+			g->quiet = true;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind >= argc || (g->rate > 0) == (g->max_inflight > 0) || g->duration <= 0 ||
@@ -496,8 +515,9 @@ static void parse_options(struct gen *g, int argc, char **argv)
 	g->timeout_ns = (uint64_t)(timeout * 1e9);
 	char host[INET6_ADDRSTRLEN + 8];
 	bu_addr_str(&g->dsts.a[0], host, sizeof(host));
-	g->req_len = (size_t)snprintf(g->req, sizeof(g->req), "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n",
-				      path, host, g->keepalive ? "" : "Connection: close\r\n");
+	g->req_len =
+	    (size_t)snprintf(g->req, sizeof(g->req), "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", path,
+			     host, g->keepalive ? "" : "Connection: close\r\n");
 	if (g->req_len >= sizeof(g->req))
 		bu_die("loadgen: --path too long");
 }

@@ -18,6 +18,7 @@ burst_err|C|count|Burst: failed requests
 burst_synretrans|C|count|Burst: SYN retransmits (all namespaces)
 burst_paws|C|count|Burst: PAWS rejects in TIME_WAIT (all namespaces)
 burst_rsts|C|count|Burst: resets sent (all namespaces)
+burst_twoverflow|C|count|Burst: TIME_WAIT entries not made, table full (all namespaces)
 sust_cps|H|conn/s|New connections/s, sustained SUST s, mean
 sust_end_cps|H|conn/s|Sustained: mean of the last 10 s
 sust_worst_cps|H|conn/s|Sustained: worst second (after the first)
@@ -26,6 +27,7 @@ sust_err|C|count|Sustained: failed requests
 sust_synretrans|C|count|Sustained: SYN retransmits (all namespaces)
 sust_paws|C|count|Sustained: PAWS rejects in TIME_WAIT (all namespaces)
 sust_rsts|C|count|Sustained: resets sent (all namespaces)
+sust_twoverflow|C|count|Sustained: TIME_WAIT entries not made, table full (all namespaces)
 idle_base_mib|L|MiB|Balancer RSS after warm-up, before the idle connections
 idle1_kib|L|KiB|Balancer RSS per idle connection at IDLE1 connections
 idle2_kib|L|KiB|Balancer RSS per idle connection at IDLE2 connections
@@ -118,12 +120,12 @@ report_tables() {
 # Per-namespace counters of the new-connection runs (sums over repetitions).
 report_counters() {
 	[ -s "$OUT/counters.tsv" ] || return 0
-	echo "| target | run | namespace | SYN retransmits | PAWS rejects (TIME_WAIT) | resets sent |"
-	echo "|---|---|---|---:|---:|---:|"
+	echo "| target | run | namespace | SYN retransmits | PAWS rejects (TIME_WAIT) | resets sent | TIME_WAIT overflows |"
+	echo "|---|---|---|---:|---:|---:|---:|"
 	awk -F'\t' '{k = $2 "|" $3 "|" $4; if (!(k in seen)) {seen[k] = 1; order[++n] = k} v[k, $5] += $6}
 		END {for (i = 1; i <= n; i++) { split(order[i], a, "|");
-			printf "| %s | %s | %s | %d | %d | %d |\n", a[1], a[2], a[3], v[order[i], "TcpExtTCPSynRetrans"],
-				v[order[i], "TcpExtPAWSTimewait"], v[order[i], "TcpOutRsts"] }}' "$OUT/counters.tsv"
+			printf "| %s | %s | %s | %d | %d | %d | %d |\n", a[1], a[2], a[3], v[order[i], "TcpExtTCPSynRetrans"],
+				v[order[i], "TcpExtPAWSTimewait"], v[order[i], "TcpOutRsts"], v[order[i], "TcpExtTCPTimeWaitOverflow"] }}' "$OUT/counters.tsv"
 }
 
 # chart.svg: above, each target's figures relative to HAProxy's, turned so

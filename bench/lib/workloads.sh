@@ -27,7 +27,7 @@ with_cpu() {
 }
 
 # Counters that reveal trouble, as nstat names them.
-COUNTERS="TcpExtTCPSynRetrans TcpExtPAWSTimewait TcpOutRsts"
+COUNTERS="TcpExtTCPSynRetrans TcpExtPAWSTimewait TcpOutRsts TcpExtTCPTimeWaitOverflow"
 
 # counters_snap FILE: "ns counter value" for each namespace in play.
 counters_snap() {
@@ -45,18 +45,20 @@ counters_snap() {
 }
 
 # counters_record PREFIX BEFORE AFTER: per-namespace deltas into
-# counters.tsv, and their sums as PREFIX_synretrans, _paws and _rsts.
+# counters.tsv, and their sums as PREFIX_synretrans, _paws, _rsts and
+# _twoverflow (TIME_WAIT entries not made: the table was full).
 counters_record() {
 	local prefix=$1 before=$2 after=$3 sums
 	sums=$(awk -v rep="$REP" -v t="$TARGET" -v w="$prefix" -v out="$OUT/counters.tsv" '
 		NR == FNR {b[$1 " " $2] = $3; next}
 		{d = $3 - b[$1 " " $2]; s[$2] += d; print rep "\t" t "\t" w "\t" $1 "\t" $2 "\t" d >> out}
-		END {print s["TcpExtTCPSynRetrans"] + 0, s["TcpExtPAWSTimewait"] + 0, s["TcpOutRsts"] + 0}
+		END {print s["TcpExtTCPSynRetrans"] + 0, s["TcpExtPAWSTimewait"] + 0, s["TcpOutRsts"] + 0, s["TcpExtTCPTimeWaitOverflow"] + 0}
 	' "$before" "$after")
-	read -r sr paws rst <<<"$sums"
+	read -r sr paws rst twov <<<"$sums"
 	record "${prefix}_synretrans" "$sr"
 	record "${prefix}_paws" "$paws"
 	record "${prefix}_rsts" "$rst"
+	record "${prefix}_twoverflow" "$twov"
 }
 
 wl_bulk() { # STREAMS

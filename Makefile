@@ -30,8 +30,12 @@ TOOLS   := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.
 	   $(patsubst bench/tools/%.c,$(BUILD)/tools/%,$(wildcard bench/tools/*.c))
 
 PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/snatproxy
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
-.PHONY: all deps run test test-san demo bench check-format format clean
+.PHONY: all deps run test test-san demo bench check-format format clean install uninstall
 all: $(BUILD)/snatproxy $(UNITS) $(TOOLS)
 
 $(BUILD)/snatproxy: $(OBJS)
@@ -74,6 +78,22 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/run
+
+# The binary, example configs, the systemd unit (with the binary's installed
+# path) and the man page; DESTDIR stages the tree for a package.
+install: $(BUILD)/snatproxy
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR)/examples \
+		$(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/snatproxy $(DESTDIR)$(SBINDIR)/snatproxy
+	install -m 644 config/*.ini $(DESTDIR)$(DATADIR)/examples/
+	install -m 644 docs/snatproxy.8 $(DESTDIR)$(MANDIR)/man8/snatproxy.8
+	sed 's|@SBINDIR@|$(SBINDIR)|g' config/snatproxy.service >$(DESTDIR)$(UNITDIR)/snatproxy.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/snatproxy.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/snatproxy $(DESTDIR)$(MANDIR)/man8/snatproxy.8 \
+		$(DESTDIR)$(UNITDIR)/snatproxy.service
+	rm -rf $(DESTDIR)$(DATADIR)
 
 check-format:
 	@clang-format --dry-run --Werror proxy/*.c include/*.h tests/unit/*.c tests/tools/*.c

@@ -15,6 +15,19 @@
 
 enum config_balance { CONFIG_BALANCE_ROUNDROBIN, CONFIG_BALANCE_LEASTCONN, CONFIG_BALANCE_SOURCE };
 enum config_snat { CONFIG_SNAT_AUTO, CONFIG_SNAT_OFF, CONFIG_SNAT_POOL };
+enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
+enum config_tls { CONFIG_TLS_OFF, CONFIG_TLS_TERMINATE, CONFIG_TLS_ROUTE };
+
+#define CONFIG_SNI_MAX 256
+
+/* tls = route: clients whose SNI matches `sni` ("name" or "*.domain") go to
+ * pool `pool`; the others to the VIP's own pool. */
+struct config_route {
+	char sni[CONFIG_SNI_MAX];
+	char pool_name[CONFIG_NAME_MAX];
+	int pool; /* index into config.pools, resolved after parsing */
+	int line;
+};
 
 struct config_server {
 	char name[CONFIG_NAME_MAX];
@@ -25,9 +38,41 @@ struct config_server {
 	int line;
 };
 
+enum config_check_type { CONFIG_CHECK_NONE, CONFIG_CHECK_TCP, CONFIG_CHECK_HTTP, CONFIG_CHECK_HTTPS };
+enum config_check_method { CONFIG_METHOD_GET, CONFIG_METHOD_HEAD, CONFIG_METHOD_POST };
+
+#define CONFIG_EXPECT_MAX 16
+#define CONFIG_TEXT_MAX	  200 /* a value fits in one line of at most 197 characters */
+#define CONFIG_PATH_MAX	  512 /* file paths, made absolute against the config's directory */
+
+/* A file named in the configuration, resolved against the config's folder. */
+struct config_file {
+	char path[CONFIG_PATH_MAX]; /* "": not given */
+	int line;
+};
+
+/* A pool's health checks (the check_* keys). */
+struct config_check {
+	enum config_check_type type;
+	uint16_t port; /* 0: each server's own port */
+	enum config_check_method method;
+	char path[CONFIG_TEXT_MAX];
+	char host[CONFIG_TEXT_MAX]; /* Host header and SNI; "": the server's address */
+	struct {
+		uint16_t lo, hi;
+	} expect[CONFIG_EXPECT_MAX]; /* status ranges that mean up */
+	int nexpect;
+	char body[CONFIG_TEXT_MAX]; /* "": any body */
+	uint64_t interval_ms, timeout_ms;
+	int rise, fall;
+	char cert[CONFIG_PATH_MAX], key[CONFIG_PATH_MAX], ca[CONFIG_PATH_MAX]; /* "": none */
+	int line, port_line, cert_line, key_line, ca_line; /* where given, 0: not given */
+};
+
 struct config_pool {
 	char name[CONFIG_NAME_MAX];
 	enum config_balance balance;
+	struct config_check check;
 	struct config_server *servers;
 	int nservers;
 	int line; /* of the [pool NAME] header */
@@ -44,6 +89,15 @@ struct config_vip {
 	int nsnat;
 	uint64_t timeout_connect_ms;
 	uint64_t timeout_idle_ms;
+	enum config_tls tls;
+	struct config_route *routes;
+	int nroutes;
+	struct config_file *certs, *keys; /* tls = terminate: pairs, in order */
+	int ncerts, nkeys;
+	struct config_file client_ca;
+	bool server_tls; /* re-encrypt toward the servers (tls = terminate) */
+	struct config_file server_cert, server_key, server_ca;
+	int tls_line, server_tls_line;
 	int line;
 };
 
@@ -55,6 +109,10 @@ struct config {
 	uint32_t buffer_size; /* bytes per provided receive buffer */
 	uint32_t buffers;     /* provided buffers per worker */
 	bool log_connections; /* one line per finished connection */
+	struct sockaddr_storage admin;	   /* admin endpoint; ss_family 0: off */
+	char access_log[256];		   /* "": stderr */
+	enum config_log_format log_format; /* of the per-connection lines */
+	char user[CONFIG_NAME_MAX];	   /* "": keep the starting user */
 	struct config_pool *pools;
 	int npools;
 	struct config_vip *vips;

@@ -3,6 +3,8 @@
 #ifndef SNATPROXY_LOG_H
 #define SNATPROXY_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level level);
@@ -21,5 +23,21 @@ struct log_ratelimit {
 	_Atomic unsigned long suppressed;
 };
 int log_ratelimit(struct log_ratelimit *rl, unsigned interval_ms, unsigned long *suppressed);
+
+/* One finished connection, as relay.c describes it; NULL err: none. */
+struct log_conn {
+	const char *vip, *client, *snat, *server, *server_addr, *end, *err;
+	const char *extra; /* NULL, or key=value pairs (TLS details), one space apart */
+	unsigned long long to_server, to_client, duration_ms;
+	int retries;
+};
+
+/* Per-connection lines go to PATH (NULL or "": stderr), appended, as text
+ * (key=value) or one JSON object per line. Returns 0 or -errno. */
+int log_access_open(const char *path, bool json);
+/* Opens the file again under the same name (after a rotation), atomically
+ * for the writers. Returns 0 or -errno, keeping the old file on failure. */
+int log_access_reopen(void);
+void log_conn(const struct log_conn *e);
 
 #endif

@@ -52,6 +52,7 @@ struct loop {
 	uint16_t *buf_next; /* intrusive queues of received buffers, by buffer id */
 	uint32_t *buf_len;  /* bytes the kernel put in each buffer */
 	uint32_t buf_size, nbufs, buf_free;
+	uint32_t buf_head; /* ring entries the kernel has consumed, as seen in completions */
 	unsigned buf_pending; /* returned to the ring but not yet published */
 	uint16_t bgid;
 	bool bundles;
@@ -84,6 +85,15 @@ static inline unsigned char *loop_buf(struct loop *l, uint16_t bid)
 {
 	return l->bufs + (size_t)bid * l->buf_size;
 }
+
+/* Takes the buffers a receive completion filled (one, or several in ring
+ * order for a bundle), calling fn(arg, bid, len) for each in stream order.
+ * Returns 0, or -EPROTO if the completion did not start at the ring's head as
+ * counted (a kernel behaviour this engine does not expect: the buffers are
+ * still delivered, resynchronised on the completion's, but the caller should
+ * stop asking for bundles). */
+int loop_recv_bufs(struct loop *l, const struct io_uring_cqe *cqe,
+		   void (*fn)(void *arg, uint16_t bid, uint32_t len), void *arg);
 
 /* Gives buffer `bid` back to the kernel; published at the next submit. */
 void loop_buf_put(struct loop *l, uint16_t bid);

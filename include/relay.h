@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "loop.h"
 #include "runtime.h"
@@ -25,22 +26,45 @@ struct relay_listener {
 	_Alignas(16) int fd;
 	uint16_t port; /* network order: a server with no port gets this one */
 	bool armed;
+	bool retired; /* dropped by a reload: its vip is of an older generation */
 	struct runtime_vip *vip;
+	struct sockaddr_storage addr; /* a reload keeps listeners by address */
+	struct relay_listener *next;  /* on the worker's list of closed ones */
 };
+
+/* A worker's share of one runtime generation: its idle lists per VIP and
+ * how many of its connections belong to it. */
+struct relay_gen {
+	struct runtime *rt;
+	struct relay_lru *lru;   /* per VIP of rt */
+	struct relay_lru *hello; /* per VIP of rt: waiting for a ClientHello or handshake */
+	int nconns;
+	struct relay_gen *next; /* older generations with connections left */
+};
+
+/* Allocates a worker's share of `rt` (before the worker switches to it). */
+struct relay_gen *relay_gen_new(struct runtime *rt);
+/* Frees one that was never switched to (a reload refused). NULL is fine. */
+void relay_gen_discard(struct relay_gen *g);
 
 struct relay {
 	struct loop *loop;
 	struct runtime *rt;
 	int worker;
-	struct relay_lru *lru;    /* per VIP */
+	struct relay_gen *gens;   /* current generation first, then older ones */
+	unsigned char *scratch;   /* TLSHELLO_MAX bytes: a hello spread over buffers */
 	struct relay_conn *starved; /* waiting for provided buffers */
 	unsigned snat_cursor;
 	int live;                 /* this worker's open client connections */
 	int nconns;               /* allocated, including those closing */
 	uint32_t high_mark;       /* bytes queued per half before receiving pauses */
+	unsigned kick_seen; /* runtime.kick last acted on */
 };
 
 int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker);
+/* New connections belong to `g` from now on; open ones stay in theirs, and
+ * an older generation is released (its refs dropped) once they are gone. */
+void relay_switch(struct relay *r, struct relay_gen *g);
 void relay_free(struct relay *r);
 
 /* Arms a multishot accept on a listener of this worker. */

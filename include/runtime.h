@@ -10,15 +10,21 @@
 #include "balance.h"
 #include "config.h"
 #include "log.h"
+#include "tls.h"
+
+struct health_pool;
 
 struct runtime_server_stats {
 	_Atomic uint64_t conns, bytes_in, bytes_out, connect_fail, retries;
+	/* connect_fail by cause (the admin endpoint's metrics) */
+	_Atomic uint64_t fail_refused, fail_timeout, fail_error;
 };
 
 struct runtime_pool {
 	const struct config_pool *cfg;
 	struct balance_pool bal;
 	struct runtime_server_stats *stats; /* one per server */
+	struct health_pool *health;         /* health checks (health.c); NULL until health_init */
 };
 
 struct runtime_snat_addr {
@@ -32,7 +38,19 @@ struct runtime_vip {
 	struct runtime_snat_addr *snat; /* cfg->nsnat entries */
 	struct __kernel_timespec connect_ts;
 	struct log_ratelimit rl_snat, rl_transparent;
+	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
 	_Atomic uint64_t conns, refused;
+	_Atomic int active;		      /* open client connections */
+	_Atomic uint64_t bytes_in, bytes_out; /* from / to clients, counted at close */
+};
+
+/* A worker's ring counters, published by the worker itself once per tick
+ * (relaxed stores), so the admin endpoint reads them without touching the
+ * worker's ring or slowing its completion path. */
+struct runtime_worker_stats {
+	_Atomic uint64_t submitted, completed, cq_overflow, enobufs;
+	_Atomic uint32_t buffers_free, buffers;
+	_Atomic int live, conns;
 };
 
 struct runtime {
@@ -42,9 +60,24 @@ struct runtime {
 	struct runtime_vip *vips;
 	_Atomic int live; /* client connections open, against max_connections */
 	struct log_ratelimit rl_maxconn;
+	struct runtime_worker_stats *wstats; /* nworkers */
+	/* Bumped by the admin endpoint when a server is disabled: each worker
+	 * then closes that server's connections at its next tick. */
+	_Atomic unsigned kick;
+	uint64_t start_time; /* Unix seconds */
+	/* SIGHUP builds a new runtime (a generation) from the new config.
+	 * `root`, the first one, holds what outlives generations: live,
+	 * rl_maxconn, wstats, kick and start_time. `refs` counts the holders
+	 * of a generation (each worker while it is current or has connections
+	 * of it, the admin endpoint while it shows it); at 0 it can be freed. */
+	struct runtime *root;
+	_Atomic int refs;
 };
 
 int runtime_init(struct runtime *rt, const struct config *cfg);
+/* A generation after `prev`: servers and VIPs that keep their names keep
+ * their operator/health flags and their counters. */
+int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct runtime *prev);
 void runtime_free(struct runtime *rt);
 
 #endif

@@ -7,11 +7,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "health.h"
 #include "loop.h"
 #include "relay.h"
 #include "runtime.h"
 
 enum worker_stop { WORKER_RUN, WORKER_DRAIN, WORKER_STOP_NOW };
+
+/* What a worker switches to on reload, prepared by the main thread: the new
+ * runtime, the worker's share of it, and its complete set of listeners (the
+ * kept ones are the worker's own, the new ones already bound). vips[i] is
+ * the VIP of listeners[i] in the new runtime. */
+struct worker_reload {
+	struct runtime *rt;
+	struct relay_gen *gen;
+	struct relay_listener **listeners;
+	struct runtime_vip **vips;
+	int nlisteners;
+};
 
 struct worker {
 	_Alignas(16) int id;
@@ -20,8 +33,11 @@ struct worker {
 	struct runtime *rt;
 	struct loop loop;
 	struct relay relay;
-	struct relay_listener *listeners;
+	struct health_worker health; /* this worker's share of the health checks */
+		struct relay_listener **listeners;
 	int nlisteners;
+	struct relay_listener *closed; /* unlistened, freed once their accept ended */
+	_Atomic(struct worker_reload *) reload; /* NULL once applied */
 	int wake_fd;
 	uint64_t wake_val;
 	_Atomic int stop;
@@ -40,6 +56,15 @@ int worker_start(struct worker *w, pthread_barrier_t *ready);
  * `grace` for connections to end, STOP_NOW closes them at once. */
 void worker_signal(struct worker *w, enum worker_stop how);
 void worker_join(struct worker *w);
+
+/* Reload, from the main thread: prepares the worker's switch to `rt`
+ * (binding the addresses it does not listen on yet), then hands it over.
+ * worker_reload_pending is true until the worker has switched, and the
+ * plan's memory is the worker's from worker_reload on. */
+int worker_reload_prepare(struct worker *w, struct runtime *rt, struct worker_reload **out);
+void worker_reload_discard(struct worker_reload *plan);
+void worker_reload(struct worker *w, struct worker_reload *plan);
+bool worker_reload_pending(struct worker *w);
 void worker_free(struct worker *w);
 
 #endif

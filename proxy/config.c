@@ -22,9 +22,10 @@
 #include <string.h>
 
 #include "addr.h"
+#include "tls.h"
 
 #define CONFIG_SNAT_MAX 64
-#define CONFIG_KEYS_MAX 32
+#define CONFIG_KEYS_MAX 64
 #define MS_PER_DAY	(24ULL * 3600 * 1000)
 
 enum config_section { SEC_NONE, SEC_GLOBAL, SEC_POOL, SEC_VIP, SEC_SKIP };
@@ -82,13 +83,40 @@ static int parse_grace(struct loader *ld, const char *v);
 static int parse_buffer_size(struct loader *ld, const char *v);
 static int parse_buffers(struct loader *ld, const char *v);
 static int parse_log_connections(struct loader *ld, const char *v);
+static int parse_admin(struct loader *ld, const char *v);
+static int parse_access_log(struct loader *ld, const char *v);
+static int parse_log_format(struct loader *ld, const char *v);
+static int parse_user(struct loader *ld, const char *v);
 static int parse_balance(struct loader *ld, const char *v);
 static int parse_server(struct loader *ld, const char *v);
+static int parse_check(struct loader *ld, const char *v);
+static int parse_check_port(struct loader *ld, const char *v);
+static int parse_check_path(struct loader *ld, const char *v);
+static int parse_check_method(struct loader *ld, const char *v);
+static int parse_check_host(struct loader *ld, const char *v);
+static int parse_check_expect(struct loader *ld, const char *v);
+static int parse_check_body(struct loader *ld, const char *v);
+static int parse_check_interval(struct loader *ld, const char *v);
+static int parse_check_timeout(struct loader *ld, const char *v);
+static int parse_check_rise(struct loader *ld, const char *v);
+static int parse_check_fall(struct loader *ld, const char *v);
+static int parse_check_cert(struct loader *ld, const char *v);
+static int parse_check_key(struct loader *ld, const char *v);
+static int parse_check_ca(struct loader *ld, const char *v);
 static int parse_listen(struct loader *ld, const char *v);
 static int parse_pool(struct loader *ld, const char *v);
 static int parse_snat(struct loader *ld, const char *v);
 static int parse_timeout_connect(struct loader *ld, const char *v);
 static int parse_timeout_idle(struct loader *ld, const char *v);
+static int parse_tls(struct loader *ld, const char *v);
+static int parse_route(struct loader *ld, const char *v);
+static int parse_tls_cert(struct loader *ld, const char *v);
+static int parse_tls_key(struct loader *ld, const char *v);
+static int parse_tls_client_ca(struct loader *ld, const char *v);
+static int parse_server_tls(struct loader *ld, const char *v);
+static int parse_server_cert(struct loader *ld, const char *v);
+static int parse_server_key(struct loader *ld, const char *v);
+static int parse_server_ca(struct loader *ld, const char *v);
 
 /* Descriptions end up in a markdown table: no '|' in them. */
 static const struct config_key config_keys[] = {
@@ -106,12 +134,52 @@ static const struct config_key config_keys[] = {
      "Receive buffers per worker, registered with io_uring: a power of two from 64 to 65536."},
     {SEC_GLOBAL, "log_connections", parse_log_connections, "on", false,
      "One log line per finished connection: on or off."},
+    {SEC_GLOBAL, "admin", parse_admin, "off", false,
+     "`ADDR:PORT` of the HTTP admin endpoint (metrics, status, drain/disable/enable), or off. "
+     "Anyone who reaches it can drain servers: keep it on loopback."},
+    {SEC_GLOBAL, "access_log", parse_access_log, "stderr", false,
+     "Where the per-connection lines go: stderr or an absolute file path (appended to; reopened "
+     "on SIGUSR1)."},
+    {SEC_GLOBAL, "log_format", parse_log_format, "text", false,
+     "Format of the per-connection lines: text (key=value) or json (one object per line)."},
+    {SEC_GLOBAL, "user", parse_user, "none", false,
+     "User to run as once the sockets are bound (its primary group too), or none: keep the "
+     "starting user."},
     {SEC_POOL, "balance", parse_balance, "roundrobin", false,
      "How a new connection picks a server: roundrobin, leastconn or source (client address hash); "
      "all weighted."},
     {SEC_POOL, "server", parse_server, NULL, true,
      "`NAME ADDR[:PORT] [weight=N] [max_conn=N] [backup]`, repeatable; no port: the port the "
      "client connected to."},
+    {SEC_POOL, "check", parse_check, "none", false,
+     "Health check of each server: none, tcp (connect), http or https (a request, see "
+     "docs/health.md)."},
+    {SEC_POOL, "check_port", parse_check_port, "0", false,
+     "Port the checks connect to; 0: the server's own port (required for servers without one)."},
+    {SEC_POOL, "check_path", parse_check_path, "/", false,
+     "Path of the http or https check's request, such as /LiveServer/MCUFactory/."},
+    {SEC_POOL, "check_method", parse_check_method, "GET", false,
+     "Method of the http or https check's request: GET, HEAD or POST (with an empty body)."},
+    {SEC_POOL, "check_host", parse_check_host, "", false,
+     "Host header and TLS server name (SNI, and the name verified); empty: the server's address."},
+    {SEC_POOL, "check_expect", parse_check_expect, "200-399", false,
+     "Status codes that mean up: codes and ranges separated by commas, such as 200-299,405."},
+    {SEC_POOL, "check_body", parse_check_body, "", false,
+     "Text the response body must contain (the response must fit in 16 KiB); empty: any body."},
+    {SEC_POOL, "check_interval", parse_check_interval, "2s", false,
+     "Time between the starts of two checks of a server (10ms..1d)."},
+    {SEC_POOL, "check_timeout", parse_check_timeout, "1s", false,
+     "How long one check may take, connect to last byte (1ms..1h)."},
+    {SEC_POOL, "check_rise", parse_check_rise, "2", false,
+     "Successful checks in a row that bring a server that is down back up (1..100)."},
+    {SEC_POOL, "check_fall", parse_check_fall, "3", false,
+     "Failed checks (or failed client connects) in a row that mark a server down (1..100)."},
+    {SEC_POOL, "check_cert", parse_check_cert, "", false,
+     "PEM client certificate (and chain) the https check presents, for mutual TLS; empty: none."},
+    {SEC_POOL, "check_key", parse_check_key, "", false,
+     "PEM private key of check_cert; empty: in the check_cert file."},
+    {SEC_POOL, "check_ca", parse_check_ca, "", false,
+     "PEM CA certificates that verify the servers' chains and names; empty: the system's."},
     {SEC_VIP, "listen", parse_listen, NULL, true,
      "`ADDR:PORT` or `[IPv6]:PORT` the VIP accepts clients on; repeatable, one port each."},
     {SEC_VIP, "pool", parse_pool, NULL, false,
@@ -123,6 +191,30 @@ static const struct config_key config_keys[] = {
      "How long a server may take to accept a connection (1ms..1d)."},
     {SEC_VIP, "timeout_idle", parse_timeout_idle, "30m", false,
      "Close a connection idle this long in both directions (0: never; at most 365d)."},
+    {SEC_VIP, "tls", parse_tls, "off", false,
+     "off (bytes pass through untouched), terminate (TLS ends at the VIP) or route (choose the "
+     "pool by the ClientHello's SNI, without decrypting)."},
+    {SEC_VIP, "route", parse_route, "none", true,
+     "`SNI POOL`, repeatable, with tls = route: clients asking for SNI (a name, or `*.domain` for "
+     "one label) go to POOL; others to `pool`."},
+    {SEC_VIP, "tls_cert", parse_tls_cert, "none", true,
+     "tls = terminate: a PEM certificate chain file, repeatable; the one whose names match the "
+     "client's SNI is used, else the first. Needed by terminate."},
+    {SEC_VIP, "tls_key", parse_tls_key, "none", true,
+     "The PEM private key of each tls_cert, in the same order."},
+    {SEC_VIP, "tls_client_ca", parse_tls_client_ca, "none", false,
+     "tls = terminate: PEM CA certificates; when given, clients must present a certificate "
+     "signed by one."},
+    {SEC_VIP, "server_tls", parse_server_tls, "off", false,
+     "on: with tls = terminate, connect to the servers in TLS again, verifying them and reusing "
+     "sessions per server."},
+    {SEC_VIP, "server_cert", parse_server_cert, "none", false,
+     "server_tls: PEM certificate chain presented to the servers (mutual TLS); with server_key."},
+    {SEC_VIP, "server_key", parse_server_key, "none", false,
+     "server_tls: the PEM private key of server_cert."},
+    {SEC_VIP, "server_ca", parse_server_ca, "none", false,
+     "server_tls: PEM CA certificates the servers' certificates must chain to; none: the "
+     "system's CAs."},
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
@@ -378,6 +470,52 @@ static int parse_log_connections(struct loader *ld, const char *v)
 	return 0;
 }
 
+static int parse_admin(struct loader *ld, const char *v)
+{
+	memset(&ld->cfg->admin, 0, sizeof(ld->cfg->admin));
+	if (strcmp(v, "off") == 0)
+		return 0;
+	if (addr_parse(v, ADDR_PORT_REQUIRED, &ld->cfg->admin) < 0)
+		return bad(ld, "off or ADDR:PORT such as 127.0.0.1:9900", v);
+	return 0;
+}
+
+static int parse_access_log(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "stderr") == 0)
+		v = "";
+	else if (v[0] != '/')
+		return bad(ld, "stderr or an absolute path", v);
+	if (strlen(v) >= sizeof(ld->cfg->access_log))
+		return reject(ld, "access_log: path longer than %zu bytes",
+			      sizeof(ld->cfg->access_log) - 1);
+	snprintf(ld->cfg->access_log, sizeof(ld->cfg->access_log), "%s", v);
+	return 0;
+}
+
+static int parse_log_format(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "text") == 0)
+		ld->cfg->log_format = CONFIG_LOG_TEXT;
+	else if (strcmp(v, "json") == 0)
+		ld->cfg->log_format = CONFIG_LOG_JSON;
+	else
+		return bad(ld, "text or json", v);
+	return 0;
+}
+
+/* Only the name's syntax here: whether the user exists is a fact of the
+ * machine that runs the proxy, checked at start. */
+static int parse_user(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "none") == 0)
+		v = "";
+	else if (!config_name_ok(v))
+		return bad(ld, "none or a user name (" NAME_RULE ")", v);
+	snprintf(ld->cfg->user, sizeof(ld->cfg->user), "%s", v);
+	return 0;
+}
+
 /* ---- [pool NAME] ---- */
 
 static struct config_pool *cur_pool(struct loader *ld)
@@ -485,6 +623,191 @@ static int parse_server(struct loader *ld, const char *v)
 	p->servers = grown;
 	p->servers[p->nservers++] = s;
 	return 0;
+}
+
+/* ---- [pool NAME]: health checks ---- */
+
+static struct config_check *cur_check(struct loader *ld)
+{
+	return &cur_pool(ld)->check;
+}
+
+static int parse_check(struct loader *ld, const char *v)
+{
+	static const char *const names[] = {
+	    [CONFIG_CHECK_NONE] = "none",
+	    [CONFIG_CHECK_TCP] = "tcp",
+	    [CONFIG_CHECK_HTTP] = "http",
+	    [CONFIG_CHECK_HTTPS] = "https",
+	};
+
+	cur_check(ld)->line = ld->line;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			cur_check(ld)->type = (enum config_check_type)i;
+			return 0;
+		}
+	return bad(ld, "none, tcp, http or https", v);
+}
+
+static int parse_check_port(struct loader *ld, const char *v)
+{
+	uint64_t n;
+
+	cur_check(ld)->port_line = ld->line;
+	if (parse_int_range(v, 0, 65535, &n) < 0)
+		return bad(ld, "0 (the server's port) or a port from 1 to 65535", v);
+	cur_check(ld)->port = (uint16_t)n;
+	return 0;
+}
+
+/* Text that goes into a request line or header: no spaces or controls in a
+ * path, no controls in a host, so that a check cannot send a broken request. */
+static bool config_printable(const char *v, bool spaces)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x21 || *v == 0x7f)
+			if (!(spaces && *v == ' '))
+				return false;
+	return true;
+}
+
+static int parse_check_path(struct loader *ld, const char *v)
+{
+	if (v[0] != '/' || !config_printable(v, false))
+		return bad(ld, "a path starting with / without spaces, such as /LiveServer/MCUFactory/",
+			   v);
+	snprintf(cur_check(ld)->path, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+static int parse_check_method(struct loader *ld, const char *v)
+{
+	static const char *const names[] = {
+	    [CONFIG_METHOD_GET] = "GET",
+	    [CONFIG_METHOD_HEAD] = "HEAD",
+	    [CONFIG_METHOD_POST] = "POST",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			cur_check(ld)->method = (enum config_check_method)i;
+			return 0;
+		}
+	return bad(ld, "GET, HEAD or POST", v);
+}
+
+static int parse_check_host(struct loader *ld, const char *v)
+{
+	if (!config_printable(v, false) || strchr(v, '/'))
+		return bad(ld, "a host name such as pool01.lab.test, without spaces or /", v);
+	snprintf(cur_check(ld)->host, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+/* "200-299,405": codes from 100 to 599, ranges low-high. */
+static int parse_check_expect(struct loader *ld, const char *v)
+{
+	struct config_check *c = cur_check(ld);
+	const char *p = v;
+	uint64_t lo, hi;
+
+	c->nexpect = 0;
+	for (;;) {
+		if (parse_uint(&p, 999, &lo) < 0)
+			break;
+		hi = lo;
+		if (*p == '-') {
+			p++;
+			if (parse_uint(&p, 999, &hi) < 0)
+				break;
+		}
+		if (lo < 100 || hi > 599 || hi < lo)
+			break;
+		if (c->nexpect >= CONFIG_EXPECT_MAX)
+			return reject(ld, "check_expect: at most %d codes or ranges", CONFIG_EXPECT_MAX);
+		c->expect[c->nexpect].lo = (uint16_t)lo;
+		c->expect[c->nexpect++].hi = (uint16_t)hi;
+		if (*p == '\0')
+			return 0;
+		if (*p++ != ',')
+			break;
+	}
+	return bad(ld, "status codes (100..599) and ranges separated by commas, such as 200-299,405",
+		   v);
+}
+
+static int parse_check_body(struct loader *ld, const char *v)
+{
+	snprintf(cur_check(ld)->body, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+static int parse_check_interval(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 10, MS_PER_DAY,
+				    "a duration from 10ms to 1d such as 500ms or 2s",
+				    &cur_check(ld)->interval_ms);
+}
+
+static int parse_check_timeout(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 1, 3600 * 1000,
+				    "a duration from 1ms to 1h such as 500ms or 1s",
+				    &cur_check(ld)->timeout_ms);
+}
+
+static int parse_count(struct loader *ld, const char *v, int *out)
+{
+	uint64_t n;
+
+	if (parse_int_range(v, 1, 100, &n) < 0)
+		return bad(ld, "a number from 1 to 100", v);
+	*out = (int)n;
+	return 0;
+}
+
+static int parse_check_rise(struct loader *ld, const char *v)
+{
+	return parse_count(ld, v, &cur_check(ld)->rise);
+}
+
+static int parse_check_fall(struct loader *ld, const char *v)
+{
+	return parse_count(ld, v, &cur_check(ld)->fall);
+}
+
+/* A file named relative to the configuration file's directory, as an
+ * operator reading the file would expect. */
+static int parse_file(struct loader *ld, const char *v, char *out, int *line)
+{
+	const char *slash = strrchr(ld->path, '/');
+	int n;
+
+	*line = v[0] ? ld->line : 0;
+	if (v[0] == '/' || v[0] == '\0' || !slash)
+		n = snprintf(out, CONFIG_PATH_MAX, "%s", v);
+	else
+		n = snprintf(out, CONFIG_PATH_MAX, "%.*s/%s", (int)(slash - ld->path), ld->path, v);
+	if (n < 0 || n >= CONFIG_PATH_MAX)
+		return reject(ld, "%s: path too long: %d characters at most", ld->key->name,
+			      CONFIG_PATH_MAX - 1);
+	return 0;
+}
+
+static int parse_check_cert(struct loader *ld, const char *v)
+{
+	return parse_file(ld, v, cur_check(ld)->cert, &cur_check(ld)->cert_line);
+}
+
+static int parse_check_key(struct loader *ld, const char *v)
+{
+	return parse_file(ld, v, cur_check(ld)->key, &cur_check(ld)->key_line);
+}
+
+static int parse_check_ca(struct loader *ld, const char *v)
+{
+	return parse_file(ld, v, cur_check(ld)->ca, &cur_check(ld)->ca_line);
 }
 
 /* ---- [vip NAME] ---- */
@@ -613,6 +936,148 @@ static int parse_timeout_idle(struct loader *ld, const char *v)
 	return parse_duration_range(ld, v, 0, 365 * MS_PER_DAY,
 				    "0 or a duration up to 365d such as 90s, 30m or 2h",
 				    &cur_vip(ld)->timeout_idle_ms);
+}
+
+static int parse_tls(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "off") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_OFF;
+	else if (strcmp(v, "route") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_ROUTE;
+	else if (strcmp(v, "terminate") == 0)
+		cur_vip(ld)->tls = CONFIG_TLS_TERMINATE;
+	else
+		return bad(ld, "off, terminate or route", v);
+	cur_vip(ld)->tls_line = ld->line;
+	return 0;
+}
+
+/* A host name as a client sends it in its SNI, or "*." and one. */
+static bool sni_pattern_ok(const char *s)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyz0123456789-_.";
+	size_t n = strlen(s);
+
+	if (s[0] == '*' && s[1] == '.')
+		s += 2, n -= 2;
+	return n >= 1 && n < CONFIG_SNI_MAX && strspn(s, allowed) == n && s[0] != '.' &&
+	       s[n - 1] != '.' && !strstr(s, "..");
+}
+
+static int parse_route(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+	struct config_route rt = {.pool = -1, .line = ld->line};
+	char text[512], *save = NULL;
+
+	if (strcmp(v, "none") == 0) /* the default: no route */
+		return 0;
+	snprintf(text, sizeof(text), "%s", v);
+	char *sni = strtok_r(text, " \t", &save);
+	char *pool = sni ? strtok_r(NULL, " \t", &save) : NULL;
+	if (!pool || strtok_r(NULL, " \t", &save))
+		return bad(ld, "SNI POOL, such as 'pool01.lab.test frontends'", v);
+	for (char *p = sni; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	if (!sni_pattern_ok(sni))
+		return reject(ld, "route: bad server name '%s': expected a host name or *.domain",
+			      sni);
+	if (!config_name_ok(pool))
+		return reject(ld, "route %s: bad pool name '%s': expected " NAME_RULE, sni, pool);
+	for (int i = 0; i < vip->nroutes; i++)
+		if (strcmp(vip->routes[i].sni, sni) == 0)
+			return reject(ld, "route %s is given twice in vip %s (first on line %d)",
+				      sni, vip->name, vip->routes[i].line);
+	snprintf(rt.sni, sizeof(rt.sni), "%s", sni);
+	snprintf(rt.pool_name, sizeof(rt.pool_name), "%s", pool);
+	struct config_route *grown =
+	    realloc(vip->routes, (size_t)(vip->nroutes + 1) * sizeof(rt));
+	if (!grown)
+		return out_of_memory(ld);
+	vip->routes = grown;
+	vip->routes[vip->nroutes++] = rt;
+	return 0;
+}
+
+/* tls_cert and the like: a file, resolved like check_cert. */
+static int parse_tls_file(struct loader *ld, const char *v, struct config_file *f)
+{
+	if (*v == '\0')
+		return bad(ld, "a file name", v);
+	return parse_file(ld, v, f->path, &f->line);
+}
+
+/* One more file in a list of them (tls_cert, tls_key). */
+static int parse_file_list(struct loader *ld, const char *v, struct config_file **list, int *n)
+{
+	struct config_file f;
+
+	if (strcmp(v, "none") == 0)
+		return 0;
+	if (parse_tls_file(ld, v, &f) < 0)
+		return -EINVAL;
+	struct config_file *grown = realloc(*list, (size_t)(*n + 1) * sizeof(f));
+	if (!grown)
+		return out_of_memory(ld);
+	*list = grown;
+	(*list)[(*n)++] = f;
+	return 0;
+}
+
+static int parse_tls_cert(struct loader *ld, const char *v)
+{
+	return parse_file_list(ld, v, &cur_vip(ld)->certs, &cur_vip(ld)->ncerts);
+}
+
+static int parse_tls_key(struct loader *ld, const char *v)
+{
+	return parse_file_list(ld, v, &cur_vip(ld)->keys, &cur_vip(ld)->nkeys);
+}
+
+static int parse_tls_client_ca(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+
+	if (strcmp(v, "none") == 0) {
+		vip->client_ca.path[0] = '\0';
+		return 0;
+	}
+	return parse_tls_file(ld, v, &vip->client_ca);
+}
+
+static int parse_server_tls(struct loader *ld, const char *v)
+{
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+		return bad(ld, "on or off", v);
+	cur_vip(ld)->server_tls = v[1] == 'n';
+	cur_vip(ld)->server_tls_line = ld->line;
+	return 0;
+}
+
+/* A single file, or "none". */
+static int parse_optional_file(struct loader *ld, const char *v, struct config_file *f)
+{
+	if (strcmp(v, "none") == 0) {
+		f->path[0] = '\0';
+		f->line = ld->line;
+		return 0;
+	}
+	return parse_tls_file(ld, v, f);
+}
+
+static int parse_server_cert(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_cert);
+}
+
+static int parse_server_key(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_key);
+}
+
+static int parse_server_ca(struct loader *ld, const char *v)
+{
+	return parse_optional_file(ld, v, &cur_vip(ld)->server_ca);
 }
 
 /* ---- sections ---- */
@@ -934,6 +1399,97 @@ static void config_check_families(struct loader *ld, const struct config_vip *v,
 	}
 }
 
+/* Routes name pools that must exist, and only mean something with
+ * tls = route. */
+static void config_check_routes(struct loader *ld, struct config_vip *v)
+{
+	for (int i = 0; i < v->nroutes; i++) {
+		struct config_route *rt = &v->routes[i];
+		if (v->tls != CONFIG_TLS_ROUTE) {
+			config_error(ld, rt->line, "vip %s: route needs tls = route", v->name);
+			return;
+		}
+		rt->pool = config_pool_index(ld->cfg, rt->pool_name);
+		if (rt->pool < 0) {
+			config_error(ld, rt->line, "vip %s: route %s: pool %s is not defined",
+				     v->name, rt->sni, rt->pool_name);
+			continue;
+		}
+		struct config_vip tmp = *v; /* the route's pool must be reachable too */
+		tmp.pool = rt->pool;
+		config_check_families(ld, &tmp, rt->line);
+	}
+}
+
+/* Certificates and keys are read now, so that -t and the start both report
+ * a wrong path or a key that does not match with the line that names it. */
+static void config_check_tls(struct loader *ld, struct config_vip *v)
+{
+	char why[384];
+
+	if (v->tls != CONFIG_TLS_TERMINATE) {
+		if (v->ncerts || v->nkeys || v->client_ca.path[0])
+			config_error(ld,
+				     v->ncerts ? v->certs[0].line
+				     : v->nkeys ? v->keys[0].line
+						: v->client_ca.line,
+				     "vip %s: tls_cert, tls_key and tls_client_ca need tls = terminate",
+				     v->name);
+		return;
+	}
+	if (v->ncerts == 0) {
+		config_error(ld, v->tls_line, "vip %s: tls = terminate needs tls_cert and tls_key",
+			     v->name);
+		return;
+	}
+	if (v->ncerts != v->nkeys) {
+		/* The line of the first certificate or key without its pair. */
+		config_error(ld,
+			     v->ncerts > v->nkeys ? v->certs[v->nkeys].line
+						  : v->keys[v->ncerts].line,
+			     "vip %s: %d tls_cert but %d tls_key: give one key per certificate, "
+			     "in the same order",
+			     v->name, v->ncerts, v->nkeys);
+		return;
+	}
+	for (int i = 0; i < v->ncerts; i++)
+		if (tls_check_pair(v->certs[i].path, v->keys[i].path, why, sizeof(why)) < 0)
+			config_error(ld, v->certs[i].line, "vip %s: %s", v->name, why);
+	if (v->client_ca.path[0] && tls_check_ca(v->client_ca.path, why, sizeof(why)) < 0)
+		config_error(ld, v->client_ca.line, "vip %s: %s", v->name, why);
+}
+
+/* server_tls and its files; the files are read now, like tls_cert's. */
+static void config_check_server_tls(struct loader *ld, struct config_vip *v)
+{
+	const struct config_file *cert = &v->server_cert, *key = &v->server_key;
+	char why[384];
+
+	if (!v->server_tls) {
+		if (cert->path[0] || key->path[0] || v->server_ca.path[0])
+			config_error(ld,
+				     cert->path[0]  ? cert->line
+				     : key->path[0] ? key->line
+						    : v->server_ca.line,
+				     "vip %s: server_cert, server_key and server_ca need server_tls = "
+				     "on",
+				     v->name);
+		return;
+	}
+	if (v->tls != CONFIG_TLS_TERMINATE) {
+		config_error(ld, v->server_tls_line, "vip %s: server_tls needs tls = terminate",
+			     v->name);
+		return;
+	}
+	if (!cert->path[0] != !key->path[0])
+		config_error(ld, cert->path[0] ? cert->line : key->line,
+			     "vip %s: server_cert and server_key go together", v->name);
+	else if (cert->path[0] && tls_check_pair(cert->path, key->path, why, sizeof(why)) < 0)
+		config_error(ld, cert->line, "vip %s: %s", v->name, why);
+	if (v->server_ca.path[0] && tls_check_ca(v->server_ca.path, why, sizeof(why)) < 0)
+		config_error(ld, v->server_ca.line, "vip %s: %s", v->name, why);
+}
+
 static void config_check_vip(struct loader *ld, struct config_vip *v, const struct later_lines *vl)
 {
 	if (v->nlisten == 0 && !vl->given)
@@ -949,11 +1505,40 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 		return;
 	}
 	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
+	config_check_routes(ld, v);
+	config_check_tls(ld, v);
+	config_check_server_tls(ld, v);
+}
+
+/* Keys that only make sense together, once the pool is read whole. */
+static void config_check_pool_check(struct loader *ld, const struct config_pool *p)
+{
+	const struct config_check *c = &p->check;
+	int line = c->line ? c->line : p->line;
+
+	if (c->key_line && !c->cert_line)
+		config_error(ld, c->key_line, "pool %s: check_key without check_cert", p->name);
+	if (c->type != CONFIG_CHECK_HTTPS && (c->cert_line || c->ca_line))
+		config_error(ld, c->cert_line ? c->cert_line : c->ca_line,
+			     "pool %s: check_cert and check_ca need check = https", p->name);
+	if (c->type == CONFIG_CHECK_NONE || c->port)
+		return;
+	for (int i = 0; i < p->nservers; i++)
+		if (addr_port((const struct sockaddr *)&p->servers[i].addr) == 0) {
+			config_error(ld, line,
+				     "pool %s: server %s has no port, so its checks need "
+				     "check_port = PORT",
+				     p->name, p->servers[i].name);
+			return;
+		}
 }
 
 static void config_check(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
+
+	for (int i = 0; i < cfg->npools; i++)
+		config_check_pool_check(ld, &cfg->pools[i]);
 
 	for (int i = 0; i < cfg->npools; i++)
 		if (cfg->pools[i].nservers == 0 && !ld->plines[i].given)
@@ -1012,6 +1597,9 @@ void config_free(struct config *cfg)
 	for (int i = 0; cfg->vips && i < cfg->nvips; i++) {
 		free(cfg->vips[i].listen);
 		free(cfg->vips[i].snat_addrs);
+		free(cfg->vips[i].routes);
+		free(cfg->vips[i].certs);
+		free(cfg->vips[i].keys);
 	}
 	free(cfg->pools);
 	free(cfg->vips);
@@ -1024,8 +1612,10 @@ void config_print_keys(FILE *out)
 	fprintf(out, "|---|---|---|---|\n");
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
+		bool none = k->def && !k->def[0]; /* `` would not show in markdown */
 		fprintf(out, "| `%s` | `%s` | %s%s%s | %s |\n", section_titles[k->section], k->name,
-			k->def ? "`" : "", k->def ? k->def : "(required)", k->def ? "`" : "",
-			k->desc);
+			k->def && !none ? "`" : "",
+			none ? "(none)" : k->def ? k->def : "(required)",
+			k->def && !none ? "`" : "", k->desc);
 	}
 }

@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +19,13 @@
 #define LOG_LINE_MAX 2048
 
 static _Atomic int log_level = LOG_INFO;
+
+/* The access log: its descriptor keeps its number for the life of the
+ * process; a reopen dup2()s the new file onto it, which the kernel does
+ * atomically, so writers never see a closed or half-switched descriptor. */
+static _Atomic int access_fd = STDERR_FILENO;
+static _Atomic bool access_json;
+static char access_path[256];
 
 static const char *const log_names[] = {
     [LOG_ERR] = "ERROR",
@@ -55,10 +63,10 @@ static void log_sanitize(char *s, size_t len)
 			s[i] = '?';
 }
 
-static void log_write(const char *buf, size_t len)
+static void log_write_fd(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(STDERR_FILENO, buf, len);
+		ssize_t n = write(fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -66,6 +74,11 @@ static void log_write(const char *buf, size_t len)
 		buf += n;
 		len -= (size_t)n;
 	}
+}
+
+static void log_write(const char *buf, size_t len)
+{
+	log_write_fd(STDERR_FILENO, buf, len);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -127,4 +140,103 @@ int log_ratelimit(struct log_ratelimit *rl, unsigned interval_ms, unsigned long 
 	if (suppressed)
 		*suppressed = n;
 	return 1;
+}
+
+/* ---- the access log ---- */
+
+static int log_access_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	return fd < 0 ? -errno : fd;
+}
+
+int log_access_open(const char *path, bool json)
+{
+	atomic_store(&access_json, json);
+	if (!path || !*path)
+		return 0;
+	if (strlen(path) >= sizeof(access_path))
+		return -ENAMETOOLONG;
+	int fd = log_access_file(path);
+	if (fd < 0)
+		return fd;
+	snprintf(access_path, sizeof(access_path), "%s", path);
+	atomic_store(&access_fd, fd);
+	return 0;
+}
+
+int log_access_reopen(void)
+{
+	int old = atomic_load(&access_fd);
+
+	if (old == STDERR_FILENO)
+		return 0;
+	int fd = log_access_file(access_path);
+	if (fd < 0)
+		return fd;
+	int ret = dup2(fd, old) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* Names and addresses are restricted by the config and addr_format, but a
+ * JSON string must stay valid whatever it is given. */
+static size_t log_json_str(char *buf, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s && n + 7 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch < 0x20 || ch == '"' || ch == '\\')
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", ch);
+		else
+			buf[n++] = (char)ch;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+static int log_conn_json(char *buf, size_t len, const char *ts, const struct log_conn *e)
+{
+	char vip[160], server[160], end[64], extra[512] = "";
+
+	if (e->extra) {
+		char esc[400];
+		log_json_str(esc, sizeof(esc), e->extra);
+		snprintf(extra, sizeof(extra), ",\"tls\":\"%s\"", esc);
+	}
+	log_json_str(vip, sizeof(vip), e->vip);
+	log_json_str(server, sizeof(server), e->server);
+	log_json_str(end, sizeof(end), e->end);
+	return snprintf(buf, len,
+			"{\"time\":\"%s\",\"vip\":\"%s\",\"client\":\"%s\",\"snat\":\"%s\","
+			"\"server\":\"%s\",\"server_addr\":\"%s\",\"to_server\":%llu,"
+			"\"to_client\":%llu,\"duration_ms\":%llu,\"retries\":%d,\"end\":\"%s\","
+			"\"error\":%s%s%s%s}\n",
+			ts, vip, e->client, e->snat, server, e->server_addr, e->to_server,
+			e->to_client, e->duration_ms, e->retries, end, e->err ? "\"" : "",
+			e->err ? e->err : "null", e->err ? "\"" : "", extra);
+}
+
+static int log_conn_text(char *buf, size_t len, const char *ts, const struct log_conn *e)
+{
+	return snprintf(buf, len,
+			"%s INFO conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu "
+			"to_client=%llu duration_ms=%llu retries=%d end=%s%s%s%s%s\n",
+			ts, e->vip, e->client, e->snat, e->server, e->server_addr, e->to_server,
+			e->to_client, e->duration_ms, e->retries, e->end, e->err ? ":" : "",
+			e->err ? e->err : "", e->extra ? " " : "", e->extra ? e->extra : "");
+}
+
+void log_conn(const struct log_conn *e)
+{
+	char ts[40], buf[LOG_LINE_MAX];
+	int saved = errno;
+
+	log_timestamp(ts, sizeof(ts));
+	int n = atomic_load(&access_json) ? log_conn_json(buf, sizeof(buf), ts, e)
+					  : log_conn_text(buf, sizeof(buf), ts, e);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		log_write_fd(atomic_load(&access_fd), buf, (size_t)n);
+	errno = saved;
 }

@@ -199,6 +199,42 @@ struct io_uring_sqe *loop_sqe(struct loop *l)
 	return sqe;
 }
 
+/* The kernel consumes ring entries strictly from the head, and a completion
+ * is posted together with its buffers' consumption, so counting the entries
+ * completions have taken tells where each one's buffers start. A bundle's
+ * buffers are the consecutive ring entries from there, each filled whole
+ * except the last. The entries stay readable until the ring wraps onto them,
+ * which cannot happen while their buffers are out of it. */
+int loop_recv_bufs(struct loop *l, const struct io_uring_cqe *cqe,
+		   void (*fn)(void *arg, uint16_t bid, uint32_t len), void *arg)
+{
+	const uint32_t mask = io_uring_buf_ring_mask(l->nbufs);
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	uint32_t left = (uint32_t)cqe->res;
+	int ret = 0;
+
+	if (l->br->bufs[l->buf_head & mask].bid != bid) {
+		/* Out of step: trust the completion for its first buffer and
+		 * resynchronise on it, but tell the caller, who stops bundling. */
+		for (uint32_t k = 1; k < l->nbufs; k++)
+			if (l->br->bufs[(l->buf_head + k) & mask].bid == bid) {
+				l->buf_head += k;
+				break;
+			}
+		ret = -EPROTO;
+	}
+	for (;;) {
+		uint32_t len = left < l->buf_size ? left : l->buf_size;
+		l->buf_head++;
+		l->buf_free--;
+		fn(arg, bid, len);
+		left -= len;
+		if (!left)
+			return ret;
+		bid = l->br->bufs[l->buf_head & mask].bid;
+	}
+}
+
 void loop_buf_put(struct loop *l, uint16_t bid)
 {
 	io_uring_buf_ring_add(l->br, loop_buf(l, bid), l->buf_size, bid,

@@ -7,15 +7,21 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "admin.h"
+#include "certdiag.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "loop.h"
+#include "privs.h"
+#include "reload.h"
 #include "runtime.h"
 #include "snat.h"
 #include "worker.h"
 
 static const char usage[] =
 	"usage: snatproxy -c FILE [-t] [-v]\n"
+	"       snatproxy -C CERT [-k KEY] [-a CA]\n"
 	"       snatproxy --keys | -V | -h\n"
 	"\n"
 	"A user-space SNAT load balancer for TCP on io_uring.\n"
@@ -23,17 +29,24 @@ static const char usage[] =
 	"  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
 	"  -t, --test         check the configuration, print every error as FILE:LINE: message,\n"
 	"                     and exit 0 (valid) or 1\n"
-	"  -v, --verbose      log debugging details\n"
+	"  -v, --verbose      log debugging details (every failed health check among them)\n"
+	"  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
+	"                     TLS client (the MCU factory's callers need both), is it valid,\n"
+	"                     does KEY match it, does its chain verify against CA (default:\n"
+	"                     the system's store); exit 0 when it can serve both ways\n"
+	"  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
+	"  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
 	"      --keys         print the reference of every configuration key (markdown)\n"
 	"  -V, --version      print the version\n"
 	"  -h, --help         print this help\n"
 	"\n"
 	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: stop accepting, let\n"
 	"open connections finish for up to `grace`, then close them and exit 0; a second\n"
-	"signal closes them at once.\n";
+	"signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
+	"logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
 
 struct options {
-	const char *config;
+	const char *config, *cert, *key, *ca;
 	bool test, keys, verbose;
 };
 
@@ -43,15 +56,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},      {"keys", no_argument, NULL, 'K'},
 		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{"cert", required_argument, NULL, 'C'},   {"key", required_argument, NULL, 'k'},
+		{"ca", required_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0}};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:tvVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:tvVhC:k:a:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 't': o->test = true; break;
 		case 'v': o->verbose = true; break;
 		case 'K': o->keys = true; break;
+		case 'C': o->cert = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 'a': o->ca = optarg; break;
 		case 'V': printf("snatproxy %s\n", SNATPROXY_VERSION); exit(0);
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); return -EINVAL;
@@ -61,7 +79,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "snatproxy: unexpected argument '%s'\n%s", argv[optind], usage);
 		return -EINVAL;
 	}
-	if (!o->config && !o->keys) {
+	if ((o->key || o->ca) && !o->cert) {
+		fprintf(stderr, "snatproxy: -k and -a go with -C CERT\n%s", usage);
+		return -EINVAL;
+	}
+	if (!o->config && !o->keys && !o->cert) {
 		fprintf(stderr, "snatproxy: no configuration file: use -c FILE\n%s", usage);
 		return -EINVAL;
 	}
@@ -85,6 +107,17 @@ static void raise_nofile(const struct config *cfg)
 			 (unsigned long long)rl.rlim_cur);
 }
 
+static void reopen_access_log(const struct config *cfg)
+{
+	int ret = log_access_reopen();
+
+	if (ret < 0)
+		log_err("SIGUSR1: cannot reopen access_log %s: %s; still writing to the old file",
+			cfg->access_log, strerror(-ret));
+	else if (cfg->access_log[0])
+		log_info("SIGUSR1: access_log %s reopened", cfg->access_log);
+}
+
 static bool workers_exited(struct worker *w, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -101,6 +134,8 @@ static void wait_workers(struct worker *w, int n, const sigset_t *set)
 
 	while (!workers_exited(w, n)) {
 		int sig = sigtimedwait(set, NULL, &poll);
+		if (sig == SIGUSR1)
+			reopen_access_log(w->rt->cfg);
 		if (sig == SIGINT || sig == SIGTERM) {
 			if (!now)
 				log_info("%s: closing open connections now", strsignal(sig));
@@ -112,19 +147,43 @@ static void wait_workers(struct worker *w, int n, const sigset_t *set)
 }
 
 /* Runs the workers until a stop signal, then drains them. */
-static int serve(struct runtime *rt, struct worker *w)
+/* Until SIGINT or SIGTERM: SIGHUP reloads, SIGUSR1 reopens the access log,
+ * and once a second retired generations are freed. */
+static void serve_signals(struct reload *rl, const sigset_t *set)
+{
+	const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
+	int sig;
+
+	for (;;) {
+		sig = sigtimedwait(set, NULL, &second);
+		if (sig == SIGHUP)
+			reload_run(rl);
+		else if (sig == SIGUSR1)
+			reopen_access_log(reload_current(rl)->cfg);
+		else if (sig == SIGINT || sig == SIGTERM)
+			break;
+		reload_collect(rl);
+	}
+	log_info("%s: no new connections; draining open ones for up to %llu ms", strsignal(sig),
+		 (unsigned long long)reload_current(rl)->cfg->grace_ms);
+}
+
+/* Runs the workers until a stop signal, then drains them. Closes `admin`. */
+static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 {
 	pthread_barrier_t ready;
 	sigset_t set;
-	int n = rt->nworkers, started = 0, status = 0, sig;
+	int n = rt->nworkers, started = 0, status = 0;
+	struct reload *rl = reload_new(rt, w, admin);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
-	for (; started < n; started++)
+	for (; rl && started < n; started++)
 		if (worker_start(&w[started], &ready) < 0)
 			break;
 	if (started < n) {
@@ -135,23 +194,15 @@ static int serve(struct runtime *rt, struct worker *w)
 	for (int i = 0; i < n; i++)
 		if (w[i].status < 0)
 			status = 1;
-	if (status == 0)
+	if (status == 0 && admin && admin_start(admin) < 0)
+		log_err("cannot start the admin thread: the admin endpoint is off");
+	if (status == 0) {
 		log_info("snatproxy %s: %d worker(s), %d vip(s), %d pool(s) from %s",
 			 SNATPROXY_VERSION, n, rt->cfg->nvips, rt->cfg->npools, rt->cfg->path);
-	while (status == 0 && sigwait(&set, &sig) == 0) {
-		if (sig == SIGHUP) {
-			log_warn("SIGHUP: reloading the configuration is not supported yet; ignored");
-			continue;
-		}
-		log_info("%s: no new connections; draining open ones for up to %llu ms",
-			 strsignal(sig), (unsigned long long)rt->cfg->grace_ms);
-		for (int i = 0; i < n; i++)
-			worker_signal(&w[i], WORKER_DRAIN);
-		break;
+		serve_signals(rl, &set);
 	}
-	if (status)
-		for (int i = 0; i < n; i++)
-			worker_signal(&w[i], WORKER_STOP_NOW);
+	for (int i = 0; i < n; i++)
+		worker_signal(&w[i], status ? WORKER_STOP_NOW : WORKER_DRAIN);
 	wait_workers(w, n, &set);
 	for (int i = 0; i < n; i++)
 		worker_join(&w[i]);
@@ -159,7 +210,74 @@ static int serve(struct runtime *rt, struct worker *w)
 	for (int i = 0; i < n; i++)
 		if (w[i].status < 0)
 			status = 1;
+	admin_close(admin);
+	reload_free(rl);
 	return status;
+}
+
+/* snatproxy -C: the certificate report; 0 when it can serve both ways. */
+static int examine_cert(const struct options *o)
+{
+	struct certdiag d;
+	char why[600];
+
+	if (certdiag_examine(o->cert, o->key, o->ca, &d, why, sizeof(why)) < 0) {
+		fprintf(stderr, "snatproxy: %s\n", why);
+		return 1;
+	}
+	return certdiag_print(&d, o->cert, o->key, o->ca, stdout);
+}
+
+/* The pools' health checks, their certificates examined. -t runs this too,
+ * so that a key that does not match is found before the proxy starts. */
+static int start_health(struct runtime *rt)
+{
+	int ret = health_init(rt, stderr);
+	if (ret == -ENOMEM)
+		fprintf(stderr, "%s: out of memory\n", rt->cfg->path);
+	return ret;
+}
+
+static int open_admin(const struct config *cfg, struct runtime *rt, struct admin **admin)
+{
+	char why[256];
+	int ret;
+
+	if (!cfg->admin.ss_family)
+		return 0;
+	ret = admin_open(admin, rt, (const struct sockaddr *)&cfg->admin, why, sizeof(why));
+	if (ret < 0)
+		log_err("%s: %s", cfg->path, why);
+	return ret;
+}
+
+static int open_access_log(const struct config *cfg)
+{
+	int ret = log_access_open(cfg->access_log, cfg->log_format == CONFIG_LOG_JSON);
+
+	if (ret < 0)
+		log_err("%s: access_log %s: %s", cfg->path, cfg->access_log, strerror(-ret));
+	return ret;
+}
+
+/* After every socket and file is open: the listeners may need root for
+ * ports below 1024, and nothing later does. */
+static int drop_privileges(const struct config *cfg)
+{
+	bool transparent = false;
+	char why[256];
+
+	if (!cfg->user[0])
+		return 0;
+	for (int i = 0; i < cfg->nvips; i++)
+		transparent |= cfg->vips[i].snat == CONFIG_SNAT_OFF;
+	int ret = privs_drop(cfg->user, transparent, why, sizeof(why));
+	if (ret < 0)
+		log_err("%s: %s", cfg->path, why);
+	else
+		log_info("running as user %s%s", cfg->user,
+			 transparent ? " with CAP_NET_ADMIN (transparent VIPs)" : "");
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -181,6 +299,8 @@ int main(int argc, char **argv)
 		config_print_keys(stdout);
 		return 0;
 	}
+	if (o.cert)
+		return examine_cert(&o);
 	ret = config_load(o.config, &cfg, stderr);
 	if (ret < 0) {
 		if (ret != -EINVAL)
@@ -189,9 +309,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (o.test) {
-		printf("%s: configuration is valid\n", o.config);
+		ret = runtime_init(&rt, &cfg);
+		if (ret == 0) {
+			ret = start_health(&rt);
+			health_free(&rt);
+			runtime_free(&rt);
+		}
+		if (ret == 0)
+			printf("%s: configuration is valid\n", o.config);
 		config_free(&cfg);
-		return 0;
+		return ret == 0 ? 0 : 1;
 	}
 	log_set_level(o.verbose ? LOG_DEBUG : LOG_INFO);
 	if (loop_probe(why, sizeof(why)) < 0) {
@@ -199,21 +326,39 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	if (runtime_init(&rt, &cfg) < 0) {
-		log_err("out of memory");
+	ret = runtime_init(&rt, &cfg);
+	if (ret < 0) { /* runtime_init has said what else went wrong */
+		if (ret == -ENOMEM)
+			log_err("out of memory");
+		return 1;
+	}
+	if (start_health(&rt) < 0) {
+		health_free(&rt);
+		runtime_free(&rt);
+		config_free(&cfg);
 		return 1;
 	}
 	raise_nofile(&cfg);
 	snat_check_routes(&rt);
+	struct admin *admin = NULL;
 	struct worker *w = calloc((size_t)rt.nworkers, sizeof(*w));
 	ret = w ? 0 : -ENOMEM;
 	for (int i = 0; ret == 0 && i < rt.nworkers; i++)
 		ret = worker_prepare(&w[i], &rt, i);
 	if (ret == 0)
-		ret = serve(&rt, w) ? -EIO : 0;
+		ret = open_admin(&cfg, &rt, &admin);
+	if (ret == 0)
+		ret = open_access_log(&cfg);
+	if (ret == 0)
+		ret = drop_privileges(&cfg);
+	if (ret == 0)
+		ret = serve(&rt, w, admin) ? -EIO : 0;
+	else
+		admin_close(admin);
 	for (int i = 0; w && i < rt.nworkers; i++)
 		worker_free(&w[i]);
 	free(w);
+	health_free(&rt);
 	runtime_free(&rt);
 	config_free(&cfg);
 	if (ret == 0)

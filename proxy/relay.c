@@ -3,13 +3,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "addr.h"
+#include "health.h"
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
+#include "tls.h"
+#include "tlshello.h"
 
 enum { C_CLIENT = 0, C_SERVER = 1 };
 
@@ -23,7 +28,8 @@ enum {
 	H_STARVED = 1 << 5,   /* the receive ended with ENOBUFS */
 };
 
-enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING };
+/* S_HELLO: tls = route, reading the ClientHello before choosing a pool. */
+enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING, S_HELLO };
 
 enum relay_end {
 	END_NONE,
@@ -38,6 +44,12 @@ enum relay_end {
 	END_IDLE_TIMEOUT,
 	END_SHUTDOWN,
 	END_INTERNAL,
+	END_DISABLED,
+	END_HELLO_TIMEOUT,
+	END_BAD_HELLO,
+	END_TLS_HANDSHAKE,
+	END_TLS_ERROR,
+	END_HANDSHAKE_TIMEOUT,
 };
 
 static const char *const relay_end_name[] = {
@@ -53,6 +65,12 @@ static const char *const relay_end_name[] = {
 	[END_IDLE_TIMEOUT] = "idle-timeout",
 	[END_SHUTDOWN] = "shutdown",
 	[END_INTERNAL] = "internal-error",
+	[END_DISABLED] = "server-disabled",
+	[END_HELLO_TIMEOUT] = "hello-timeout",
+	[END_BAD_HELLO] = "bad-hello",
+	[END_TLS_HANDSHAKE] = "tls-handshake-failed",
+	[END_TLS_ERROR] = "tls-error",
+	[END_HANDSHAKE_TIMEOUT] = "tls-handshake-timeout",
 };
 
 struct relay_half {
@@ -77,8 +95,14 @@ struct relay_conn {
 	uint8_t err; /* errno behind an END_CONNECT_ERROR */
 	int16_t server;
 	uint16_t port; /* the VIP port the client connected to */
+	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
+	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	struct runtime_vip *vip;
+	struct relay_gen *gen;
+	struct runtime_pool *pool; /* the VIP's, or the one its SNI routes to */
+	char *sni;                 /* tls = route: the name the client asked for */
+	struct tls_conn *tls;      /* tls = terminate: the TLS layer, NULL otherwise */
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	struct relay_conn *lru_prev, *lru_next, *starved_next;
@@ -88,6 +112,8 @@ struct relay_conn {
 static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d);
 static void relay_flush(struct relay *r, struct relay_conn *c, int d);
 static void relay_connect(struct relay *r, struct relay_conn *c);
+static void relay_hello(struct relay *r, struct relay_conn *c);
+static void relay_tls_pump(struct relay *r, struct relay_conn *c);
 
 static inline enum loop_op recv_op(int d)
 {
@@ -100,9 +126,10 @@ static inline enum loop_op send_op(int d)
 	return d == C_CLIENT ? LOOP_OP_SEND_SERVER : LOOP_OP_SEND_CLIENT;
 }
 
-static inline int vip_index(struct relay *r, struct relay_conn *c)
+/* The idle list of the connection's VIP, in its own generation. */
+static inline struct relay_lru *conn_lru(struct relay_conn *c)
 {
-	return (int)(c->vip - r->rt->vips);
+	return &c->gen->lru[c->vip - c->gen->rt->vips];
 }
 
 /* ---- bookkeeping: LRU for idle timeouts, the starved list ---- */
@@ -131,14 +158,33 @@ static void lru_append(struct relay_lru *q, struct relay_conn *c)
 	q->tail = c;
 }
 
+/* A connection waiting for its ClientHello (tls = route) or for the end of
+ * its client's handshake (tls = terminate) is on the VIP's hello list, in
+ * accept order, for its timeout: not on the idle list. */
+static struct relay_lru *relay_list(struct relay_conn *c)
+{
+	return c->in_hello ? &c->gen->hello[c->vip - c->gen->rt->vips] : conn_lru(c);
+}
+
 static void relay_touch(struct relay *r, struct relay_conn *c)
 {
+	if (c->in_hello)
+		return;
 	c->last_ms = r->loop->now_ms;
-	struct relay_lru *q = &r->lru[vip_index(r, c)];
+	struct relay_lru *q = conn_lru(c);
 	if (q->tail != c) {
 		lru_unlink(q, c);
 		lru_append(q, c);
 	}
+}
+
+/* The hello or handshake has come: from the hello list to the idle list. */
+static void relay_hello_done(struct relay *r, struct relay_conn *c)
+{
+	lru_unlink(relay_list(c), c);
+	c->in_hello = 0;
+	lru_append(relay_list(c), c);
+	relay_touch(r, c);
 }
 
 static void starved_remove(struct relay *r, struct relay_conn *c)
@@ -186,14 +232,15 @@ static void half_drop(struct loop *l, struct relay_half *h)
 
 static void relay_log(struct relay *r, struct relay_conn *c)
 {
-	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-";
+	char cb[ADDR_STRLEN], sb[ADDR_STRLEN], vb[ADDR_STRLEN] = "-", tail[384] = "";
 	const char *name = "-";
 	int srv = c->server >= 0 ? c->server : c->failed;
+	struct log_conn e;
 
-	if (!r->rt->cfg->log_connections)
+	if (!c->gen->rt->cfg->log_connections)
 		return;
 	if (srv >= 0) {
-		const struct config_server *s = &c->vip->pool->cfg->servers[srv];
+		const struct config_server *s = &c->pool->cfg->servers[srv];
 		union relay_sa sa;
 		memcpy(&sa, &s->addr, sizeof(sa));
 		if (addr_port(&sa.sa) == 0)
@@ -201,18 +248,33 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 		name = s->name;
 		addr_format(&sa.sa, vb, sizeof(vb));
 	}
-	log_info("conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu to_client=%llu "
-		 "duration_ms=%llu retries=%d end=%s%s%s",
-		 c->vip->cfg->name, addr_format(&c->client.sa, cb, sizeof(cb)),
-		 c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-", name, vb,
-		 (unsigned long long)c->bytes[C_CLIENT], (unsigned long long)c->bytes[C_SERVER],
-		 (unsigned long long)(r->loop->now_ms - c->start_ms), c->tries > 1 ? c->tries - 1 : 0,
-		 relay_end_name[c->end], c->err ? ":" : "", c->err ? strerrorname_np(c->err) : "");
+	e = (struct log_conn){
+	    .vip = c->vip->cfg->name,
+	    .client = addr_format(&c->client.sa, cb, sizeof(cb)),
+	    .snat = c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
+	    .server = name,
+	    .server_addr = vb,
+	    .to_server = c->bytes[C_CLIENT],
+	    .to_client = c->bytes[C_SERVER],
+	    .duration_ms = r->loop->now_ms - c->start_ms,
+	    .retries = c->tries > 1 ? c->tries - 1 : 0,
+	    .end = relay_end_name[c->end],
+	    .err = c->err ? strerrorname_np(c->err) : NULL,
+	};
+	if (c->tls)
+		tls_describe(c->tls, tail, sizeof(tail));
+	else if (c->vip->cfg->tls == CONFIG_TLS_ROUTE)
+		snprintf(tail, sizeof(tail), " sni=%s", c->sni ? c->sni : "-");
+	e.extra = tail[0] ? tail + 1 : NULL;
+	log_conn(&e);
 }
 
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
 {
 	if (c->state == S_CLOSING && c->inflight == 0) {
+		c->gen->nconns--;
+		free(c->sni);
+		tls_conn_free(c->tls);
 		free(c);
 		r->nconns--;
 	}
@@ -222,7 +284,7 @@ static void relay_release_server(struct relay_conn *c)
 {
 	if (c->server < 0)
 		return;
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	balance_release(&p->bal, c->server);
 	atomic_fetch_add(&p->stats[c->server].bytes_out, c->bytes[C_CLIENT]);
 	atomic_fetch_add(&p->stats[c->server].bytes_in, c->bytes[C_SERVER]);
@@ -246,6 +308,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 		return;
 	if (c->state == S_CONNECTING && c->inflight)
 		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
+	lru_unlink(relay_list(c), c);
 	c->state = S_CLOSING;
 	c->end = why;
 	for (int d = 0; d < 2; d++) {
@@ -267,11 +330,13 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	}
 	relay_log(r, c);
 	relay_release_server(c);
-	lru_unlink(&r->lru[vip_index(r, c)], c);
+	atomic_fetch_add(&c->vip->bytes_in, c->bytes[C_CLIENT]);
+	atomic_fetch_add(&c->vip->bytes_out, c->bytes[C_SERVER]);
+	atomic_fetch_sub(&c->vip->active, 1);
 	if (c->starved_listed)
 		starved_remove(r, c);
 	r->live--;
-	atomic_fetch_sub(&r->rt->live, 1);
+	atomic_fetch_sub(&r->rt->root->live, 1);
 }
 
 /* Both directions are finished once each has seen its EOF relayed. */
@@ -292,6 +357,10 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = r->loop->bgid;
 	sqe->ioprio |= IORING_RECV_MULTISHOT;
+	/* A bundle takes as many buffers as the socket has data for in one
+	 * completion: fewer completions and system calls for bulk transfers. */
+	if (r->loop->bundles)
+		sqe->ioprio |= IORING_RECVSEND_BUNDLE;
 	io_uring_sqe_set_data64(sqe, loop_ud(c, recv_op(d)));
 	h->flags = (uint8_t)((h->flags | H_RECV) & ~(H_STARVED | H_CANCELLING));
 	c->inflight++;
@@ -313,7 +382,9 @@ static void relay_starve(struct relay *r, struct relay_conn *c, int d)
 static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
-	if (c->state != S_RELAYING || (h->flags & (H_RECV | H_EOF | H_STARVED)))
+	/* Before the server is connected, only a route VIP's client receives. */
+	if (c->state == S_CLOSING || (c->state != S_RELAYING && d != C_CLIENT) ||
+	    (h->flags & (H_RECV | H_EOF | H_STARVED)))
 		return;
 	if (h->queued < r->high_mark)
 		relay_arm_recv(r, c, d);
@@ -321,25 +392,50 @@ static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 
 static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 {
+	if (c->state == S_HELLO) { /* closed before its hello was complete */
+		c->err = ENODATA;
+		relay_close(r, c, END_BAD_HELLO, 0);
+		return;
+	}
 	c->half[d].flags |= H_EOF;
 	if (c->end == END_NONE)
 		c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
 	relay_flush(r, c, d);
 }
 
+struct relay_take {
+	struct loop *l;
+	struct relay_half *h; /* NULL: closing, the data goes nowhere */
+};
+
+static void relay_take_buf(void *arg, uint16_t bid, uint32_t len)
+{
+	struct relay_take *t = arg;
+	if (t->h)
+		half_push(t->l, t->h, bid, len);
+	else
+		loop_buf_put(t->l, bid);
+}
+
 static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
 {
 	struct relay_half *h = &c->half[d];
-	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	struct relay_take t = {r->loop, c->state == S_CLOSING ? NULL : h};
 
-	r->loop->buf_free--;
-	if (c->state == S_CLOSING) {
-		loop_buf_put(r->loop, bid);
-		return;
+	if (loop_recv_bufs(r->loop, cqe, relay_take_buf, &t) < 0 && r->loop->bundles) {
+		log_warn("worker %d: a receive's buffers were not where the ring said; "
+			 "receiving without bundles from now on", r->worker);
+		r->loop->bundles = false;
 	}
-	half_push(r->loop, h, bid, (uint32_t)cqe->res);
+	if (!t.h)
+		return;
 	c->bytes[d] += (unsigned)cqe->res;
 	relay_touch(r, c);
+	if (c->state == S_HELLO) {
+		relay_hello(r, c);
+		if (c->state == S_CLOSING)
+			return;
+	}
 	relay_flush(r, c, d);
 	if (h->queued >= r->high_mark && (h->flags & H_RECV) && !(h->flags & H_CANCELLING) &&
 	    (cqe->flags & IORING_CQE_F_MORE)) {
@@ -375,12 +471,121 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 
 /* ---- sending ---- */
 
+/* ---- tls = terminate: the TLS layer between receive and send ---- */
+
+static void relay_tls_fail(struct relay *r, struct relay_conn *c)
+{
+	/* The alert tells the client why, unless other bytes are on their way. */
+	if (!(c->half[C_SERVER].flags & H_SENDING))
+		tls_send_alert(c->tls, C_CLIENT, c->fd[C_CLIENT]);
+	relay_close(r, c, tls_handshake_failed(c->tls) ? END_TLS_HANDSHAKE : END_TLS_ERROR, 0);
+}
+
+/* Hands half d's queued buffers to the TLS layer, as much as it takes. */
+static int relay_tls_feed(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	struct loop *l = r->loop;
+
+	while (h->head != LOOP_BUF_NONE) {
+		uint32_t left = l->buf_len[h->head] - h->head_off;
+		int n = tls_input(c->tls, d, loop_buf(l, h->head) + h->head_off, left);
+		if (n <= 0)
+			return n;
+		h->head_off += (uint32_t)n;
+		h->queued -= (uint32_t)n;
+		if (h->head_off == l->buf_len[h->head])
+			half_pop(l, h);
+	}
+	return 0;
+}
+
+/* Sends what the TLS layer has for half d's destination; once the source
+ * has finished (FIN or close_notify) and all is sent, relays the end: a
+ * close_notify first when the destination speaks TLS, then SHUT_WR. */
+static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
+{
+	struct relay_half *h = &c->half[d];
+	const unsigned char *p;
+	size_t n;
+	int ret;
+
+	if (h->flags & (H_SENDING | H_SHUT))
+		return 0;
+	if ((ret = tls_output(c->tls, d, &p, &n)) < 0)
+		return ret;
+	if (n == 0 && tls_closed(c->tls, d) && !(h->flags & H_EOF)) {
+		h->flags |= H_EOF;
+		if (c->end == END_NONE)
+			c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
+	}
+	bool done = (h->flags & H_EOF) && h->head == LOOP_BUF_NONE;
+	if (n == 0 && done && tls_finish(c->tls, d) && (ret = tls_output(c->tls, d, &p, &n)) < 0)
+		return ret;
+	if (n) {
+		struct io_uring_sqe *sqe = loop_sqe(r->loop);
+		io_uring_prep_send(sqe, c->fd[1 - d], p, n, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
+		h->flags |= H_SENDING;
+		c->inflight++;
+	} else if (done) {
+		shutdown(c->fd[1 - d], SHUT_WR);
+		h->flags |= H_SHUT;
+		relay_check_done(r, c);
+	}
+	return 0;
+}
+
+/* Moves everything that can move, in both directions: progress in one (a
+ * handshake message read) often makes output for the other. */
+static void relay_tls_pump(struct relay *r, struct relay_conn *c)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (int d = 0; d < 2; d++) {
+			if (relay_tls_feed(r, c, d) < 0 || relay_tls_send(r, c, d) < 0) {
+				relay_tls_fail(r, c);
+				return;
+			}
+			if (c->state != S_RELAYING)
+				return;
+		}
+	for (int d = 0; d < 2; d++)
+		if (c->half[d].queued <= r->high_mark / 2)
+			relay_rearm(r, c, d);
+	if (c->in_hello && tls_client_ready(c->tls))
+		relay_hello_done(r, c);
+}
+
+/* Should the server connection end with a reset rather than our FIN? When
+ * the server closed first, a FIN from us would leave its side in TIME_WAIT
+ * for a minute, holding the 4-tuple of our SNAT address and port: a later
+ * connection that reuses the port then meets that TIME_WAIT, which may drop
+ * its SYN (PAWS), and the retransmit costs a second. That is how new
+ * connection rates through a SNAT address collapse under sustained load. A
+ * reset leaves nothing behind; it is safe once the server has finished
+ * sending and has acknowledged all we sent (what it has not read yet stays
+ * readable to it). */
+static bool relay_server_done(struct relay_conn *c)
+{
+	int unacked = 1;
+
+	if (!(c->half[C_SERVER].flags & H_SHUT))
+		return false;
+	return ioctl(c->fd[C_SERVER], SIOCOUTQ, &unacked) == 0 && unacked == 0;
+}
+
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
 	struct loop *l = r->loop;
 
-	if (c->state != S_RELAYING || (h->flags & H_SENDING))
+	if (c->state != S_RELAYING)
+		return;
+	if (c->tls) {
+		relay_tls_pump(r, c);
+		return;
+	}
+	if (h->flags & H_SENDING)
 		return;
 	if (h->head != LOOP_BUF_NONE) {
 		struct io_uring_sqe *sqe = loop_sqe(l);
@@ -392,6 +597,10 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 		return;
 	}
 	if ((h->flags & (H_EOF | H_SHUT)) == H_EOF) {
+		if (d == C_CLIENT && relay_server_done(c)) {
+			relay_close(r, c, c->end, 1u << C_SERVER);
+			return;
+		}
 		shutdown(c->fd[1 - d], SHUT_WR);
 		h->flags |= H_SHUT;
 		relay_check_done(r, c);
@@ -413,6 +622,10 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 	if (cqe->res < 0) {
 		/* The receiver of this half is gone: reset the sender. */
 		relay_close(r, c, d == C_CLIENT ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);
+	} else if (c->tls) {
+		tls_sent(c->tls, d, (size_t)cqe->res);
+		relay_touch(r, c);
+		relay_flush(r, c, d);
 	} else {
 		h->head_off += (uint32_t)cqe->res;
 		h->queued -= (uint32_t)cqe->res;
@@ -430,7 +643,7 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 
 static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 {
-	memcpy(out, &c->vip->pool->cfg->servers[s].addr, sizeof(*out));
+	memcpy(out, &c->pool->cfg->servers[s].addr, sizeof(*out));
 	if (addr_port(&out->sa) == 0)
 		addr_set_port(&out->sa, ntohs(c->port));
 }
@@ -438,16 +651,24 @@ static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
-	atomic_fetch_add(&c->vip->pool->stats[c->server].conns, 1);
+	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
+	health_passive(c->pool, c->server, true, 0);
+	if (c->tls && c->vip->cfg->server_tls && tls_conn_server(c->tls, r->worker, c->server) < 0) {
+		relay_close(r, c, END_INTERNAL, (1u << C_CLIENT) | (1u << C_SERVER));
+		return;
+	}
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
-	} else if (r->rt->cfg->log_connections) {
+	} else if (c->gen->rt->cfg->log_connections) {
 		socklen_t len = sizeof(c->snat);
 		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
 	}
 	relay_touch(r, c);
-	relay_arm_recv(r, c, C_CLIENT);
-	relay_arm_recv(r, c, C_SERVER);
+	/* A route VIP's client may be receiving already, with its hello queued
+	 * (relay_rearm arms only what is not armed). */
+	relay_rearm(r, c, C_CLIENT);
+	relay_rearm(r, c, C_SERVER);
+	relay_flush(r, c, C_CLIENT);
 }
 
 static enum relay_end relay_connect_end(int res)
@@ -463,9 +684,19 @@ static enum relay_end relay_connect_end(int res)
 	}
 }
 
+/* The metrics count failed connects by cause. */
+static _Atomic uint64_t *relay_fail_counter(struct runtime_server_stats *st, enum relay_end end)
+{
+	if (end == END_CONNECT_REFUSED)
+		return &st->fail_refused;
+	if (end == END_CONNECT_TIMEOUT)
+		return &st->fail_timeout;
+	return &st->fail_error;
+}
+
 static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 {
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	union relay_sa sa;
 
 	close(c->fd[C_SERVER]);
@@ -483,11 +714,13 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	if (res == -ECANCELED || res == -ETIMEDOUT)
 		snat_transparent_hint(c->vip, &sa.sa);
 	atomic_fetch_add(&p->stats[c->server].connect_fail, 1);
+	health_passive(p, c->server, false, res);
 	c->failed = c->server;
 	balance_release(&p->bal, c->server);
 	c->server = -1;
 	c->end = relay_connect_end(res);
 	c->err = c->end == END_CONNECT_ERROR ? (uint8_t)-res : 0;
+	atomic_fetch_add(relay_fail_counter(&p->stats[c->failed], c->end), 1);
 	if (c->tries < 2) {
 		atomic_fetch_add(&p->stats[c->failed].retries, 1);
 		relay_connect(r, c);
@@ -525,7 +758,7 @@ static void relay_submit_connect(struct relay *r, struct relay_conn *c, const un
 /* Picks a server (never the one that just failed) and starts connecting. */
 static void relay_connect(struct relay *r, struct relay_conn *c)
 {
-	struct runtime_pool *p = c->vip->pool;
+	struct runtime_pool *p = c->pool;
 	int fd;
 
 	if (c->server < 0) {
@@ -555,6 +788,99 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	relay_submit_connect(r, c, &c->snat);
 }
 
+/* ---- tls = route: the pool chosen by the ClientHello's SNI ---- */
+
+static void relay_wait_hello(struct relay *r, struct relay_conn *c)
+{
+	c->state = S_HELLO;
+	c->in_hello = 1;
+	lru_append(relay_list(c), c);
+	relay_arm_recv(r, c, C_CLIENT);
+}
+
+/* A client sending its hello in tiny segments would hold one provided
+ * buffer per segment: the newest buffer is merged into the one before it
+ * whenever it fits (repeatedly, as a bundle may bring several), so a hello
+ * holds at most TLSHELLO_MAX / buffer_size + 1. Returns whether it merged. */
+static bool hello_coalesce(struct loop *l, struct relay_half *h)
+{
+	uint16_t prev = h->head, last = h->tail;
+
+	if (prev == last)
+		return false;
+	while (l->buf_next[prev] != last)
+		prev = l->buf_next[prev];
+	if (l->buf_len[prev] + l->buf_len[last] > l->buf_size)
+		return false;
+	memcpy(loop_buf(l, prev) + l->buf_len[prev], loop_buf(l, last), l->buf_len[last]);
+	l->buf_len[prev] += l->buf_len[last];
+	l->buf_next[prev] = LOOP_BUF_NONE;
+	h->tail = prev;
+	loop_buf_put(l, last);
+	return true;
+}
+
+/* The first bytes of the client's queue in one piece (at most TLSHELLO_MAX). */
+static const unsigned char *hello_bytes(struct relay *r, struct relay_half *h, size_t *len)
+{
+	struct loop *l = r->loop;
+	size_t n = 0;
+
+	if (h->head == h->tail) {
+		*len = l->buf_len[h->head];
+		return loop_buf(l, h->head);
+	}
+	for (uint16_t b = h->head; b != LOOP_BUF_NONE && n < TLSHELLO_MAX; b = l->buf_next[b]) {
+		size_t k = l->buf_len[b] < TLSHELLO_MAX - n ? l->buf_len[b] : TLSHELLO_MAX - n;
+		memcpy(r->scratch + n, loop_buf(l, b), k);
+		n += k;
+	}
+	*len = n;
+	return r->scratch;
+}
+
+static struct runtime_pool *hello_pool(struct relay *r, struct relay_conn *c)
+{
+	const struct config_vip *v = c->vip->cfg;
+
+	if (c->sni)
+		for (int i = 0; i < v->nroutes; i++)
+			if (tlshello_match(v->routes[i].sni, c->sni))
+				return &r->rt->pools[v->routes[i].pool];
+	return c->vip->pool;
+}
+
+/* Data has come while waiting for the hello: once it is complete, choose the
+ * pool and connect; the hello stays queued and goes to the server first. */
+static void relay_hello(struct relay *r, struct relay_conn *c)
+{
+	struct relay_half *h = &c->half[C_CLIENT];
+	char sni[TLSHELLO_SNI_MAX];
+	size_t len, need = 0;
+
+	while (hello_coalesce(r->loop, h))
+		;
+	if (h->queued < c->hello_need)
+		return;
+	const unsigned char *p = hello_bytes(r, h, &len);
+	int ret = tlshello_parse(p, len, sni, &need);
+	if (ret == -EAGAIN) {
+		c->hello_need = (uint16_t)need;
+		return;
+	}
+	if (ret < 0) {
+		c->err = (uint8_t)-ret;
+		relay_close(r, c, END_BAD_HELLO, 1u << C_CLIENT);
+		return;
+	}
+	if (sni[0])
+		c->sni = strdup(sni);
+	c->pool = hello_pool(r, c);
+	c->state = S_CONNECTING;
+	relay_hello_done(r, c);
+	relay_connect(r, c);
+}
+
 /* ---- accepting ---- */
 
 static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
@@ -565,22 +891,34 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	if (!c || getpeername(fd, &c->client.sa, &len) < 0) {
 		free(c);
 		close(fd);
-		atomic_fetch_sub(&r->rt->live, 1);
+		atomic_fetch_sub(&r->rt->root->live, 1);
 		return;
 	}
 	r->nconns++;
+	c->gen = r->gens;
+	c->gen->nconns++;
 	c->fd[C_CLIENT] = fd;
 	c->fd[C_SERVER] = -1;
 	c->server = c->failed = -1;
 	c->vip = ls->vip;
+	c->pool = ls->vip->pool;
 	c->port = ls->port;
 	c->start_ms = c->last_ms = r->loop->now_ms;
 	for (int d = 0; d < 2; d++)
 		c->half[d].head = c->half[d].tail = LOOP_BUF_NONE;
-	lru_append(&r->lru[vip_index(r, c)], c);
 	r->live++;
 	atomic_fetch_add(&c->vip->conns, 1);
-	relay_connect(r, c);
+	atomic_fetch_add(&c->vip->active, 1);
+	if (c->vip->cfg->tls == CONFIG_TLS_ROUTE) {
+		relay_wait_hello(r, c);
+	} else {
+		c->in_hello = c->vip->cfg->tls == CONFIG_TLS_TERMINATE;
+		lru_append(relay_list(c), c);
+		if (c->in_hello && !(c->tls = tls_conn_new(&c->vip->tls)))
+			relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
+		else
+			relay_connect(r, c);
+	}
 	relay_maybe_free(r, c);
 }
 
@@ -590,9 +928,9 @@ static void relay_refuse(struct relay *r, struct relay_listener *ls, int fd)
 
 	relay_reset_on_close(fd);
 	close(fd);
-	atomic_fetch_sub(&r->rt->live, 1);
+	atomic_fetch_sub(&r->rt->root->live, 1);
 	atomic_fetch_add(&ls->vip->refused, 1);
-	if (log_ratelimit(&r->rt->rl_maxconn, 10000, &suppressed))
+	if (log_ratelimit(&r->rt->root->rl_maxconn, 10000, &suppressed))
 		log_warn("max_connections (%d) reached: refusing new clients of vip %s (%lu more "
 			 "since last message)",
 			 r->rt->cfg->max_connections, ls->vip->cfg->name, suppressed);
@@ -613,7 +951,11 @@ static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 			log_warn("vip %s: accept failed: %s", ls->vip->cfg->name, strerror(-cqe->res));
 		return;
 	}
-	if (atomic_fetch_add(&r->rt->live, 1) >= r->rt->cfg->max_connections)
+	if (ls->retired) { /* accepted just before a reload removed its address */
+		close(cqe->res);
+		return;
+	}
+	if (atomic_fetch_add(&r->rt->root->live, 1) >= r->rt->cfg->max_connections)
 		relay_refuse(r, ls, cqe->res);
 	else
 		relay_accepted(r, ls, cqe->res);
@@ -686,9 +1028,12 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
-	r->lru = calloc((size_t)cfg->nvips, sizeof(*r->lru));
-	if (!r->lru)
+	r->gens = relay_gen_new(rt);
+	r->scratch = malloc(TLSHELLO_MAX);
+	if (!r->gens || !r->scratch) {
+		relay_free(r);
 		return -ENOMEM;
+	}
 	l->ctx = r;
 	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
 	loop_on(l, LOOP_OP_CONNECT, relay_on_connect_cqe);
@@ -700,10 +1045,69 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	return 0;
 }
 
+struct relay_gen *relay_gen_new(struct runtime *rt)
+{
+	struct relay_gen *g = calloc(1, sizeof(*g));
+
+	if (g) {
+		g->lru = calloc((size_t)rt->cfg->nvips, sizeof(*g->lru));
+		g->hello = calloc((size_t)rt->cfg->nvips, sizeof(*g->hello));
+	}
+	if (!g || !g->lru || !g->hello) {
+		relay_gen_discard(g);
+		return NULL;
+	}
+	g->rt = rt;
+	return g;
+}
+
+void relay_gen_discard(struct relay_gen *g)
+{
+	if (!g)
+		return;
+	free(g->lru);
+	free(g->hello);
+	free(g);
+}
+
+static void relay_gen_release(struct relay_gen *g)
+{
+	atomic_fetch_sub(&g->rt->refs, 1);
+	relay_gen_discard(g);
+}
+
+void relay_switch(struct relay *r, struct relay_gen *g)
+{
+	g->next = r->gens;
+	r->gens = g;
+	r->rt = g->rt;
+}
+
+/* Older generations whose last connection of this worker is gone. */
+static void relay_gen_sweep(struct relay *r)
+{
+	struct relay_gen **p = &r->gens->next;
+
+	while (*p) {
+		struct relay_gen *g = *p;
+		if (g->nconns > 0) {
+			p = &g->next;
+			continue;
+		}
+		*p = g->next;
+		relay_gen_release(g);
+	}
+}
+
 void relay_free(struct relay *r)
 {
-	free(r->lru);
-	r->lru = NULL;
+	while (r->gens) {
+		struct relay_gen *g = r->gens;
+		r->gens = g->next;
+		relay_gen_release(g);
+	}
+	free(r->scratch);
+	r->scratch = NULL;
 }
 
 static void relay_unstarve(struct relay *r)
@@ -722,28 +1126,118 @@ static void relay_unstarve(struct relay *r)
 	}
 }
 
-void relay_tick(struct relay *r)
+/* For the admin endpoint: this worker's counters, copied once per tick so
+ * that the hot path keeps plain (non-atomic) increments. */
+static void relay_publish(struct relay *r)
+{
+	struct runtime_worker_stats *w = &r->rt->root->wstats[r->worker];
+	const struct loop *l = r->loop;
+
+	atomic_store_explicit(&w->submitted, l->stats.submitted, memory_order_relaxed);
+	atomic_store_explicit(&w->completed, l->stats.completed, memory_order_relaxed);
+	atomic_store_explicit(&w->cq_overflow, l->stats.cq_overflow, memory_order_relaxed);
+	atomic_store_explicit(&w->enobufs, l->stats.enobufs, memory_order_relaxed);
+	atomic_store_explicit(&w->buffers_free, l->buf_free, memory_order_relaxed);
+	atomic_store_explicit(&w->buffers, l->nbufs, memory_order_relaxed);
+	atomic_store_explicit(&w->live, r->live, memory_order_relaxed);
+	atomic_store_explicit(&w->conns, r->nconns, memory_order_relaxed);
+}
+
+/* Operators act on the current generation: a connection of an older one is
+ * judged by the server of the same pool and name in the current one. */
+static bool relay_server_disabled(struct relay *r, struct relay_conn *c)
+{
+	const struct config_pool *cp = c->vip->pool->cfg;
+	const char *name = cp->servers[c->server].name;
+
+	if (atomic_load(&c->vip->pool->bal.srv[c->server].flags) & BALANCE_DISABLED)
+		return true;
+	for (int p = 0; c->gen != r->gens && p < r->rt->cfg->npools; p++) {
+		const struct runtime_pool *rp = &r->rt->pools[p];
+		if (strcmp(rp->cfg->name, cp->name) != 0)
+			continue;
+		for (int i = 0; i < rp->cfg->nservers; i++)
+			if (strcmp(rp->cfg->servers[i].name, name) == 0)
+				return atomic_load(&rp->bal.srv[i].flags) & BALANCE_DISABLED;
+	}
+	return false;
+}
+
+static void relay_close_disabled_gen(struct relay *r, struct relay_gen *g)
+{
+	for (int v = 0; v < g->rt->cfg->nvips; v++) {
+		struct relay_conn *c = g->lru[v].head, *next;
+		for (; c; c = next) {
+			next = c->lru_next;
+			if (c->server < 0 || !relay_server_disabled(r, c))
+				continue;
+			relay_close(r, c, END_DISABLED, (1u << C_CLIENT) | (1u << C_SERVER));
+			relay_maybe_free(r, c);
+		}
+	}
+}
+
+/* An operator disabled a server ("down now"): its open connections end. The
+ * lists are walked only when the kick count moved, which is rare. */
+static void relay_close_disabled(struct relay *r)
+{
+	unsigned kick = atomic_load(&r->rt->root->kick);
+
+	if (kick == r->kick_seen)
+		return;
+	r->kick_seen = kick;
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		relay_close_disabled_gen(r, g);
+}
+
+static void relay_idle_gen(struct relay *r, struct relay_gen *g)
 {
 	uint64_t now = r->loop->now_ms;
 
-	for (int v = 0; v < r->rt->cfg->nvips; v++) {
-		uint64_t idle = r->rt->vips[v].cfg->timeout_idle_ms;
-		struct relay_lru *q = &r->lru[v];
+	for (int v = 0; v < g->rt->cfg->nvips; v++) {
+		uint64_t idle = g->rt->vips[v].cfg->timeout_idle_ms;
+		struct relay_lru *q = &g->lru[v];
 		while (idle && q->head && q->head->last_ms + idle <= now) {
 			struct relay_conn *c = q->head;
 			relay_close(r, c, END_IDLE_TIMEOUT, 0);
 			relay_maybe_free(r, c);
 		}
+		/* No complete ClientHello or handshake within timeout_connect. */
+		uint64_t hello = g->rt->vips[v].cfg->timeout_connect_ms;
+		q = &g->hello[v];
+		while (q->head && q->head->start_ms + hello <= now) {
+			struct relay_conn *c = q->head;
+			relay_close(r, c, c->tls ? END_HANDSHAKE_TIMEOUT : END_HELLO_TIMEOUT,
+				    1u << C_CLIENT);
+			relay_maybe_free(r, c);
+		}
 	}
+}
+
+void relay_tick(struct relay *r)
+{
+	relay_close_disabled(r);
+	relay_publish(r);
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		relay_idle_gen(r, g);
 	relay_unstarve(r);
+	relay_gen_sweep(r);
+}
+
+static void relay_close_list(struct relay *r, struct relay_lru *q)
+{
+	while (q->head) {
+		struct relay_conn *c = q->head;
+		relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
+		relay_maybe_free(r, c);
+	}
 }
 
 void relay_close_all(struct relay *r)
 {
-	for (int v = 0; v < r->rt->cfg->nvips; v++)
-		while (r->lru[v].head) {
-			struct relay_conn *c = r->lru[v].head;
-			relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
-			relay_maybe_free(r, c);
+	for (struct relay_gen *g = r->gens; g; g = g->next)
+		for (int v = 0; v < g->rt->cfg->nvips; v++) {
+			relay_close_list(r, &g->lru[v]);
+			relay_close_list(r, &g->hello[v]);
 		}
 }

@@ -1,6 +1,8 @@
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -20,6 +22,14 @@ static int runtime_vip_init(struct runtime *rt, struct runtime_vip *rv, const st
 	rv->pool = &rt->pools[cfg->pool];
 	rv->connect_ts.tv_sec = (long long)(cfg->timeout_connect_ms / 1000);
 	rv->connect_ts.tv_nsec = (long long)(cfg->timeout_connect_ms % 1000) * 1000000;
+	char why[512];
+	int ret = tls_vip_init(&rv->tls, cfg, rt->cfg->path, rt->nworkers,
+			       rv->pool->cfg->nservers, why, sizeof(why));
+	if (ret < 0) {
+		if (ret != -ENOMEM)
+			log_err("%s", why);
+		return ret;
+	}
 	if (cfg->nsnat) {
 		rv->snat = calloc((size_t)cfg->nsnat, sizeof(*rv->snat));
 		if (!rv->snat)
@@ -36,6 +46,7 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 
 	memset(rt, 0, sizeof(*rt));
 	rt->cfg = cfg;
+	rt->root = rt;
 	rt->nworkers = cfg->workers;
 	if (rt->nworkers <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -43,7 +54,9 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 	}
 	rt->pools = calloc((size_t)cfg->npools, sizeof(*rt->pools));
 	rt->vips = calloc((size_t)cfg->nvips, sizeof(*rt->vips));
-	if (!rt->pools || !rt->vips) {
+	rt->wstats = calloc((size_t)rt->nworkers, sizeof(*rt->wstats));
+	rt->start_time = (uint64_t)time(NULL);
+	if (!rt->pools || !rt->vips || !rt->wstats) {
 		runtime_free(rt);
 		return -ENOMEM;
 	}
@@ -70,9 +83,80 @@ void runtime_free(struct runtime *rt)
 		balance_pool_free(&rt->pools[i].bal);
 		free(rt->pools[i].stats);
 	}
-	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++)
+	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++) {
 		free(rt->vips[i].snat);
+		tls_vip_free(&rt->vips[i].tls);
+	}
 	free(rt->pools);
 	free(rt->vips);
+	if (rt->root == rt)
+		free(rt->wstats);
 	memset(rt, 0, sizeof(*rt));
+}
+
+static void runtime_carry_server(struct runtime_pool *to, int i, const struct runtime_pool *from,
+				 int j)
+{
+	const struct runtime_server_stats *a = &from->stats[j];
+	struct runtime_server_stats *b = &to->stats[i];
+
+	unsigned flags = atomic_load(&from->bal.srv[j].flags);
+
+	/* Only checks bring a server back up: without them, down means nothing. */
+	if (to->cfg->check.type == CONFIG_CHECK_NONE)
+		flags &= ~(unsigned)BALANCE_DOWN;
+	atomic_store(&to->bal.srv[i].flags, flags);
+	atomic_store(&b->conns, atomic_load(&a->conns));
+	atomic_store(&b->bytes_in, atomic_load(&a->bytes_in));
+	atomic_store(&b->bytes_out, atomic_load(&a->bytes_out));
+	atomic_store(&b->connect_fail, atomic_load(&a->connect_fail));
+	atomic_store(&b->retries, atomic_load(&a->retries));
+	atomic_store(&b->fail_refused, atomic_load(&a->fail_refused));
+	atomic_store(&b->fail_timeout, atomic_load(&a->fail_timeout));
+	atomic_store(&b->fail_error, atomic_load(&a->fail_error));
+}
+
+static void runtime_carry_pool(struct runtime_pool *to, const struct runtime *prev)
+{
+	for (int p = 0; p < prev->cfg->npools; p++) {
+		const struct runtime_pool *from = &prev->pools[p];
+		if (strcmp(from->cfg->name, to->cfg->name) != 0)
+			continue;
+		for (int i = 0; i < to->cfg->nservers; i++)
+			for (int j = 0; j < from->cfg->nservers; j++)
+				if (strcmp(to->cfg->servers[i].name, from->cfg->servers[j].name) == 0)
+					runtime_carry_server(to, i, from, j);
+	}
+}
+
+static void runtime_carry_vip(struct runtime_vip *to, const struct runtime *prev)
+{
+	for (int v = 0; v < prev->cfg->nvips; v++) {
+		const struct runtime_vip *from = &prev->vips[v];
+		if (strcmp(from->cfg->name, to->cfg->name) != 0)
+			continue;
+		atomic_store(&to->conns, atomic_load(&from->conns));
+		atomic_store(&to->refused, atomic_load(&from->refused));
+		atomic_store(&to->bytes_in, atomic_load(&from->bytes_in));
+		atomic_store(&to->bytes_out, atomic_load(&from->bytes_out));
+	}
+}
+
+int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct runtime *prev)
+{
+	/* Workers and their counters stay with the root: the caller refuses
+	 * a reload that changes `workers`. */
+	int ret = runtime_init(rt, cfg);
+	if (ret < 0)
+		return ret;
+	free(rt->wstats);
+	rt->wstats = NULL;
+	rt->nworkers = prev->nworkers;
+	rt->root = prev->root;
+	rt->start_time = prev->root->start_time;
+	for (int p = 0; p < cfg->npools; p++)
+		runtime_carry_pool(&rt->pools[p], prev);
+	for (int v = 0; v < cfg->nvips; v++)
+		runtime_carry_vip(&rt->vips[v], prev);
+	return 0;
 }

@@ -14,6 +14,27 @@
 /* Timeouts are checked this often; an idle timeout fires within one tick. */
 #define WORKER_TICK_MS 100
 
+/* Binds listen address i of VIP v; logs why not and returns NULL. */
+static struct relay_listener *worker_listener_open(const struct config *cfg, int v, int i,
+						  char *why, size_t len)
+{
+	const struct config_vip *vip = &cfg->vips[v];
+	const struct sockaddr *sa = (const struct sockaddr *)&vip->listen[i];
+	struct relay_listener *ls = calloc(1, sizeof(*ls));
+	int fd = ls ? listener_open(sa, why, len) : -ENOMEM;
+
+	if (fd < 0) {
+		log_err("%s:%d: vip %s: %s", cfg->path, vip->line, vip->name,
+			ls ? why : "out of memory");
+		free(ls);
+		return NULL;
+	}
+	ls->fd = fd;
+	ls->port = htons(addr_port(sa));
+	memcpy(&ls->addr, sa, addr_len(sa));
+	return ls;
+}
+
 int worker_prepare(struct worker *w, struct runtime *rt, int id)
 {
 	const struct config *cfg = rt->cfg;
@@ -32,16 +53,11 @@ int worker_prepare(struct worker *w, struct runtime *rt, int id)
 	for (int v = 0; v < cfg->nvips; v++) {
 		const struct config_vip *vip = &cfg->vips[v];
 		for (int i = 0; i < vip->nlisten; i++) {
-			const struct sockaddr *sa = (const struct sockaddr *)&vip->listen[i];
-			int fd = listener_open(sa, why, sizeof(why));
-			if (fd < 0) {
-				log_err("%s:%d: vip %s: %s", cfg->path, vip->line, vip->name, why);
-				return fd;
-			}
-			struct relay_listener *ls = &w->listeners[w->nlisteners++];
-			ls->fd = fd;
-			ls->port = htons(addr_port(sa));
+			struct relay_listener *ls = worker_listener_open(cfg, v, i, why, sizeof(why));
+			if (!ls)
+				return -EADDRNOTAVAIL;
 			ls->vip = &rt->vips[v];
+			w->listeners[w->nlisteners++] = ls;
 		}
 	}
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
@@ -64,11 +80,15 @@ static void worker_arm_wake(struct worker *w)
 	io_uring_sqe_set_data64(sqe, loop_ud(w, LOOP_OP_WAKE));
 }
 
+static void worker_sweep_closed(struct worker *w);
+static void worker_apply_reload(struct worker *w);
+
 static void worker_on_tick(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
 	struct worker *w = owner;
 	(void)cqe;
 	relay_tick(ctx);
+	worker_sweep_closed(w);
 	worker_arm_tick(w);
 }
 
@@ -87,20 +107,21 @@ static bool worker_check_stop(struct worker *w)
 	if (want > w->stopping) {
 		if (w->stopping == WORKER_RUN) {
 			for (int i = 0; i < w->nlisteners; i++)
-				relay_unlisten(&w->relay, &w->listeners[i]);
+				relay_unlisten(&w->relay, w->listeners[i]);
 			w->deadline_ms = w->loop.now_ms + w->rt->cfg->grace_ms;
 		}
 		w->stopping = want;
 	}
 	if (w->stopping == WORKER_RUN)
 		return false;
+	health_worker_stop(&w->health);
 	if (w->stopping == WORKER_STOP_NOW || w->loop.now_ms >= w->deadline_ms) {
 		if (w->relay.live)
 			log_info("worker %d: closing %d connection(s) still open", w->id,
 				 w->relay.live);
 		relay_close_all(&w->relay);
 	}
-	return w->relay.nconns == 0;
+	return w->relay.nconns == 0 && health_worker_idle(&w->health);
 }
 
 static int worker_setup(struct worker *w)
@@ -117,10 +138,15 @@ static int worker_setup(struct worker *w)
 		log_err("worker %d: %s", w->id, strerror(-ret));
 		return ret;
 	}
+	ret = health_worker_init(&w->health, &w->loop, w->rt, w->id);
+	if (ret < 0) {
+		log_err("worker %d: health checks: %s", w->id, strerror(-ret));
+		return ret;
+	}
 	loop_on(&w->loop, LOOP_OP_TICK, worker_on_tick);
 	loop_on(&w->loop, LOOP_OP_WAKE, worker_on_wake);
 	for (int i = 0; i < w->nlisteners; i++)
-		relay_listen(&w->relay, &w->listeners[i]);
+		relay_listen(&w->relay, w->listeners[i]);
 	worker_arm_tick(w);
 	worker_arm_wake(w);
 	return 0;
@@ -139,10 +165,12 @@ static void *worker_main(void *arg)
 			w->status = ret;
 			break;
 		}
+		worker_apply_reload(w);
 		if (worker_check_stop(w))
 			break;
 	}
 	relay_free(&w->relay);
+	health_worker_free(&w->health);
 	loop_free(&w->loop);
 	atomic_store(&w->exited, true);
 	return NULL;
@@ -169,14 +197,165 @@ void worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 }
 
+static void worker_free_listener(struct relay_listener *ls)
+{
+	if (ls->fd >= 0)
+		close(ls->fd);
+	free(ls);
+}
+
 void worker_free(struct worker *w)
 {
 	for (int i = 0; w->listeners && i < w->nlisteners; i++)
-		if (w->listeners[i].fd >= 0)
-			close(w->listeners[i].fd);
+		worker_free_listener(w->listeners[i]);
+	while (w->closed) {
+		struct relay_listener *ls = w->closed;
+		w->closed = ls->next;
+		worker_free_listener(ls);
+	}
+	worker_reload_discard(atomic_exchange(&w->reload, NULL));
 	free(w->listeners);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	w->listeners = NULL;
 	w->wake_fd = -1;
+}
+
+/* ---- reload ---- */
+
+static struct relay_listener *worker_find_listener(struct worker *w,
+						   const struct sockaddr_storage *addr)
+{
+	for (int i = 0; i < w->nlisteners; i++)
+		if (addr_equal((const struct sockaddr *)&w->listeners[i]->addr,
+			       (const struct sockaddr *)addr))
+			return w->listeners[i];
+	return NULL;
+}
+
+static int worker_plan_alloc(struct worker_reload *plan, int n)
+{
+	plan->listeners = calloc((size_t)n + 1, sizeof(*plan->listeners));
+	plan->vips = calloc((size_t)n + 1, sizeof(*plan->vips));
+	return plan->listeners && plan->vips ? 0 : -ENOMEM;
+}
+
+int worker_reload_prepare(struct worker *w, struct runtime *rt, struct worker_reload **out)
+{
+	const struct config *cfg = rt->cfg;
+	struct worker_reload *plan = calloc(1, sizeof(*plan));
+	char why[256];
+	int n = 0;
+
+	*out = NULL;
+	for (int v = 0; v < cfg->nvips; v++)
+		n += cfg->vips[v].nlisten;
+	if (!plan || worker_plan_alloc(plan, n) < 0 || !(plan->gen = relay_gen_new(rt))) {
+		worker_reload_discard(plan);
+		return -ENOMEM;
+	}
+	plan->rt = rt;
+	for (int v = 0; v < cfg->nvips; v++)
+		for (int i = 0; i < cfg->vips[v].nlisten; i++) {
+			struct relay_listener *ls = worker_find_listener(w, &cfg->vips[v].listen[i]);
+			if (!ls && !(ls = worker_listener_open(cfg, v, i, why, sizeof(why)))) {
+				worker_reload_discard(plan);
+				return -EADDRNOTAVAIL;
+			}
+			plan->vips[plan->nlisteners] = &rt->vips[v];
+			plan->listeners[plan->nlisteners++] = ls;
+		}
+	*out = plan;
+	return 0;
+}
+
+/* Frees a plan not handed over: only the listeners it opened are its own
+ * (those not armed yet; the kept ones belong to the worker). */
+void worker_reload_discard(struct worker_reload *plan)
+{
+	if (!plan)
+		return;
+	for (int i = 0; plan->listeners && i < plan->nlisteners; i++)
+		if (!plan->listeners[i]->armed && plan->listeners[i]->vip == NULL)
+			worker_free_listener(plan->listeners[i]);
+	relay_gen_discard(plan->gen);
+	free(plan->listeners);
+	free(plan->vips);
+	free(plan);
+}
+
+void worker_reload(struct worker *w, struct worker_reload *plan)
+{
+	uint64_t one = 1;
+
+	atomic_store(&w->reload, plan);
+	if (write(w->wake_fd, &one, sizeof(one)) < 0)
+		log_warn("worker %d: cannot wake it: %s", w->id, strerror(errno));
+}
+
+bool worker_reload_pending(struct worker *w)
+{
+	return atomic_load(&w->reload) != NULL;
+}
+
+static bool worker_in_plan(const struct worker_reload *plan, const struct relay_listener *ls)
+{
+	for (int i = 0; i < plan->nlisteners; i++)
+		if (plan->listeners[i] == ls)
+			return true;
+	return false;
+}
+
+/* On the worker's thread, between two batches of completions: listeners not
+ * in the new set stop, the kept ones serve the new VIPs (their accept goes
+ * on: no client sees the switch), the new ones start. */
+static void worker_apply_reload(struct worker *w)
+{
+	struct worker_reload *plan = atomic_load(&w->reload);
+
+	if (!plan)
+		return;
+	for (int i = 0; i < w->nlisteners; i++) {
+		struct relay_listener *ls = w->listeners[i];
+		if (worker_in_plan(plan, ls))
+			continue;
+		relay_unlisten(&w->relay, ls);
+		ls->retired = true;
+		ls->next = w->closed;
+		w->closed = ls;
+	}
+	relay_switch(&w->relay, plan->gen);
+	for (int i = 0; i < plan->nlisteners; i++) {
+		struct relay_listener *ls = plan->listeners[i];
+		bool fresh = ls->vip == NULL;
+		ls->vip = plan->vips[i];
+		if (fresh && w->stopping == WORKER_RUN)
+			relay_listen(&w->relay, ls);
+	}
+	free(w->listeners);
+	w->listeners = plan->listeners;
+	w->nlisteners = plan->nlisteners;
+	w->rt = plan->rt;
+	if (health_worker_switch(&w->health, w->rt) < 0)
+		log_err("worker %d: out of memory: some servers of the new configuration are "
+			"not checked", w->id);
+	free(plan->vips);
+	free(plan);
+	atomic_store(&w->reload, NULL);
+}
+
+/* Closed listeners whose accept request has ended. */
+static void worker_sweep_closed(struct worker *w)
+{
+	struct relay_listener **p = &w->closed;
+
+	while (*p) {
+		struct relay_listener *ls = *p;
+		if (ls->armed) {
+			p = &ls->next;
+			continue;
+		}
+		*p = ls->next;
+		worker_free_listener(ls);
+	}
 }

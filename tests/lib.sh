@@ -126,3 +126,63 @@ in_netns() {
 	trap - EXIT
 	SNATPROXY_IN_NETNS=1 exec unshare --net bash -c 'ip link set lo up && exec bash "$0"' "$1"
 }
+
+# ---- TLS: a private CA, certificates and nginx HTTPS servers ----
+
+# tls_ca: a P-256 CA in $T/ca.pem and $T/ca.key.
+tls_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=snatproxy test CA" -keyout "$T/ca.key" -out "$T/ca.pem" \
+		-addext "basicConstraints=critical,CA:TRUE" >>"$T/openssl.log" 2>&1 ||
+		fail "openssl could not make the CA (see $T/openssl.log)"
+}
+
+# tls_cert NAME DNSNAME [KEYTYPE]: $T/NAME.pem and $T/NAME.key signed by the
+# CA, for server and client use; KEYTYPE ec (default) or rsa.
+tls_cert() {
+	local name=$1 dns=$2 kt=${3:-ec} opts
+	if [ "$kt" = rsa ]; then opts=(-newkey rsa:2048); else opts=(-newkey ec -pkeyopt ec_paramgen_curve:P-256); fi
+	openssl req -new "${opts[@]}" -nodes -subj "/CN=$dns" -keyout "$T/$name.key" \
+		-out "$T/$name.csr" >>"$T/openssl.log" 2>&1 || fail "openssl req $name"
+	printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$dns" >"$T/$name.ext"
+	openssl x509 -req -in "$T/$name.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+		-days 2 -extfile "$T/$name.ext" -out "$T/$name.pem" >>"$T/openssl.log" 2>&1 ||
+		fail "openssl x509 $name"
+}
+
+# nginx_tls_start NAME ADDR PORT CERT [CLIENT_CA]: an nginx HTTPS server with
+# $T/CERT.pem answering "NAME\n" on /; with CLIENT_CA it requires a client
+# certificate signed by it and logs its subject in $T/NAME.access.
+nginx_tls_start() {
+	local name=$1 addr=$2 port=$3 cert=$4 cca=${5:-} d="$T/nginx-$1" verify=""
+	[ -n "$cca" ] && verify="ssl_client_certificate $cca; ssl_verify_client on;"
+	mkdir -p "$d/html"
+	echo "$name" >"$d/html/index.html"
+	cat >"$d/nginx.conf" <<-EOF
+	user root;
+	daemon off;
+	worker_processes 1;
+	pid $d/nginx.pid;
+	error_log $d/error.log warn;
+	events { worker_connections 1024; }
+	http {
+	    log_format peer '\$remote_addr:\$remote_port \$status \$ssl_protocol \$ssl_session_reused "\$ssl_client_s_dn"';
+	    access_log $T/$name.access peer;
+	    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
+	    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
+	    server {
+	        listen $addr:$port ssl reuseport;
+	        ssl_certificate $T/$cert.pem;
+	        ssl_certificate_key $T/$cert.key;
+	        ssl_session_cache shared:S$name:1m;
+	        ssl_protocols TLSv1.2 TLSv1.3;
+	        $verify
+	        root $d/html;
+	        location / { default_type text/plain; }
+	    }
+	}
+	EOF
+	: >"$T/$name.access"
+	bg "nginx-$name" nginx -c "$d/nginx.conf" -e "$d/error.log"
+	wait_for 10 listening "$addr" "$port"
+}

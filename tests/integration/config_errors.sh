@@ -212,6 +212,68 @@ $pool
 $vip
 pool p
 EOF
+expect_error 6 "bad value for 'tls'" <<EOF
+$pool
+$vip
+tls = decrypt
+EOF
+expect_error 6 "vip v: route needs tls = route" <<EOF
+$pool
+$vip
+route = a.test p
+EOF
+expect_error 7 "route a.test: pool nope is not defined" <<EOF
+$pool
+$vip
+tls = route
+route = a.test nope
+EOF
+expect_error 7 "route: bad server name 'a..test'" <<EOF
+$pool
+$vip
+tls = route
+route = a..test p
+EOF
+expect_error 8 "route a.test is given twice in vip v (first on line 7)" <<EOF
+$pool
+$vip
+tls = route
+route = A.test p
+route = a.test p
+EOF
+expect_error 6 "vip v: tls = terminate needs tls_cert and tls_key" <<EOF
+$pool
+$vip
+tls = terminate
+EOF
+expect_error 7 "vip v: 1 tls_cert but 0 tls_key" <<EOF
+$pool
+$vip
+tls = terminate
+tls_cert = /nonexistent.pem
+EOF
+expect_error 7 "vip v: certificate /nonexistent.pem: No such file or directory" <<EOF
+$pool
+$vip
+tls = terminate
+tls_cert = /nonexistent.pem
+tls_key = /nonexistent.key
+EOF
+expect_error 6 "tls_cert, tls_key and tls_client_ca need tls = terminate" <<EOF
+$pool
+$vip
+tls_client_ca = /etc/ssl/certs/ca-certificates.crt
+EOF
+expect_error 6 "vip v: server_tls needs tls = terminate" <<EOF
+$pool
+$vip
+server_tls = on
+EOF
+expect_error 6 "server_cert, server_key and server_ca need server_tls = on" <<EOF
+$pool
+$vip
+server_ca = /etc/ssl/certs/ca-certificates.crt
+EOF
 
 # ---- several mistakes, all in one run ----
 cases=$((cases + 1))

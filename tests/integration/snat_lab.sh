@@ -14,20 +14,12 @@ set -u
 N=4
 here=$(cd "$(dirname "$0")/.." && pwd)
 fail() { echo "FAIL: $*"; failed=1; }
-skip() { echo "SKIP: $*"; exit 77; }
 : "${SNATPROXY:?SNATPROXY must name the built binary}"
 [ -x "$SNATPROXY" ] || { echo "FAIL: $SNATPROXY is not an executable"; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || skip "not root: the SNAT lab needs network namespaces"
-for c in ip nginx curl openssl tcpdump nft; do
-	command -v "$c" >/dev/null 2>&1 || skip "$c is not installed (make deps)"
-done
-probe=snatlab-probe-$$
-ip netns add "$probe" 2>/dev/null || skip "ip netns add fails here: no network namespaces for the SNAT lab"
-ip netns del "$probe"
-
 # shellcheck source=tests/lab/lab.sh
 . "$here/lab/lab.sh"
+lab_require nginx curl openssl tcpdump nft
 failed=0
 # shellcheck disable=SC2317 # called by the EXIT trap
 keep_on_failure() { # EXIT-STATUS

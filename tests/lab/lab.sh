@@ -38,6 +38,19 @@ LAB_TCPDUMP_FILTER="tcp port $LAB_PORT"
 # without a proxy (LAB_TARGET=198.18.0.11).
 : "${LAB_TARGET:=$LAB_VIP}"
 
+# lab_require COMMAND...: exits 77 (a skip, said plainly) unless this is root,
+# the commands are installed and network namespaces can be made here.
+lab_require() {
+	local c probe=snatlab-probe-$$
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: not root: the SNAT lab needs network namespaces"; exit 77; }
+	for c in ip "$@"; do
+		command -v "$c" >/dev/null 2>&1 || { echo "SKIP: $c is not installed (make deps)"; exit 77; }
+	done
+	ip netns add "$probe" 2>/dev/null ||
+		{ echo "SKIP: ip netns add fails here: no network namespaces for the SNAT lab"; exit 77; }
+	ip netns del "$probe"
+}
+
 lab_say() { [ -n "${LAB_QUIET:-}" ] || echo "lab: $*" >&2; }
 lab_die() { echo "lab: error: $*" >&2; exit 1; }
 
@@ -274,6 +287,7 @@ lab_up() {
 
 # lab_proxy_start BINARY MODE: the proxy in its namespace with snat = MODE
 # (auto or off), log in $LAB_DIR/proxy-MODE.log; waits for the VIP.
+# LAB_POOL_EXTRA, when set, holds more lines for the pool (health checks).
 lab_proxy_start() {
 	local bin=$1 mode=$2 cfg=$LAB_DIR/proxy-$2.ini pid
 	cat >"$cfg" <<-EOF
@@ -281,9 +295,11 @@ lab_proxy_start() {
 	[global]
 	workers = 1
 	grace = 1s
+	max_connections = 5000
 
 	[pool frontends]
 	balance = roundrobin
+	${LAB_POOL_EXTRA:-}
 	server = fe1 $LAB_FE1
 	server = fe2 $LAB_FE2
 

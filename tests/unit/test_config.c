@@ -475,6 +475,37 @@ static void test_sizes(void)
 	}
 }
 
+/* admin, access_log, log_format, user: values, defaults and refusals. */
+static void test_ops_keys(void)
+{
+	struct config cfg;
+
+	CHECK_EQ(load(POOL_OK VIP_OK, &cfg), 0);
+	CHECK_EQ(cfg.admin.ss_family, 0);
+	CHECK_EQ(cfg.access_log[0], '\0');
+	CHECK_EQ(cfg.log_format, CONFIG_LOG_TEXT);
+	CHECK_EQ(cfg.user[0], '\0');
+	config_free(&cfg);
+	CHECK_EQ(load("[global]\nadmin = 127.0.0.1:9900\naccess_log = /var/log/sp.log\n"
+		      "log_format = json\nuser = nobody\n" POOL_OK VIP_OK,
+		      &cfg),
+		 0);
+	CHECK_EQ(cfg.admin.ss_family, AF_INET);
+	CHECK_EQ(addr_port((struct sockaddr *)&cfg.admin), 9900);
+	CHECK(strcmp(cfg.access_log, "/var/log/sp.log") == 0);
+	CHECK_EQ(cfg.log_format, CONFIG_LOG_JSON);
+	CHECK(strcmp(cfg.user, "nobody") == 0);
+	config_free(&cfg);
+	CHECK_EQ(load("[global]\nadmin = 127.0.0.1\naccess_log = log.txt\nlog_format = xml\n"
+		      "user = a b\n" POOL_OK VIP_OK,
+		      &cfg),
+		 -EINVAL);
+	CHECK(strstr(errs_text, ":2: bad value for 'admin'") != NULL);
+	CHECK(strstr(errs_text, ":3: bad value for 'access_log'") != NULL);
+	CHECK(strstr(errs_text, ":4: bad value for 'log_format'") != NULL);
+	CHECK(strstr(errs_text, ":5: bad value for 'user'") != NULL);
+}
+
 static void test_print_keys(void)
 {
 	static const char *const keys[] = {
@@ -484,7 +515,15 @@ static void test_print_keys(void)
 	    "balance",	    "server",
 	    "listen",	    "pool",
 	    "snat",	    "timeout_connect",
-	    "timeout_idle",
+	    "timeout_idle", "admin", "access_log", "log_format", "user",
+	    "check", "check_port", "check_path", "check_method", "check_host", "check_expect",
+	    "check_body", "check_interval", "check_timeout", "check_rise", "check_fall",
+	    "check_cert", "check_key", "check_ca",
+	    "tls",	    "route",
+	    "tls_cert",	    "tls_key",
+	    "tls_client_ca", "server_tls",
+	    "server_cert",	    "server_key",
+	    "server_ca",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;
@@ -514,6 +553,7 @@ int main(void)
 	test_files();
 	test_durations();
 	test_sizes();
+	test_ops_keys();
 	test_print_keys();
 	free(errs_text);
 	return unit_done("test_config");

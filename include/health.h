@@ -1,0 +1,61 @@
+/* health: active checks of each pool's servers (tcp, http, https with a
+ * client certificate) and passive checking of client connects.
+ *
+ * Checks run in the workers' io_uring loops: each server is checked by one
+ * worker (its index over all pools, modulo the number of workers), one
+ * request in flight at a time (a timer, the connect, a send or a receive),
+ * each linked to a timeout for what is left of check_timeout. TLS goes
+ * through OpenSSL on memory BIOs, so OpenSSL never touches the socket and
+ * never blocks. A server's state is BALANCE_DOWN in its shared atomic flags:
+ * every worker's next balance_pick sees it. */
+#ifndef SNATPROXY_HEALTH_H
+#define SNATPROXY_HEALTH_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "loop.h"
+#include "runtime.h"
+
+struct health_check;
+
+/* One worker's share of the checks. */
+struct health_worker {
+	struct loop *loop;
+	struct runtime *rt;
+	int id;
+	struct health_check **checks;
+	int nchecks;
+	struct health_check *retired; /* of replaced generations, until idle */
+	int inflight; /* requests in flight over all its checks */
+	bool stopping;
+};
+
+/* At start: each pool's check state and TLS context. Loads and examines
+ * check_cert, check_key and check_ca: unusable files, a key that does not
+ * match, or an expired certificate are errors; a certificate without the
+ * clientAuth purpose is a warning (the seed's cause of event 61013). Both go
+ * to ERRS as "FILE:LINE: ...". Returns 0 or -EINVAL (or -ENOMEM). */
+int health_init(struct runtime *rt, FILE *errs);
+void health_free(struct runtime *rt);
+
+/* Takes this worker's servers and arms their first checks. */
+int health_worker_init(struct health_worker *h, struct loop *l, struct runtime *rt, int id);
+/* After a reload, on the worker's thread: the checks of the old generation
+ * are cancelled (and freed as their requests come back), and this worker's
+ * share of rt's servers is checked from now on. A server that kept its name
+ * keeps its state (runtime_init_next carries its flags over). */
+int health_worker_switch(struct health_worker *h, struct runtime *rt);
+
+/* Cancels what is in flight; the worker runs its loop until idle. */
+void health_worker_stop(struct health_worker *h);
+bool health_worker_idle(const struct health_worker *h);
+void health_worker_free(struct health_worker *h);
+
+/* A client connection to server S of pool P connected (OK) or failed with
+ * -errno ERR. check_fall failures in a row mark the server down until its
+ * checks succeed again; pools with check = none are left alone. Any worker
+ * may call it. */
+void health_passive(struct runtime_pool *p, int s, bool ok, int err);
+
+#endif

@@ -1,0 +1,15 @@
+/* privs: giving up root once the sockets are bound (`user = NAME`). */
+#ifndef SNATPROXY_PRIVS_H
+#define SNATPROXY_PRIVS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Switches the process to USER and its primary group, with no supplementary
+ * groups. keep_net_admin keeps CAP_NET_ADMIN (and only it), which
+ * transparent VIPs (snat = off) need for IP_TRANSPARENT on every connection.
+ * Must run before any thread starts: capabilities are per thread, and new
+ * threads inherit the caller's. Returns 0 or -errno, the reason in `why`. */
+int privs_drop(const char *user, bool keep_net_admin, char *why, size_t len);
+
+#endif

@@ -1,0 +1,91 @@
+/* tls: TLS at the VIP with OpenSSL, driven by the relay's io_uring buffers.
+ *
+ * No thread and no socket of its own: each TLS endpoint of a connection is
+ * an SSL object between two memory BIOs. The relay hands the bytes it
+ * received to tls_input() and sends what tls_output() gives it, so TLS costs
+ * no system call of its own and every step is bounded:
+ *
+ *   direction d (0: client to server, 1: server to client) reads from the
+ *   socket of side d and writes to the socket of side 1-d. When side d speaks
+ *   TLS, its ciphertext is decrypted; when side 1-d speaks TLS, the plaintext
+ *   is encrypted for it. Everything the SSL object of side s writes (its
+ *   handshake, alerts, close_notify, data) leaves through direction 1-s.
+ *
+ * A direction holds at most TLS_IN_MAX bytes in its read BIO and TLS_OUT_MAX
+ * in its peer's write BIO; beyond that it takes nothing more, the relay's
+ * queue fills, and the relay stops receiving (its usual flow control). */
+#ifndef SNATPROXY_TLS_H
+#define SNATPROXY_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "log.h"
+
+#define TLS_IN_MAX  (32 * 1024)
+#define TLS_OUT_MAX (32 * 1024)
+#define TLS_OUT_BUF (16 * 1024) /* one send's worth, allocated only while in use */
+
+/* A VIP's contexts, shared by every worker (OpenSSL's SSL_CTX is thread
+ * safe); the counters are atomics for the same reason. */
+struct tls_vip {
+	const struct config_vip *cfg;
+	SSL_CTX **ctx; /* one per tls_cert; [0] is used when no SNI matches */
+	int nctx;
+	SSL_CTX *client_ctx; /* server_tls: the proxy as a client of the servers */
+	/* server_tls: the latest session with each server, one row per worker
+	 * so that workers never share one (no lock). */
+	SSL_SESSION **sessions;
+	int nworkers, nservers;
+	_Atomic uint64_t handshakes, resumed, failures;
+	struct log_ratelimit rl_fail;
+};
+
+/* Builds a VIP's contexts from its configuration. Returns 0 or -errno with
+ * "FILE:LINE: what" in `why`. */
+int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path, int nworkers,
+		 int nservers, char *why, size_t len);
+void tls_vip_free(struct tls_vip *tv);
+
+/* Checks a certificate chain file and its key (readable, PEM, matching);
+ * the reason in `why` on failure. Returns 0 or -errno. */
+int tls_check_pair(const char *cert, const char *key, char *why, size_t len);
+/* Checks a file of CA certificates. Returns 0 or -errno. */
+int tls_check_ca(const char *ca, char *why, size_t len);
+
+struct tls_conn;
+
+/* A connection terminated at the VIP (the client's side speaks TLS).
+ * Returns NULL when out of memory. */
+struct tls_conn *tls_conn_new(struct tls_vip *tv);
+void tls_conn_free(struct tls_conn *t);
+/* server_tls: the connection to server `server` is up; starts TLS toward
+ * it, offering the worker's last session with that server. 0 or -ENOMEM. */
+int tls_conn_server(struct tls_conn *t, int worker, int server);
+
+/* Offers `len` received bytes of direction d; returns how many were taken
+ * (0: come back after some output was sent) or -EPROTO. */
+int tls_input(struct tls_conn *t, int d, const unsigned char *p, size_t len);
+/* Bytes ready for the socket of side 1-d: *len is 0 when there are none.
+ * They stay valid and in place until tls_sent(). Returns 0 or -EPROTO (the
+ * connection must close; tls_describe() tells why). */
+int tls_output(struct tls_conn *t, int d, const unsigned char **p, size_t *len);
+void tls_sent(struct tls_conn *t, int d, size_t n);
+/* Side d has sent its close_notify: direction d carries nothing more. */
+bool tls_closed(const struct tls_conn *t, int d);
+/* Direction d's source has finished: queues a close_notify for side 1-d if
+ * it speaks TLS. Returns true when that made new output (send it first). */
+bool tls_finish(struct tls_conn *t, int d);
+/* A failure's alert for side s, sent without waiting (best effort). */
+void tls_send_alert(struct tls_conn *t, int s, int fd);
+/* The client's handshake is complete. */
+bool tls_client_ready(const struct tls_conn *t);
+/* True once the connection failed during a handshake. */
+bool tls_handshake_failed(const struct tls_conn *t);
+/* " tls=TLSv1.3 cipher=... sni=..." and the failure's reason, for the log. */
+void tls_describe(const struct tls_conn *t, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,663 @@
+/* admin: a deliberately small HTTP/1.1 server on its own thread.
+ *
+ * One request per connection (the response says Connection: close), read
+ * whole into a fixed buffer before anything is done with it. Limits, so that
+ * no client can make it grow or stall: ADMIN_REQ_MAX bytes per request,
+ * ADMIN_CONNS_MAX connections at once (more get 503 and are closed), and
+ * ADMIN_TIMEOUT_MS per connection from accept to close. The responses are
+ * built from atomics (metrics.c) into memory and sent without blocking. */
+#include "admin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "metrics.h"
+
+#define ADMIN_REQ_MAX	 4096
+#define ADMIN_CONNS_MAX	 16
+#define ADMIN_TIMEOUT_MS 5000
+
+enum admin_phase { A_FREE, A_READ, A_WRITE, A_LINGER };
+
+struct admin_conn {
+	int fd;
+	enum admin_phase phase;
+	uint64_t deadline_ms;
+	char peer[ADDR_STRLEN];
+	size_t in_len;
+	char in[ADMIN_REQ_MAX + 1];
+	char *out;
+	size_t out_len, out_off;
+};
+
+struct admin {
+	struct runtime *rt;		/* the generation requests are answered from */
+	_Atomic(struct runtime *) next; /* set by a reload */
+	int lfd, efd, stopfd;
+	pthread_t thread;
+	bool started;
+	char addr[ADDR_STRLEN];
+	struct log_ratelimit rl_accept;
+	struct admin_conn conns[ADMIN_CONNS_MAX];
+};
+
+/* What a request asks for, once parsed. */
+struct admin_req {
+	char method[8];
+	char path[256];
+	bool head;
+};
+
+struct admin_resp {
+	int status;
+	const char *type;
+	char *body; /* malloc'd */
+	size_t len;
+	const char *allow; /* for 405 */
+};
+
+static uint64_t admin_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *admin_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
+	}
+}
+
+/* ---- responses ---- */
+
+static void __attribute__((format(printf, 3, 4)))
+admin_text(struct admin_resp *r, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = status;
+	r->type = "text/plain; charset=utf-8";
+	va_start(ap, fmt);
+	int n = vasprintf(&r->body, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		r->body = NULL;
+		n = 0;
+	}
+	r->len = (size_t)n;
+}
+
+/* Renders one of metrics.c's writers into memory. */
+static void admin_render(struct admin_resp *r, const char *type,
+			 void (*fn)(FILE *, const struct runtime *), const struct runtime *rt)
+{
+	FILE *f = open_memstream(&r->body, &r->len);
+
+	if (!f) {
+		admin_text(r, 500, "out of memory\n");
+		return;
+	}
+	fn(f, rt);
+	if (fclose(f) != 0) {
+		free(r->body);
+		admin_text(r, 500, "out of memory\n");
+		return;
+	}
+	r->status = 200;
+	r->type = type;
+}
+
+/* Header and body in one buffer, so one send usually does it all. */
+static void admin_queue(struct admin_conn *c, struct admin_resp *r, bool head)
+{
+	char hdr[512];
+	int n =
+	    snprintf(hdr, sizeof(hdr),
+		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		     "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s\r\n",
+		     r->status, admin_reason(r->status), r->type ? r->type : "text/plain", r->len,
+		     r->allow ? "Allow: " : "", r->allow ? r->allow : "", r->allow ? "\r\n" : "");
+	size_t blen = head ? 0 : r->len;
+
+	c->out = malloc((size_t)n + blen);
+	if (c->out) {
+		memcpy(c->out, hdr, (size_t)n);
+		if (blen)
+			memcpy(c->out + n, r->body, blen);
+		c->out_len = (size_t)n + blen;
+	}
+	c->out_off = 0;
+	c->phase = A_WRITE;
+	free(r->body);
+}
+
+/* ---- operator actions ---- */
+
+static int admin_find_pool(const struct runtime *rt, const char *name)
+{
+	for (int p = 0; p < rt->cfg->npools; p++)
+		if (strcmp(rt->cfg->pools[p].name, name) == 0)
+			return p;
+	return -1;
+}
+
+static int admin_find_server(const struct config_pool *cp, const char *name)
+{
+	for (int i = 0; i < cp->nservers; i++)
+		if (strcmp(cp->servers[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* drain: no new connections, open ones go on; disable: no new ones, and the
+ * workers close the open ones at their next tick; enable: undoes both (a
+ * server that fails its health checks stays down until they pass). */
+static int admin_act(struct runtime *rt, struct balance_server *s, const char *action)
+{
+	if (strcmp(action, "drain") == 0) {
+		atomic_fetch_or(&s->flags, BALANCE_DRAIN);
+	} else if (strcmp(action, "disable") == 0) {
+		atomic_fetch_or(&s->flags, BALANCE_DISABLED);
+		atomic_fetch_add(&rt->root->kick, 1);
+	} else if (strcmp(action, "enable") == 0) {
+		atomic_fetch_and(&s->flags, ~(unsigned)(BALANCE_DRAIN | BALANCE_DISABLED));
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* POST /pools/POOL/servers/SERVER/ACTION; the path is already split. */
+static void admin_server_action(struct admin *a, struct admin_conn *c, struct admin_resp *r,
+				char **seg)
+{
+	struct runtime *rt = a->rt;
+	int p = admin_find_pool(rt, seg[1]);
+
+	if (p < 0)
+		return admin_text(r, 404, "no pool named '%s'\n", seg[1]);
+	int i = admin_find_server(&rt->cfg->pools[p], seg[3]);
+	if (i < 0)
+		return admin_text(r, 404, "pool %s has no server named '%s'\n", seg[1], seg[3]);
+	struct balance_server *s = &rt->pools[p].bal.srv[i];
+	if (admin_act(rt, s, seg[4]) < 0)
+		return admin_text(r, 404, "unknown action '%s': use drain, disable or enable\n",
+				  seg[4]);
+	const char *st = metrics_state_name(atomic_load(&s->flags));
+	log_info("admin %s: pool %s server %s: %s (now %s)", c->peer, seg[1], seg[3], seg[4], st);
+	admin_text(r, 200, "pool %s server %s: %s, now %s\n", seg[1], seg[3], seg[4], st);
+}
+
+/* Splits "/a/b/c" into at most `max` segments in place; returns how many
+ * ("/" has none), or -1 for an empty segment or too many of them. */
+static int admin_split(char *path, char **seg, int max)
+{
+	size_t len = strlen(path);
+	char *save = NULL;
+	int n = 0;
+
+	if (path[0] != '/' || strstr(path, "//") || (len > 1 && path[len - 1] == '/'))
+		return -1;
+	for (char *t = strtok_r(path + 1, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		if (n == max)
+			return -1;
+		seg[n++] = t;
+	}
+	return n;
+}
+
+static void admin_route(struct admin *a, struct admin_conn *c, struct admin_req *q,
+			struct admin_resp *r)
+{
+	bool get = strcmp(q->method, "GET") == 0 || q->head;
+	bool post = strcmp(q->method, "POST") == 0;
+	char path[sizeof(q->path)], *seg[6];
+
+	snprintf(path, sizeof(path), "%s", q->path);
+	path[strcspn(path, "?")] = '\0'; /* query strings are ignored */
+	int n = admin_split(path, seg, 6);
+	if (n == 0 ||
+	    (n == 1 && (strcmp(seg[0], "metrics") == 0 || strcmp(seg[0], "stats") == 0))) {
+		if (!get) {
+			r->allow = "GET, HEAD";
+			return admin_text(r, 405, "%s %s: only GET or HEAD here\n", q->method,
+					  q->path);
+		}
+		if (n == 0)
+			return admin_render(r, "text/html; charset=utf-8", metrics_html, a->rt);
+		if (seg[0][0] == 'm')
+			return admin_render(r, "text/plain; version=0.0.4; charset=utf-8",
+					    metrics_prometheus, a->rt);
+		return admin_render(r, "application/json", metrics_json, a->rt);
+	}
+	if (n == 5 && strcmp(seg[0], "pools") == 0 && strcmp(seg[2], "servers") == 0) {
+		if (!post) {
+			r->allow = "POST";
+			return admin_text(r, 405, "%s %s: only POST here\n", q->method, q->path);
+		}
+		return admin_server_action(a, c, r, seg);
+	}
+	admin_text(r, 404,
+		   "no such path %s: try /, /metrics, /stats or "
+		   "POST /pools/POOL/servers/SERVER/{drain,disable,enable}\n",
+		   q->path);
+}
+
+/* ---- requests ---- */
+
+/* The request line: METHOD SP /TARGET SP HTTP/1.x, printable ASCII only. */
+static int admin_request_line(const char *line, size_t len, struct admin_req *q,
+			      struct admin_resp *r)
+{
+	const char *sp1 = memchr(line, ' ', len);
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line)) : NULL;
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
+			return admin_text(r, 400, "bad request line: control or non-ASCII byte\n"),
+			       1;
+	if (!sp1 || !sp2 || sp1 == line || (size_t)(sp1 - line) >= sizeof(q->method) ||
+	    strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != (size_t)(sp1 - line))
+		return admin_text(r, 400, "bad request line: expected METHOD /PATH HTTP/1.1\n"), 1;
+	size_t vlen = len - (size_t)(sp2 + 1 - line);
+	if ((vlen != 8 || (strncmp(sp2 + 1, "HTTP/1.1", 8) && strncmp(sp2 + 1, "HTTP/1.0", 8))))
+		return admin_text(r, 400, "bad request line: expected HTTP/1.1 or HTTP/1.0\n"), 1;
+	size_t tlen = (size_t)(sp2 - sp1 - 1);
+	if (tlen == 0 || sp1[1] != '/')
+		return admin_text(r, 400, "bad request target: it must start with /\n"), 1;
+	if (tlen >= sizeof(q->path))
+		return admin_text(r, 414, "request target longer than %zu bytes\n",
+				  sizeof(q->path) - 1),
+		       1;
+	memcpy(q->method, line, (size_t)(sp1 - line));
+	q->method[sp1 - line] = '\0';
+	memcpy(q->path, sp1 + 1, tlen);
+	q->path[tlen] = '\0';
+	q->head = strcmp(q->method, "HEAD") == 0;
+	return 0;
+}
+
+/* Returns the header's value if line `name: value` names it, else NULL. */
+static const char *admin_header(const char *line, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return NULL;
+	return line + n + 1 + strspn(line + n + 1, " \t");
+}
+
+/* Checks the headers for a body: Content-Length is honoured (the body is
+ * read and ignored), chunked bodies are refused. Returns the body's length,
+ * or -1 with the error in r. */
+static long admin_body_len(char *hdrs, struct admin_resp *r)
+{
+	long cl = 0;
+	char *save = NULL;
+
+	for (char *l = strtok_r(hdrs, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save)) {
+		const char *v;
+		if ((v = admin_header(l, "Transfer-Encoding"))) {
+			admin_text(r, 501, "Transfer-Encoding is not supported here\n");
+			return -1;
+		}
+		if ((v = admin_header(l, "Content-Length"))) {
+			char *end;
+			errno = 0;
+			cl = strtol(v, &end, 10);
+			if (errno || end == v || *end || cl < 0) {
+				admin_text(r, 400, "bad Content-Length\n");
+				return -1;
+			}
+		}
+	}
+	return cl;
+}
+
+/* Returns 1 once the request is complete (parsed into q, or refused in r),
+ * 0 while more bytes are needed. */
+static int admin_parse(struct admin_conn *c, struct admin_req *q, struct admin_resp *r)
+{
+	char *end, hdrs[ADMIN_REQ_MAX + 1];
+
+	c->in[c->in_len] = '\0';
+	if (memchr(c->in, '\0', c->in_len))
+		return admin_text(r, 400, "NUL byte in the request\n"), 1;
+	end = strstr(c->in, "\r\n\r\n");
+	if (!end)
+		return c->in_len >= ADMIN_REQ_MAX
+			   ? (admin_text(r, 431, "request head longer than %d bytes\n",
+					 ADMIN_REQ_MAX),
+			      1)
+			   : 0;
+	size_t hlen = (size_t)(end - c->in) + 4, llen = strcspn(c->in, "\r\n");
+	if (admin_request_line(c->in, llen, q, r))
+		return 1;
+	memcpy(hdrs, c->in + llen, hlen - llen);
+	hdrs[hlen - llen] = '\0';
+	long cl = admin_body_len(hdrs, r);
+	if (cl < 0)
+		return 1;
+	if ((size_t)cl > ADMIN_REQ_MAX - hlen)
+		return admin_text(r, 413, "request body longer than %zu bytes\n",
+				  ADMIN_REQ_MAX - hlen),
+		       1;
+	return c->in_len >= hlen + (size_t)cl;
+}
+
+/* ---- connections ---- */
+
+static void admin_end(struct admin *a, struct admin_conn *c)
+{
+	epoll_ctl(a->efd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c->out);
+	c->out = NULL;
+	c->phase = A_FREE;
+}
+
+static void admin_watch(struct admin *a, struct admin_conn *c, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = c};
+	epoll_ctl(a->efd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Sends what it can; once all is sent, shuts the write side and reads until
+ * the client closes, so that unread bytes never turn the close into a reset
+ * that could destroy the response in flight. */
+static void admin_write(struct admin *a, struct admin_conn *c)
+{
+	while (c->out && c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			return admin_end(a, c);
+		c->out_off += (size_t)n;
+	}
+	shutdown(c->fd, SHUT_WR);
+	c->phase = A_LINGER;
+	admin_watch(a, c, EPOLLIN);
+}
+
+static void admin_respond(struct admin *a, struct admin_conn *c)
+{
+	struct admin_req q = {0};
+	struct admin_resp r = {0};
+
+	if (!admin_parse(c, &q, &r))
+		return;
+	if (r.status == 0)
+		admin_route(a, c, &q, &r);
+	admin_queue(c, &r, q.head);
+	admin_watch(a, c, EPOLLOUT);
+	admin_write(a, c);
+}
+
+static void admin_read(struct admin *a, struct admin_conn *c)
+{
+	char sink[512];
+
+	for (;;) {
+		bool linger = c->phase == A_LINGER;
+		char *dst = linger ? sink : c->in + c->in_len;
+		size_t room = linger ? sizeof(sink) : ADMIN_REQ_MAX - c->in_len;
+		ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			return admin_end(a, c);
+		if (linger)
+			continue;
+		c->in_len += (size_t)n;
+		admin_respond(a, c);
+		if (c->phase != A_READ)
+			return;
+	}
+}
+
+/* A last word to a client about to be closed, best effort: never waits. */
+static void admin_say(int fd, int status, const char *body)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf),
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n%s",
+			 status, admin_reason(status), strlen(body), body);
+	ssize_t sent = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)sent;
+}
+
+static struct admin_conn *admin_slot(struct admin *a)
+{
+	for (int i = 0; i < ADMIN_CONNS_MAX; i++)
+		if (a->conns[i].phase == A_FREE)
+			return &a->conns[i];
+	return NULL;
+}
+
+/* The listener stays readable while accept fails for want of descriptors or
+ * memory: pause this thread (never a worker) instead of spinning on it. */
+static void admin_accept_failed(struct admin *a, int err)
+{
+	const struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+	unsigned long suppressed;
+
+	if (err == EAGAIN || err == EINTR || err == ECONNABORTED)
+		return;
+	if (log_ratelimit(&a->rl_accept, 10000, &suppressed))
+		log_warn("admin %s: accept: %s (%lu more since the last message)", a->addr,
+			 strerror(err), suppressed);
+	nanosleep(&pause, NULL);
+}
+
+static void admin_accept(struct admin *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	for (;;) {
+		len = sizeof(ss);
+		fd = accept4(a->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return admin_accept_failed(a, errno);
+		struct admin_conn *c = admin_slot(a);
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+		if (!c || epoll_ctl(a->efd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			admin_say(fd, 503, "too many admin connections\n");
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->phase = A_READ;
+		c->in_len = 0;
+		c->out = NULL;
+		c->deadline_ms = admin_now_ms() + ADMIN_TIMEOUT_MS;
+		addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+	}
+}
+
+/* Connections past their deadline: a request still incomplete gets 408. */
+static void admin_sweep(struct admin *a)
+{
+	uint64_t now = admin_now_ms();
+
+	for (int i = 0; i < ADMIN_CONNS_MAX; i++) {
+		struct admin_conn *c = &a->conns[i];
+		if (c->phase == A_FREE || now < c->deadline_ms)
+			continue;
+		if (c->phase == A_READ)
+			admin_say(c->fd, 408, "request not complete within 5s\n");
+		admin_end(a, c);
+	}
+}
+
+static void admin_event(struct admin *a, struct epoll_event *ev)
+{
+	struct admin_conn *c = ev->data.ptr;
+
+	if (c->phase == A_FREE)
+		return;
+	if (c->phase == A_WRITE)
+		admin_write(a, c);
+	else
+		admin_read(a, c);
+}
+
+static void *admin_main(void *arg)
+{
+	struct admin *a = arg;
+	struct epoll_event ev[32];
+
+	for (;;) {
+		struct runtime *next = atomic_load(&a->next);
+		if (next != a->rt) { /* a reload: let the old generation go */
+			atomic_fetch_sub(&a->rt->refs, 1);
+			a->rt = next;
+		}
+		int n = epoll_wait(a->efd, ev, 32, 250);
+		if (n < 0 && errno != EINTR) {
+			log_err("admin %s: epoll_wait: %s; the admin endpoint stops", a->addr,
+				strerror(errno));
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.ptr == &a->stopfd)
+				return NULL;
+			if (ev[i].data.ptr == &a->lfd)
+				admin_accept(a);
+			else
+				admin_event(a, &ev[i]);
+		}
+		admin_sweep(a);
+	}
+}
+
+/* ---- public ---- */
+
+static int admin_listen(struct admin *a, const struct sockaddr *addr, char *why, size_t len)
+{
+	int one = 1, err;
+
+	a->lfd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (a->lfd < 0 || setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(a->lfd, addr, addr_len(addr)) < 0 || listen(a->lfd, ADMIN_CONNS_MAX) < 0) {
+		err = errno;
+		snprintf(why, len, "admin %s: cannot listen: %s%s", a->addr, strerror(err),
+			 err == EADDRINUSE ? " (another program holds this address and port)" : "");
+		return -err;
+	}
+	a->efd = epoll_create1(EPOLL_CLOEXEC);
+	a->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event el = {.events = EPOLLIN, .data.ptr = &a->lfd};
+	struct epoll_event es = {.events = EPOLLIN, .data.ptr = &a->stopfd};
+	if (a->efd < 0 || a->stopfd < 0 || epoll_ctl(a->efd, EPOLL_CTL_ADD, a->lfd, &el) < 0 ||
+	    epoll_ctl(a->efd, EPOLL_CTL_ADD, a->stopfd, &es) < 0) {
+		err = errno;
+		snprintf(why, len, "admin %s: %s", a->addr, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+int admin_open(struct admin **out, struct runtime *rt, const struct sockaddr *addr, char *why,
+	       size_t len)
+{
+	struct admin *a = calloc(1, sizeof(*a));
+
+	*out = NULL;
+	if (!a) {
+		snprintf(why, len, "admin: out of memory");
+		return -ENOMEM;
+	}
+	a->rt = rt;
+	atomic_store(&a->next, rt);
+	a->lfd = a->efd = a->stopfd = -1;
+	addr_format(addr, a->addr, sizeof(a->addr));
+	int ret = admin_listen(a, addr, why, len);
+	if (ret < 0) {
+		admin_close(a);
+		return ret;
+	}
+	*out = a;
+	return 0;
+}
+
+int admin_start(struct admin *a)
+{
+	int ret = pthread_create(&a->thread, NULL, admin_main, a);
+
+	a->started = ret == 0;
+	if (ret == 0)
+		log_info("admin endpoint on http://%s/", a->addr);
+	return -ret;
+}
+
+void admin_set_runtime(struct admin *a, struct runtime *rt)
+{
+	if (a)
+		atomic_store(&a->next, rt);
+}
+
+void admin_close(struct admin *a)
+{
+	uint64_t one = 1;
+
+	if (!a)
+		return;
+	if (a->started) {
+		if (write(a->stopfd, &one, sizeof(one)) < 0)
+			log_warn("admin %s: cannot stop its thread: %s", a->addr, strerror(errno));
+		pthread_join(a->thread, NULL);
+	}
+	for (int i = 0; i < ADMIN_CONNS_MAX; i++)
+		if (a->conns[i].phase != A_FREE)
+			admin_end(a, &a->conns[i]);
+	if (a->lfd >= 0)
+		close(a->lfd);
+	if (a->efd >= 0)
+		close(a->efd);
+	if (a->stopfd >= 0)
+		close(a->stopfd);
+	free(a);
+}

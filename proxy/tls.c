@@ -1,0 +1,579 @@
+/* tls: OpenSSL endpoints between memory BIOs (see include/tls.h). */
+#include "tls.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Forward secrecy only for TLS 1.2 (TLS 1.3's suites are all fine). */
+#define TLS_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES"
+
+struct tls_side {
+	SSL *ssl; /* NULL: this side speaks plaintext */
+	BIO *rbio, *wbio;
+	bool done;     /* its handshake completed */
+	bool closed;   /* it sent close_notify */
+	bool notified; /* we queued our close_notify to it */
+};
+
+/* What direction d has ready for its destination socket. */
+struct tls_out {
+	unsigned char *buf;
+	uint32_t len, off;
+};
+
+struct tls_conn {
+	struct tls_vip *vip;
+	struct tls_side side[2]; /* [0] toward the client, [1] toward the server */
+	struct tls_out out[2];	 /* per direction */
+	SSL_SESSION **slot;	 /* server_tls: where this server's session is kept */
+	bool failed, in_handshake;
+	char reason[96];
+};
+
+/* ---- errors ---- */
+
+/* OpenSSL's error queue is per thread: read it, word it, empty it. */
+static void tls_reason(char *buf, size_t len, const char *fallback)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	snprintf(buf, len, "%s", r ? r : fallback);
+	ERR_clear_error();
+}
+
+static int file_error(const char *what, const char *path, char *why, size_t len)
+{
+	char r[128];
+
+	tls_reason(r, sizeof(r), "unreadable or not PEM");
+	snprintf(why, len, "%s %s: %s", what, path, r);
+	return -EINVAL;
+}
+
+/* The system's word for a file that cannot be opened, OpenSSL's being
+ * "system lib". */
+static int tls_readable(const char *what, const char *path, char *why, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		int err = errno;
+		snprintf(why, len, "%s %s: %s", what, path, strerror(err));
+		return -err;
+	}
+	fclose(f);
+	return 0;
+}
+
+int tls_check_pair(const char *cert, const char *key, char *why, size_t len)
+{
+	SSL_CTX *ctx;
+	int ret = 0;
+
+	if ((ret = tls_readable("certificate", cert, why, len)) < 0 ||
+	    (ret = tls_readable("key", key, why, len)) < 0)
+		return ret;
+	if (!(ctx = SSL_CTX_new(TLS_server_method())))
+		return -ENOMEM;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		ret = file_error("certificate", cert, why, len);
+	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		ret = file_error("key", key, why, len);
+	else if (SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(why, len, "key %s does not match certificate %s", key, cert);
+		ret = -EINVAL;
+	}
+	SSL_CTX_free(ctx);
+	return ret;
+}
+
+int tls_check_ca(const char *ca, char *why, size_t len)
+{
+	STACK_OF(X509_NAME) * names;
+	int ret = tls_readable("CA file", ca, why, len);
+
+	if (ret < 0)
+		return ret;
+	if (!(names = SSL_load_client_CA_file(ca)))
+		return file_error("CA file", ca, why, len);
+	sk_X509_NAME_pop_free(names, X509_NAME_free);
+	return 0;
+}
+
+/* ---- contexts ---- */
+
+/* Picks the certificate whose names match the client's SNI. */
+static int tls_servername(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_vip *tv = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	(void)alert;
+
+	if (!name)
+		return SSL_TLSEXT_ERR_OK;
+	for (int i = 0; i < tv->nctx; i++) {
+		X509 *x = SSL_CTX_get0_certificate(tv->ctx[i]);
+		if (x && X509_check_host(x, name, 0, 0, NULL) == 1) {
+			if (i > 0)
+				SSL_set_SSL_CTX(ssl, tv->ctx[i]);
+			break;
+		}
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *tls_server_ctx(struct tls_vip *tv, int i, const char *path, char *why, size_t len)
+{
+	const struct config_vip *v = tv->cfg;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char r[160];
+
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)v->name,
+				       (unsigned)strlen(v->name));
+	if (tls_check_pair(v->certs[i].path, v->keys[i].path, r, sizeof(r)) < 0 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, v->certs[i].path) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, v->keys[i].path, SSL_FILETYPE_PEM) != 1) {
+		snprintf(why, len, "%s:%d: vip %s: %s", path, v->certs[i].line, v->name, r);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (v->client_ca.path[0]) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(v->client_ca.path);
+		if (!names || SSL_CTX_load_verify_locations(ctx, v->client_ca.path, NULL) != 1) {
+			tls_reason(r, sizeof(r), "unreadable");
+			snprintf(why, len, "%s:%d: vip %s: CA file %s: %s", path, v->client_ca.line,
+				 v->name, v->client_ca.path, r);
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	if (i == 0) {
+		SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername);
+		SSL_CTX_set_tlsext_servername_arg(ctx, tv);
+	}
+	return ctx;
+}
+
+/* A session (a TLS 1.3 ticket comes after the handshake) to offer the same
+ * server next time; the connection's slot belongs to its worker. */
+static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_conn *t = SSL_get_app_data(ssl);
+
+	if (!t || !t->slot)
+		return 0;
+	SSL_SESSION_free(*t->slot);
+	*t->slot = sess;
+	return 1; /* we keep the reference */
+}
+
+/* The proxy as a TLS client of its servers. */
+static int tls_client_ctx(struct tls_vip *tv, const char *path, char *why, size_t len)
+{
+	const struct config_vip *v = tv->cfg;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char r[160];
+
+	if (!(tv->client_ctx = ctx))
+		return -ENOMEM;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_session_cache_mode(ctx,
+				       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
+	if (v->server_ca.path[0] ? SSL_CTX_load_verify_locations(ctx, v->server_ca.path, NULL) != 1
+				 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		tls_reason(r, sizeof(r), "unreadable");
+		snprintf(why, len, "%s:%d: vip %s: server_ca %s: %s", path, v->server_ca.line,
+			 v->name, v->server_ca.path, r);
+		return -EINVAL;
+	}
+	if (v->server_cert.path[0] &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, v->server_cert.path) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, v->server_key.path, SSL_FILETYPE_PEM) != 1 ||
+	     SSL_CTX_check_private_key(ctx) != 1)) {
+		tls_reason(r, sizeof(r), "unreadable");
+		snprintf(why, len, "%s:%d: vip %s: server_cert %s or server_key %s: %s", path,
+			 v->server_cert.line, v->name, v->server_cert.path, v->server_key.path, r);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tls_vip_init(struct tls_vip *tv, const struct config_vip *cfg, const char *path, int nworkers,
+		 int nservers, char *why, size_t len)
+{
+	int ret;
+
+	memset(tv, 0, sizeof(*tv));
+	tv->cfg = cfg;
+	if (cfg->tls != CONFIG_TLS_TERMINATE)
+		return 0;
+	if (cfg->server_tls) {
+		tv->nworkers = nworkers;
+		tv->nservers = nservers;
+		tv->sessions = calloc((size_t)nworkers * (size_t)nservers, sizeof(*tv->sessions));
+		if (!tv->sessions)
+			return -ENOMEM;
+		if ((ret = tls_client_ctx(tv, path, why, len)) < 0) {
+			tls_vip_free(tv);
+			return ret;
+		}
+	}
+	tv->ctx = calloc((size_t)cfg->ncerts, sizeof(*tv->ctx));
+	if (!tv->ctx)
+		return -ENOMEM;
+	for (; tv->nctx < cfg->ncerts; tv->nctx++) {
+		tv->ctx[tv->nctx] = tls_server_ctx(tv, tv->nctx, path, why, len);
+		if (!tv->ctx[tv->nctx]) {
+			tls_vip_free(tv);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+void tls_vip_free(struct tls_vip *tv)
+{
+	for (int i = 0; tv->ctx && i < tv->nctx; i++)
+		SSL_CTX_free(tv->ctx[i]);
+	free(tv->ctx);
+	tv->ctx = NULL;
+	tv->nctx = 0;
+	for (int i = 0; tv->sessions && i < tv->nworkers * tv->nservers; i++)
+		SSL_SESSION_free(tv->sessions[i]);
+	free(tv->sessions);
+	tv->sessions = NULL;
+	SSL_CTX_free(tv->client_ctx);
+	tv->client_ctx = NULL;
+}
+
+/* ---- connections ---- */
+
+static int tls_side_init(struct tls_side *s, SSL_CTX *ctx, bool server)
+{
+	s->ssl = SSL_new(ctx);
+	s->rbio = BIO_new(BIO_s_mem());
+	s->wbio = BIO_new(BIO_s_mem());
+	if (!s->ssl || !s->rbio || !s->wbio) {
+		SSL_free(s->ssl);
+		BIO_free(s->rbio);
+		BIO_free(s->wbio);
+		s->ssl = NULL;
+		return -ENOMEM;
+	}
+	/* An empty read BIO means "more to come", not end of file. */
+	BIO_set_mem_eof_return(s->rbio, -1);
+	SSL_set_bio(s->ssl, s->rbio, s->wbio);
+	if (server)
+		SSL_set_accept_state(s->ssl);
+	else
+		SSL_set_connect_state(s->ssl);
+	return 0;
+}
+
+struct tls_conn *tls_conn_new(struct tls_vip *tv)
+{
+	struct tls_conn *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->vip = tv;
+	if (tls_side_init(&t->side[0], tv->ctx[0], true) < 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+int tls_conn_server(struct tls_conn *t, int worker, int server)
+{
+	struct tls_vip *tv = t->vip;
+	struct tls_side *s = &t->side[1];
+	const char *sni = SSL_get_servername(t->side[0].ssl, TLSEXT_NAMETYPE_host_name);
+
+	if (tls_side_init(s, tv->client_ctx, false) < 0)
+		return -ENOMEM;
+	SSL_set_app_data(s->ssl, t);
+	t->slot = &tv->sessions[worker * tv->nservers + server];
+	if (*t->slot)
+		SSL_set_session(s->ssl, *t->slot);
+	if (sni) /* the name the client asked for, for servers with several */
+		SSL_set_tlsext_host_name(s->ssl, sni);
+	return 0;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+	if (!t)
+		return;
+	for (int s = 0; s < 2; s++) {
+		SSL_free(t->side[s].ssl); /* and its BIOs */
+		free(t->out[s].buf);
+	}
+	free(t);
+}
+
+/* A fatal error on side s: counted, logged (rate-limited) when it broke a
+ * handshake, and kept for the connection's log line. */
+static int tls_fail(struct tls_conn *t, int s)
+{
+	struct tls_side *side = &t->side[s];
+	unsigned long suppressed;
+
+	t->failed = true;
+	t->in_handshake = !side->done;
+	tls_reason(t->reason, sizeof(t->reason), "protocol error");
+	if (t->in_handshake) {
+		atomic_fetch_add(&t->vip->failures, 1);
+		if (log_ratelimit(&t->vip->rl_fail, 10000, &suppressed))
+			log_warn("vip %s: TLS handshake with the %s failed: %s (%llu failures in "
+				 "all, %lu not logged since the last message)",
+				 t->vip->cfg->name, s == 0 ? "client" : "server", t->reason,
+				 (unsigned long long)atomic_load(&t->vip->failures), suppressed);
+	}
+	return -EPROTO;
+}
+
+static void tls_check_done(struct tls_conn *t, int s)
+{
+	struct tls_side *side = &t->side[s];
+
+	if (side->done || !SSL_is_init_finished(side->ssl))
+		return;
+	side->done = true;
+	atomic_fetch_add(&t->vip->handshakes, 1);
+	if (SSL_session_reused(side->ssl))
+		atomic_fetch_add(&t->vip->resumed, 1);
+}
+
+/* What SSL_read/SSL_write's result means for us: 0 to wait, or -EPROTO. */
+static int tls_result(struct tls_conn *t, int s, int ret)
+{
+	switch (SSL_get_error(t->side[s].ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		tls_check_done(t, s);
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		t->side[s].closed = true;
+		return 0;
+	default:
+		return tls_fail(t, s);
+	}
+}
+
+int tls_input(struct tls_conn *t, int d, const unsigned char *p, size_t len)
+{
+	struct tls_side *src = &t->side[d], *dst = &t->side[1 - d];
+
+	if (src->ssl) {
+		if (src->closed) /* nothing counts after close_notify */
+			return (int)(len > INT32_MAX ? INT32_MAX : len);
+		size_t pend = BIO_ctrl_pending(src->rbio);
+		if (pend >= TLS_IN_MAX)
+			return 0;
+		int n = BIO_write(src->rbio, p,
+				  (int)(len < TLS_IN_MAX - pend ? len : TLS_IN_MAX - pend));
+		return n > 0 ? n : tls_fail(t, d);
+	}
+	/* Plaintext for a TLS destination, once its handshake is through. */
+	if (!dst->done || BIO_ctrl_pending(dst->wbio) >= TLS_OUT_MAX || dst->notified)
+		return 0;
+	int n = SSL_write(dst->ssl, p, (int)(len < TLS_OUT_BUF ? len : TLS_OUT_BUF));
+	return n > 0 ? n : tls_result(t, 1 - d, n);
+}
+
+/* Decrypts what side d sent into `buf`; *got bytes. */
+static int tls_read(struct tls_conn *t, int d, unsigned char *buf, size_t cap, uint32_t *got)
+{
+	struct tls_side *src = &t->side[d];
+
+	*got = 0;
+	while (*got < cap && !src->closed) {
+		int n = SSL_read(src->ssl, buf + *got, (int)(cap - *got));
+		if (n <= 0)
+			return tls_result(t, d, n);
+		*got += (uint32_t)n;
+		tls_check_done(t, d);
+	}
+	return 0;
+}
+
+/* Both sides speak TLS: drives side d's handshake, then moves its plaintext
+ * into side 1-d's SSL once that one's handshake is through. */
+static int tls_transfer(struct tls_conn *t, int d)
+{
+	struct tls_side *src = &t->side[d], *dst = &t->side[1 - d];
+	unsigned char buf[TLS_OUT_BUF];
+	uint32_t got;
+
+	if (!src->done) {
+		int n = SSL_do_handshake(src->ssl);
+		if (n != 1)
+			return tls_result(t, d, n);
+		tls_check_done(t, d);
+	}
+	while (dst->done && !dst->notified && BIO_ctrl_pending(dst->wbio) < TLS_OUT_MAX) {
+		int ret = tls_read(t, d, buf, sizeof(buf), &got);
+		if (ret < 0 || got == 0)
+			return ret;
+		/* A memory BIO takes everything: a short write is a failure. */
+		if (SSL_write(dst->ssl, buf, (int)got) != (int)got)
+			return tls_fail(t, 1 - d);
+	}
+	return 0;
+}
+
+/* A memory BIO keeps the largest buffer it ever needed: once empty, one
+ * that grew past a page is replaced. Measured with 300 connections left
+ * idle after a 300 KB download each: 87 KiB of RSS per connection without
+ * this, 37 KiB with it. */
+static void tls_trim(struct tls_side *s)
+{
+	BUF_MEM *bm;
+
+	if (!s->ssl)
+		return;
+	if (BIO_ctrl_pending(s->rbio) == 0 && BIO_get_mem_ptr(s->rbio, &bm) == 1 && bm &&
+	    bm->max > 4096) {
+		BIO *b = BIO_new(BIO_s_mem());
+		if (b) {
+			BIO_set_mem_eof_return(b, -1);
+			SSL_set0_rbio(s->ssl, b); /* frees the old one */
+			s->rbio = b;
+		}
+	}
+	if (BIO_ctrl_pending(s->wbio) == 0 && BIO_get_mem_ptr(s->wbio, &bm) == 1 && bm &&
+	    bm->max > 4096) {
+		BIO *b = BIO_new(BIO_s_mem());
+		if (b) {
+			SSL_set0_wbio(s->ssl, b);
+			s->wbio = b;
+		}
+	}
+}
+
+/* Fills direction d's output buffer. */
+static int tls_pull(struct tls_conn *t, int d)
+{
+	struct tls_side *src = &t->side[d], *dst = &t->side[1 - d];
+	struct tls_out *o = &t->out[d];
+	int n;
+
+	if (!o->buf && !(o->buf = malloc(TLS_OUT_BUF)))
+		return -ENOMEM;
+	if (!dst->ssl) /* plaintext destination: what side d sent, decrypted */
+		return tls_read(t, d, o->buf, TLS_OUT_BUF, &o->len);
+	if (src->ssl && (n = tls_transfer(t, d)) < 0)
+		return n;
+	n = BIO_read(dst->wbio, o->buf, TLS_OUT_BUF);
+	o->len = n > 0 ? (uint32_t)n : 0;
+	return 0;
+}
+
+int tls_output(struct tls_conn *t, int d, const unsigned char **p, size_t *len)
+{
+	struct tls_out *o = &t->out[d];
+
+	if (t->failed)
+		return -EPROTO;
+	if (o->off == o->len) {
+		o->off = o->len = 0;
+		int ret = tls_pull(t, d);
+		if (ret < 0)
+			return ret;
+		if (o->len == 0) { /* idle: keep no buffer */
+			free(o->buf);
+			o->buf = NULL;
+			tls_trim(&t->side[d]);
+			tls_trim(&t->side[1 - d]);
+		}
+	}
+	*p = o->buf ? o->buf + o->off : NULL;
+	*len = o->len - o->off;
+	return 0;
+}
+
+void tls_sent(struct tls_conn *t, int d, size_t n)
+{
+	t->out[d].off += (uint32_t)n;
+}
+
+bool tls_closed(const struct tls_conn *t, int d)
+{
+	return t->side[d].ssl && t->side[d].closed;
+}
+
+bool tls_finish(struct tls_conn *t, int d)
+{
+	struct tls_side *dst = &t->side[1 - d];
+
+	if (!dst->ssl || dst->notified || !dst->done)
+		return false;
+	dst->notified = true;
+	SSL_shutdown(dst->ssl); /* queues close_notify; never waits for the peer's */
+	ERR_clear_error();
+	return BIO_ctrl_pending(dst->wbio) > 0;
+}
+
+void tls_send_alert(struct tls_conn *t, int s, int fd)
+{
+	char buf[64];
+	int n;
+
+	if (!t->side[s].ssl || BIO_ctrl_pending(t->side[s].wbio) > sizeof(buf))
+		return;
+	n = BIO_read(t->side[s].wbio, buf, sizeof(buf));
+	if (n > 0 && send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return; /* the client is gone or not reading: nothing to do */
+}
+
+bool tls_client_ready(const struct tls_conn *t)
+{
+	return t->side[0].done;
+}
+
+bool tls_handshake_failed(const struct tls_conn *t)
+{
+	return t->failed && t->in_handshake;
+}
+
+void tls_describe(const struct tls_conn *t, char *buf, size_t len)
+{
+	SSL *ssl = t->side[0].ssl;
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	int n;
+
+	if (t->side[0].done)
+		n = snprintf(buf, len, " tls=%s cipher=%s sni=%s%s", SSL_get_version(ssl),
+			     SSL_get_cipher_name(ssl), sni ? sni : "-",
+			     SSL_session_reused(ssl) ? " resumed" : "");
+	else
+		n = snprintf(buf, len, " tls=- sni=%s", sni ? sni : "-");
+	if (t->side[1].done && n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " server_tls=%s%s",
+			      SSL_get_version(t->side[1].ssl),
+			      SSL_session_reused(t->side[1].ssl) ? " server_resumed" : "");
+	if (t->failed && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, " tls_error=\"%s\"", t->reason);
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# health_config: the check_* keys with `snatproxy -t`: good values pass,
+# each mistake is one "FILE:LINE: message" naming the right line; a missing
+# certificate file is reported where it is named.
+set -u
+cd "$(dirname "$0")/../.."
+if [ -z "${SNATPROXY:-}" ] || [ ! -x "$SNATPROXY" ]; then
+	echo "SNATPROXY (${SNATPROXY:-unset}) is not an executable: build first"
+	exit 77
+fi
+tmp=$(mktemp -d "/tmp/health_config.$$.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failures=0 cases=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+check() { rc=0; timeout 20 "$SNATPROXY" -t -c "$1" >"$tmp/out" 2>"$tmp/err" || rc=$?; }
+expect_ok() { # < config
+	cases=$((cases + 1))
+	cat >"$tmp/ok$cases.ini"
+	check "$tmp/ok$cases.ini"
+	[ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] || fail "case $cases: exit $rc: $(cat "$tmp/err")"
+}
+expect_error() { # LINE TEXT < config
+	local line=$1 text=$2 f="$tmp/case$cases.ini"
+	cases=$((cases + 1))
+	cat >"$f"
+	check "$f"
+	if [ "$rc" -ne 1 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] ||
+		! grep -F "$f:$line: " "$tmp/err" | grep -qF -- "$text"; then
+		fail "case $cases: expected exit 1 and one error \"$f:$line: ...$text...\", got $rc: $(cat "$tmp/err")"
+	fi
+}
+vip='[vip v]
+listen = 198.18.0.10:444
+pool = p'
+
+expect_ok <<EOF
+[pool p]
+server = a 198.18.0.11
+server = b 198.18.0.12:8443 backup
+check = https
+check_port = 444
+check_path = /LiveServer/MCUFactory/
+check_method = HEAD
+check_host = pool01.lab.test
+check_expect = 200-299,405
+check_body = MCUFactory
+check_interval = 500ms
+check_timeout = 300ms
+check_rise = 1
+check_fall = 5
+$vip
+EOF
+expect_error 3 "bad value for 'check': expected none, tcp, http or https, got 'icmp'" <<EOF
+[pool p]
+server = a 198.18.0.11:80
+check = icmp
+$vip
+EOF
+expect_error 4 "bad value for 'check_expect'" <<EOF
+[pool p]
+server = a 198.18.0.11:80
+check = http
+check_expect = 200-100
+$vip
+EOF
+expect_error 3 "bad value for 'check_path'" <<EOF
+[pool p]
+server = a 198.18.0.11:80
+check_path = LiveServer
+$vip
+EOF
+expect_error 3 "bad value for 'check_interval'" <<EOF
+[pool p]
+server = a 198.18.0.11:80
+check_interval = 2
+$vip
+EOF
+expect_error 3 "bad value for 'check_fall': expected a number from 1 to 100, got '0'" <<EOF
+[pool p]
+server = a 198.18.0.11:80
+check_fall = 0
+$vip
+EOF
+expect_error 3 "pool p: server a has no port, so its checks need check_port = PORT" <<EOF
+[pool p]
+server = a 198.18.0.11
+check = tcp
+$vip
+EOF
+expect_error 4 "pool p: check_key without check_cert" <<EOF
+[pool p]
+server = a 198.18.0.11:443
+check = https
+check_key = fe.key
+$vip
+EOF
+expect_error 4 "pool p: check_cert and check_ca need check = https" <<EOF
+[pool p]
+server = a 198.18.0.11:80
+check = http
+check_ca = ca.pem
+$vip
+EOF
+# Files are relative to the config's directory, and a missing one is named.
+expect_error 4 "pool p: check_cert: cannot open $tmp/nothere.pem: No such file or directory" <<EOF
+[pool p]
+server = a 198.18.0.11:443
+check = https
+check_cert = nothere.pem
+check_ca = /etc/ssl/certs/ca-certificates.crt
+$vip
+EOF
+expect_error 4 "pool p: check_ca $tmp/noca.pem: cannot load CA certificates" <<EOF
+[pool p]
+server = a 198.18.0.11:443
+check = https
+check_ca = noca.pem
+$vip
+EOF
+[ "$failures" -eq 0 ] || { echo "$failures of $cases cases failed"; exit 1; }
+echo "PASS: $cases health check configs"

@@ -1,0 +1,132 @@
+# tls = terminate: TLS ends at the VIP with the certificate the client's SNI
+# names, sessions resume, close_notify is relayed as a half-close, and a
+# client that fails its handshake is closed (counted, logged with the reason)
+# without harming the others. A bad certificate path is a start error.
+. "$(dirname "$0")/../lib.sh"
+need nginx curl openssl
+P=$(pick_port); Q=$(pick_port)
+tls_ca
+tls_cert one pool01.lab.test
+tls_cert two www.two.test rsa
+nginx_start fe1 127.0.0.2 "$P"
+nginx_start fe2 127.0.0.3 "$P"
+cat >"$T/p.ini" <<CFG
+[global]
+workers = 2
+[pool fes]
+server = fe1 127.0.0.2:$P
+server = fe2 127.0.0.3:$P
+[vip web]
+listen = 127.0.0.1:$Q
+pool = fes
+tls = terminate
+tls_cert = one.pem
+tls_key = one.key
+tls_cert = two.pem
+tls_key = two.key
+timeout_connect = 1s
+CFG
+"$SNATPROXY" -t -c "$T/p.ini" || fail "config refused"
+proxy_start proxy "$T/p.ini"
+
+get() { # NAME [curl options]: the answer through the VIP, its certificate checked for NAME
+	local n=$1; shift
+	curl -fsS --cacert "$T/ca.pem" --resolve "$n:$Q:127.0.0.1" "$@" "https://$n:$Q/"
+}
+subject() { # NAME: the certificate's subject the VIP presents to SNI NAME
+	openssl s_client -connect "127.0.0.1:$Q" -servername "$1" </dev/null 2>/dev/null |
+		openssl x509 -noout -subject
+}
+
+info "the certificate chosen by SNI, checked by curl; requests balanced"
+for i in 1 2 3 4; do get pool01.lab.test || fail "request $i (pool01.lab.test)"; done >"$T/a"
+for i in 1 2; do get www.two.test || fail "request $i (www.two.test)"; done >>"$T/a"
+sort "$T/a" | uniq -c
+[ "$(sort -u "$T/a" | wc -l)" -eq 2 ] || fail "not balanced over both servers"
+subject pool01.lab.test | grep -q "CN = pool01.lab.test" || fail "wrong certificate for pool01.lab.test"
+subject www.two.test | grep -q "CN = www.two.test" || fail "wrong certificate for www.two.test"
+subject other.test | grep -q "CN = pool01.lab.test" || fail "unknown SNI did not get the first certificate"
+get pool01.lab.test --tlsv1.2 --tls-max 1.2 >/dev/null || fail "TLS 1.2 refused"
+wait_for 5 grep -qE 'conn vip=web .* end=[a-z-]+ tls=TLSv1.3 cipher=TLS_[A-Z0-9_]+ sni=pool01.lab.test' "$T/proxy.log"
+grep -qE 'tls=TLSv1.2 cipher=ECDHE-' "$T/proxy.log" || fail "no TLS 1.2 log line"
+
+info "a large download through the TLS layer"
+head -c 3000000 /dev/urandom >"$T/nginx-fe1/html/big"
+cp "$T/nginx-fe1/html/big" "$T/nginx-fe2/html/big"
+curl -fsS --cacert "$T/ca.pem" --resolve "pool01.lab.test:$Q:127.0.0.1" \
+	"https://pool01.lab.test:$Q/big" -o "$T/big.out" || fail "download"
+cmp -s "$T/big.out" "$T/nginx-fe1/html/big" || fail "download corrupted"
+
+info "resumption: s_client -sess_out, then -sess_in reports Reused"
+# A request whose answer is awaited (-ign_eof): TLS 1.3 tickets come after
+# the handshake, and s_client must still be reading when they do.
+req() { printf 'GET / HTTP/1.0\r\nHost: x\r\n\r\n'; }
+for v in -tls1_2 -tls1_3; do
+	req | openssl s_client -ign_eof -connect "127.0.0.1:$Q" -servername pool01.lab.test $v \
+		-sess_out "$T/sess$v" -CAfile "$T/ca.pem" >"$T/s1$v" 2>&1
+	[ -s "$T/sess$v" ] || { cat "$T/s1$v"; fail "no session saved ($v)"; }
+	req | openssl s_client -ign_eof -connect "127.0.0.1:$Q" -servername pool01.lab.test $v \
+		-sess_in "$T/sess$v" -CAfile "$T/ca.pem" >"$T/s2$v" 2>&1
+	grep -q "^Reused" "$T/s2$v" || { cat "$T/s2$v"; fail "session not reused ($v)"; }
+done
+
+info "close_notify from the client is relayed as a half-close"
+# The echo stops s_client's input: it sends close_notify and reads on;
+# nginx sees the half-close of its request only after the answer.
+printf 'GET / HTTP/1.0\r\nHost: x\r\n\r\n' | openssl s_client -quiet -connect "127.0.0.1:$Q" \
+	-servername pool01.lab.test -CAfile "$T/ca.pem" >"$T/hc" 2>&1
+grep -qE '^fe[12]$' "$T/hc" || { cat "$T/hc"; fail "no answer after the client's close_notify"; }
+
+info "a garbage client and a truncated handshake are closed; others go on"
+exec 3<>"/dev/tcp/127.0.0.1/$Q"
+(printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&3) 2>/dev/null
+rc=0; timeout 5 cat <&3 >/dev/null 2>&1 || rc=$?
+[ "$rc" -ne 124 ] || fail "garbage client not closed"
+exec 3<&-
+wait_for 5 grep -qE 'end=tls-handshake-failed tls=- sni=- tls_error="[^"]+"' "$T/proxy.log"
+grep -q 'TLS handshake with the client failed' "$T/proxy.log" || fail "failure not logged"
+exec 3<>"/dev/tcp/127.0.0.1/$Q"
+(printf '\x16\x03\x01\x00\x40\x01\x00\x00\x3c\x03\x03' >&3) 2>/dev/null
+get www.two.test >/dev/null || fail "a half-open handshake blocked another client"
+exec 3<&-
+
+info "a silent client is closed after timeout_connect, others go on"
+exec 3<>"/dev/tcp/127.0.0.1/$Q"
+get pool01.lab.test >/dev/null || fail "a silent client blocked another"
+wait_for 5 grep -q 'conn vip=web .*end=tls-handshake-timeout' "$T/proxy.log"
+rc=0; timeout 3 cat <&3 >/dev/null 2>&1 || rc=$?
+[ "$rc" -ne 124 ] || fail "the silent client's connection was not closed"
+exec 3<&-
+proxy_stop proxy
+
+info "tls_client_ca: a client without a certificate fails its handshake, one with it passes"
+tls_cert client client.lab.test
+R=$(pick_port)
+cat >>"$T/p.ini" <<CFG
+[vip mtls]
+listen = 127.0.0.1:$R
+pool = fes
+tls = terminate
+tls_cert = one.pem
+tls_key = one.key
+tls_client_ca = ca.pem
+CFG
+proxy_start proxy2 "$T/p.ini"
+curl -fsS --cacert "$T/ca.pem" --resolve "pool01.lab.test:$R:127.0.0.1" \
+	"https://pool01.lab.test:$R/" >/dev/null 2>&1 && fail "a client without certificate got through"
+curl -fsS --cacert "$T/ca.pem" --resolve "pool01.lab.test:$R:127.0.0.1" --cert "$T/client.pem" \
+	--key "$T/client.key" "https://pool01.lab.test:$R/" | grep -qE '^fe[12]$' ||
+	fail "a client with a certificate was refused"
+wait_for 5 grep -q 'conn vip=mtls .*end=tls-handshake-failed .*tls_error=' "$T/proxy2.log"
+proxy_stop proxy2
+
+info "a bad certificate path and a key that does not match: start errors with FILE:LINE"
+sed 's/^tls_cert = two.pem/tls_cert = missing.pem/' "$T/p.ini" >"$T/bad1.ini"
+rc=0; "$SNATPROXY" -c "$T/bad1.ini" 2>"$T/bad1.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "bad1.ini:12: vip web: certificate $T/missing.pem: No such file or directory" "$T/bad1.err" ||
+	{ cat "$T/bad1.err"; fail "missing certificate not reported"; }
+sed 's/^tls_key = two.key/tls_key = one.key/' "$T/p.ini" >"$T/bad2.ini"
+rc=0; "$SNATPROXY" -t -c "$T/bad2.ini" 2>"$T/bad2.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "bad2.ini:12: vip web: key $T/one.key does not match certificate $T/two.pem" "$T/bad2.err" ||
+	{ cat "$T/bad2.err"; fail "mismatched key not reported"; }
+pass "termination, SNI certificates, resumption, half-close, bad clients, bad files"

@@ -78,6 +78,7 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/run
+	@bench/tls
 
 # The binary, example configs, the systemd unit (with the binary's installed
 # path) and the man page; DESTDIR stages the tree for a package.

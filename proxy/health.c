@@ -156,7 +156,7 @@ static void health_close(struct health_check *c)
 		c->ssl = NULL;
 	}
 	if (c->fd >= 0) {
-		close(c->fd);
+		loop_close(c->w->loop, c->fd); /* after what is queued: see loop.h */
 		c->fd = -1;
 	}
 }

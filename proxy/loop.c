@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -107,6 +108,9 @@ int loop_init(struct loop *l, uint32_t buf_size, uint32_t nbufs, const char **wh
 
 void loop_free(struct loop *l)
 {
+	for (uint32_t i = 0; i < l->nclosing; i++)
+		close(l->closing[i]);
+	free(l->closing);
 	if (l->ring.ring_fd > 0)
 		io_uring_queue_exit(&l->ring);
 	if (l->br)
@@ -250,6 +254,32 @@ void loop_cancel(struct loop *l, const void *owner, enum loop_op op)
 	io_uring_sqe_set_data64(sqe, loop_ud(NULL, LOOP_OP_IGNORE));
 }
 
+void loop_close(struct loop *l, int fd)
+{
+	if (l->nclosing == l->closing_cap) {
+		uint32_t cap = l->closing_cap ? 2 * l->closing_cap : 256;
+		int *grown = realloc(l->closing, cap * sizeof(*grown));
+		if (!grown) {
+			/* Rather than close too early: submit now, then close. */
+			io_uring_submit(&l->ring);
+			close(fd);
+			return;
+		}
+		l->closing = grown;
+		l->closing_cap = cap;
+	}
+	l->closing[l->nclosing++] = fd;
+}
+
+static void loop_close_submitted(struct loop *l)
+{
+	if (io_uring_sq_ready(&l->ring))
+		return; /* not all submitted (busy): next time */
+	for (uint32_t i = 0; i < l->nclosing; i++)
+		close(l->closing[i]);
+	l->nclosing = 0;
+}
+
 int loop_run_once(struct loop *l)
 {
 	struct io_uring_cqe *cqe;
@@ -257,6 +287,7 @@ int loop_run_once(struct loop *l)
 
 	loop_publish_buffers(l);
 	int ret = io_uring_submit_and_wait(&l->ring, 1);
+	loop_close_submitted(l);
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		return ret;
 	if (ret > 0)

@@ -330,7 +330,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 		if (c->fd[d] >= 0) {
 			if (rst & (1u << d))
 				relay_reset_on_close(c->fd[d]);
-			close(c->fd[d]);
+			loop_close(r->loop, c->fd[d]);
 			c->fd[d] = -1;
 		}
 	}

@@ -286,8 +286,13 @@ int loop_run_once(struct loop *l)
 	unsigned head, seen = 0;
 
 	loop_publish_buffers(l);
+	/* Pending closes go out right after their requests are submitted,
+	 * not after the wait: a peer must not wait a tick for its FIN or RST. */
+	if (l->nclosing) {
+		io_uring_submit(&l->ring);
+		loop_close_submitted(l);
+	}
 	int ret = io_uring_submit_and_wait(&l->ring, 1);
-	loop_close_submitted(l);
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		return ret;
 	if (ret > 0)

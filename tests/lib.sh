@@ -65,10 +65,11 @@ wait_for() {
 
 listening() { ss -Htln "src $1 and sport = :$2" | grep -q LISTEN; }
 
-# nginx_start NAME ADDR PORT: an nginx HTTP server answering "NAME\n" on /,
-# logging "$remote_addr:$remote_port" per request to $T/NAME.access.
-nginx_start() {
-	local name=$1 addr=$2 port=$3 d="$T/nginx-$1"
+# nginx_serve NAME ADDR PORT LOGFORMAT [LISTEN-OPTIONS [SERVER-LINES]]: an
+# nginx server answering "NAME\n" on /, one LOGFORMAT line per request in
+# $T/NAME.access. nginx_start and nginx_tls_start are its two uses.
+nginx_serve() {
+	local name=$1 addr=$2 port=$3 format=$4 opts=${5:-} lines=${6:-} d="$T/nginx-$1"
 	mkdir -p "$d/html"
 	echo "$name" >"$d/html/index.html"
 	cat >"$d/nginx.conf" <<-EOF
@@ -79,13 +80,14 @@ nginx_start() {
 	error_log $d/error.log warn;
 	events { worker_connections 16384; }
 	http {
-	    log_format peer '\$remote_addr:\$remote_port \$status';
+	    log_format peer '$format';
 	    access_log $T/$name.access peer;
 	    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
 	    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
 	    keepalive_requests 1000000;
 	    server {
-	        listen $addr:$port reuseport;
+	        listen $addr:$port $opts reuseport;
+	        $lines
 	        root $d/html;
 	        location / { default_type text/plain; }
 	    }
@@ -94,6 +96,12 @@ nginx_start() {
 	: >"$T/$name.access"
 	bg "nginx-$name" nginx -c "$d/nginx.conf" -e "$d/error.log"
 	wait_for 10 listening "$addr" "$port"
+}
+
+# nginx_start NAME ADDR PORT: an nginx HTTP server answering "NAME\n" on /,
+# logging "$remote_addr:$remote_port" per request to $T/NAME.access.
+nginx_start() {
+	nginx_serve "$1" "$2" "$3" '$remote_addr:$remote_port $status'
 }
 
 # proxy_start NAME CONFIG: the proxy under test, its log in $T/NAME.log.
@@ -154,35 +162,11 @@ tls_cert() {
 # $T/CERT.pem answering "NAME\n" on /; with CLIENT_CA it requires a client
 # certificate signed by it and logs its subject in $T/NAME.access.
 nginx_tls_start() {
-	local name=$1 addr=$2 port=$3 cert=$4 cca=${5:-} d="$T/nginx-$1" verify=""
-	[ -n "$cca" ] && verify="ssl_client_certificate $cca; ssl_verify_client on;"
-	mkdir -p "$d/html"
-	echo "$name" >"$d/html/index.html"
-	cat >"$d/nginx.conf" <<-EOF
-	user root;
-	daemon off;
-	worker_processes 1;
-	pid $d/nginx.pid;
-	error_log $d/error.log warn;
-	events { worker_connections 1024; }
-	http {
-	    log_format peer '\$remote_addr:\$remote_port \$status \$ssl_protocol \$ssl_session_reused "\$ssl_client_s_dn"';
-	    access_log $T/$name.access peer;
-	    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
-	    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-	    server {
-	        listen $addr:$port ssl reuseport;
-	        ssl_certificate $T/$cert.pem;
-	        ssl_certificate_key $T/$cert.key;
-	        ssl_session_cache shared:S$name:1m;
-	        ssl_protocols TLSv1.2 TLSv1.3;
-	        $verify
-	        root $d/html;
-	        location / { default_type text/plain; }
-	    }
-	}
-	EOF
-	: >"$T/$name.access"
-	bg "nginx-$name" nginx -c "$d/nginx.conf" -e "$d/error.log"
-	wait_for 10 listening "$addr" "$port"
+	local name=$1 cert=$4 cca=${5:-} lines
+	lines="ssl_certificate $T/$cert.pem; ssl_certificate_key $T/$cert.key;
+	        ssl_session_cache shared:S$name:1m; ssl_protocols TLSv1.2 TLSv1.3;"
+	[ -n "$cca" ] && lines+=" ssl_client_certificate $cca; ssl_verify_client on;"
+	nginx_serve "$name" "$2" "$3" \
+		'$remote_addr:$remote_port $status $ssl_protocol $ssl_session_reused "$ssl_client_s_dn"' \
+		ssl "$lines"
 }

@@ -56,8 +56,6 @@ struct loop {
 	unsigned buf_pending; /* returned to the ring but not yet published */
 	uint16_t bgid;
 	bool bundles;
-	int *closing; /* descriptors to close once the queued requests are submitted */
-	uint32_t nclosing, closing_cap;
 	uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed once per batch of completions */
 	void *ctx;
 	loop_handler handlers[LOOP_OP_MAX];
@@ -106,7 +104,7 @@ int loop_run_once(struct loop *l);
 
 void loop_cancel(struct loop *l, const void *owner, enum loop_op op);
 
-/* Closes fd once every request queued so far has been submitted. The kernel
+/* Closes fd through the ring, after every request queued so far. The kernel
  * looks a request's descriptor up when it is submitted, not when it is
  * prepared: a descriptor closed in between can be reused at once (by another
  * worker's accept: threads share the descriptor table), and the request would

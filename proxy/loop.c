@@ -108,11 +108,10 @@ int loop_init(struct loop *l, uint32_t buf_size, uint32_t nbufs, const char **wh
 
 void loop_free(struct loop *l)
 {
-	for (uint32_t i = 0; i < l->nclosing; i++)
-		close(l->closing[i]);
-	free(l->closing);
-	if (l->ring.ring_fd > 0)
+	if (l->ring.ring_fd > 0) {
+		io_uring_submit(&l->ring); /* the closes still queued */
 		io_uring_queue_exit(&l->ring);
+	}
 	if (l->br)
 		munmap(l->br, (size_t)l->nbufs * sizeof(struct io_uring_buf));
 	if (l->bufs)
@@ -254,30 +253,17 @@ void loop_cancel(struct loop *l, const void *owner, enum loop_op op)
 	io_uring_sqe_set_data64(sqe, loop_ud(NULL, LOOP_OP_IGNORE));
 }
 
+/* As a request queued after the ones that may use fd: requests take their
+ * reference to the socket when the kernel issues them, in queue order, so
+ * they hold it before the close runs, and the number is not free for reuse
+ * until then. No extra system call, and no completion on success. */
 void loop_close(struct loop *l, int fd)
 {
-	if (l->nclosing == l->closing_cap) {
-		uint32_t cap = l->closing_cap ? 2 * l->closing_cap : 256;
-		int *grown = realloc(l->closing, cap * sizeof(*grown));
-		if (!grown) {
-			/* Rather than close too early: submit now, then close. */
-			io_uring_submit(&l->ring);
-			close(fd);
-			return;
-		}
-		l->closing = grown;
-		l->closing_cap = cap;
-	}
-	l->closing[l->nclosing++] = fd;
-}
+	struct io_uring_sqe *sqe = loop_sqe(l);
 
-static void loop_close_submitted(struct loop *l)
-{
-	if (io_uring_sq_ready(&l->ring))
-		return; /* not all submitted (busy): next time */
-	for (uint32_t i = 0; i < l->nclosing; i++)
-		close(l->closing[i]);
-	l->nclosing = 0;
+	io_uring_prep_close(sqe, fd);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, loop_ud(NULL, LOOP_OP_IGNORE));
 }
 
 int loop_run_once(struct loop *l)
@@ -286,12 +272,6 @@ int loop_run_once(struct loop *l)
 	unsigned head, seen = 0;
 
 	loop_publish_buffers(l);
-	/* Pending closes go out right after their requests are submitted,
-	 * not after the wait: a peer must not wait a tick for its FIN or RST. */
-	if (l->nclosing) {
-		io_uring_submit(&l->ring);
-		loop_close_submitted(l);
-	}
 	int ret = io_uring_submit_and_wait(&l->ring, 1);
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		return ret;

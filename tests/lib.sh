@@ -64,6 +64,7 @@ wait_for() {
 }
 
 listening() { ss -Htln "src $1 and sport = :$2" | grep -q LISTEN; }
+not_listening() { ! listening "$@"; }
 
 # nginx_serve NAME ADDR PORT LOGFORMAT [LISTEN-OPTIONS [SERVER-LINES]]: an
 # nginx server answering "NAME\n" on /, one LOGFORMAT line per request in

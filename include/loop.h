@@ -56,6 +56,9 @@ struct loop {
 	unsigned buf_pending; /* returned to the ring but not yet published */
 	uint16_t bgid;
 	bool bundles;
+	/* The kernel ends a multishot receive after the bytes given in the
+	 * SQE's optlen (Linux 6.16); without it, receives are single-shot. */
+	bool recv_limit;
 	uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed once per batch of completions */
 	void *ctx;
 	loop_handler handlers[LOOP_OP_MAX];

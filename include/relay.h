@@ -11,12 +11,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "loop.h"
 #include "runtime.h"
 
 struct relay_conn;
+TAILQ_HEAD(relay_conn_list, relay_conn);
 
 struct relay_lru {
 	struct relay_conn *head, *tail; /* least recently active first */
@@ -27,6 +29,8 @@ struct relay_listener {
 	uint16_t port; /* network order: a server with no port gets this one */
 	bool armed;
 	bool retired; /* dropped by a reload: its vip is of an older generation */
+	uint8_t paused; /* 1 + enum runtime_pause while not accepting */
+	struct relay_listener *pause_next; /* on the worker's paused list */
 	struct runtime_vip *vip;
 	struct sockaddr_storage addr; /* a reload keeps listeners by address */
 	struct relay_listener *next;  /* on the worker's list of closed ones */
@@ -53,7 +57,14 @@ struct relay {
 	int worker;
 	struct relay_gen *gens;   /* current generation first, then older ones */
 	unsigned char *scratch;   /* TLSHELLO_MAX bytes: a hello spread over buffers */
-	struct relay_conn *starved; /* waiting for provided buffers */
+	/* Receives that found no buffer, in arrival order: [0] of light
+	 * connections (served first), [1] of bulk transfers. */
+	struct relay_conn_list starved[2];
+	/* Connections that found no descriptor for their server socket. */
+	struct relay_conn_list fdwait;
+	struct relay_listener *paused; /* listeners not accepting for now */
+	uint64_t nofile_retry_ms;      /* when a listener paused for descriptors tries again */
+	bool fd_freed;                 /* this worker closed sockets since the last check */
 	unsigned snat_cursor;
 	int live;                 /* this worker's open client connections */
 	int nconns;               /* allocated, including those closing */
@@ -74,6 +85,10 @@ void relay_unlisten(struct relay *r, struct relay_listener *ls);
 
 /* Periodic work: idle timeouts, and receives starved of buffers. */
 void relay_tick(struct relay *r);
+
+/* After each batch of completions: what waited for buffers, descriptors or
+ * a connection slot goes on if it can now. Cheap when nothing waits. */
+void relay_resume(struct relay *r);
 
 /* Closes every open connection (end of the grace period). */
 void relay_close_all(struct relay *r);

@@ -37,9 +37,9 @@ struct runtime_vip {
 	struct runtime_pool *pool;
 	struct runtime_snat_addr *snat; /* cfg->nsnat entries */
 	struct __kernel_timespec connect_ts;
-	struct log_ratelimit rl_snat, rl_transparent;
+	struct log_ratelimit rl_snat, rl_transparent, rl_accept;
 	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
-	_Atomic uint64_t conns, refused;
+	_Atomic uint64_t conns;
 	_Atomic int active;		      /* open client connections */
 	_Atomic uint64_t bytes_in, bytes_out; /* from / to clients, counted at close */
 };
@@ -53,13 +53,22 @@ struct runtime_worker_stats {
 	_Atomic int live, conns;
 };
 
+/* Why a worker stopped accepting for a while (the clients wait in the
+ * kernel's backlog meanwhile). */
+enum runtime_pause { RUNTIME_PAUSE_MAXCONN, RUNTIME_PAUSE_NOFILE, RUNTIME_PAUSE_N };
+
 struct runtime {
 	const struct config *cfg;
 	int nworkers;
+	/* max_connections in force: the configured one, or with `auto` what
+	 * the open-file limit can hold (runtime_max_connections). */
+	int max_connections;
 	struct runtime_pool *pools;
 	struct runtime_vip *vips;
 	_Atomic int live; /* client connections open, against max_connections */
-	struct log_ratelimit rl_maxconn;
+	struct log_ratelimit rl_maxconn, rl_nofile;
+	_Atomic uint64_t paused[RUNTIME_PAUSE_N]; /* listeners paused, by cause */
+	_Atomic uint64_t nofile_waits; /* connections that waited for a server socket */
 	struct runtime_worker_stats *wstats; /* nworkers */
 	/* Bumped by the admin endpoint when a server is disabled: each worker
 	 * then closes that server's connections at its next tick. */

@@ -123,9 +123,10 @@ static const struct config_key config_keys[] = {
     {SEC_GLOBAL, "workers", parse_workers, "auto", false,
      "Worker threads, each with its own io_uring and listening sockets: auto (one per CPU) or "
      "1..64."},
-    {SEC_GLOBAL, "max_connections", parse_max_connections, "100000", false,
-     "Client connections open at once across all VIPs (1..10000000); clients beyond it are "
-     "refused."},
+    {SEC_GLOBAL, "max_connections", parse_max_connections, "auto", false,
+     "Client connections open at once across all VIPs (auto or 1..10000000); auto: what the "
+     "open-file limit holds. At the limit, accepting pauses and new clients wait in the "
+     "kernel's backlog."},
     {SEC_GLOBAL, "grace", parse_grace, "10s", false,
      "On SIGTERM or SIGINT, how long open connections may go on before they are closed (0..1d)."},
     {SEC_GLOBAL, "buffer_size", parse_buffer_size, "16k", false,
@@ -409,8 +410,10 @@ static int parse_max_connections(struct loader *ld, const char *v)
 {
 	uint64_t n;
 
-	if (parse_int_range(v, 1, 10000000, &n) < 0)
-		return bad(ld, "a number from 1 to 10000000", v);
+	if (strcmp(v, "auto") == 0)
+		n = 0;
+	else if (parse_int_range(v, 1, 10000000, &n) < 0)
+		return bad(ld, "auto or a number from 1 to 10000000", v);
 	ld->cfg->max_connections = (int)n;
 	return 0;
 }

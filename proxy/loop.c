@@ -91,6 +91,7 @@ int loop_init(struct loop *l, uint32_t buf_size, uint32_t nbufs, const char **wh
 		return ret;
 	}
 	l->bundles = (p.features & IORING_FEAT_RECVSEND_BUNDLE) != 0;
+	l->recv_limit = true; /* until a receive says EINVAL (relay.c) */
 	ret = loop_setup_buffers(l, buf_size, nbufs);
 	if (ret < 0) {
 		*why = ret == -ENOMEM || ret == -EPERM

@@ -90,21 +90,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* Each connection holds two descriptors; take what the hard limit allows. */
-static void raise_nofile(const struct config *cfg)
+/* Each connection holds two descriptors: take all the hard limit allows,
+ * before max_connections = auto is derived from it (runtime_init). */
+static void raise_nofile(void)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->max_connections * 2 + 1024;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur < want)
-		log_warn("%s: max_connections = %d needs %llu file descriptors, but the limit is "
-			 "%llu: raise it (ulimit -n, LimitNOFILE=)",
-			 cfg->path, cfg->max_connections, (unsigned long long)want,
-			 (unsigned long long)rl.rlim_cur);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 static void reopen_access_log(const struct config *cfg)
@@ -301,6 +296,7 @@ int main(int argc, char **argv)
 	}
 	if (o.cert)
 		return examine_cert(&o);
+	raise_nofile();
 	ret = config_load(o.config, &cfg, stderr);
 	if (ret < 0) {
 		if (ret != -EINVAL)
@@ -338,7 +334,6 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	raise_nofile(&cfg);
 	snat_check_routes(&rt);
 	struct admin *admin = NULL;
 	struct worker *w = calloc((size_t)rt.nworkers, sizeof(*w));

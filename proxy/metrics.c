@@ -217,10 +217,6 @@ static unsigned long long vip_conns(const struct runtime_vip *v)
 {
 	return LD(v->conns);
 }
-static unsigned long long vip_refused(const struct runtime_vip *v)
-{
-	return LD(v->refused);
-}
 static unsigned long long vip_bytes_in(const struct runtime_vip *v)
 {
 	return LD(v->bytes_in);
@@ -236,8 +232,6 @@ static const struct {
 } vip_families[] = {
     {"connections_active", "gauge", NULL, "Open client connections.", vip_active},
     {"connections_total", "counter", NULL, "Client connections accepted.", vip_conns},
-    {"connections_refused_total", "counter", NULL, "Clients refused at max_connections.",
-     vip_refused},
     {"bytes_total", "counter", "direction=\"to_server\"",
      "Bytes relayed, counted when a connection ends.", vip_bytes_in},
     {"bytes_total", "counter", "direction=\"to_client\"",
@@ -341,9 +335,21 @@ void metrics_prometheus(FILE *out, const struct runtime *rt)
 		"snatproxy_connections_active %d\n"
 		"# HELP snatproxy_max_connections Configured max_connections.\n"
 		"# TYPE snatproxy_max_connections gauge\n"
-		"snatproxy_max_connections %d\n",
+		"snatproxy_max_connections %d\n"
+		"# HELP snatproxy_accept_paused_total Times a worker stopped accepting, by cause "
+		"(clients wait in the kernel's backlog meanwhile).\n"
+		"# TYPE snatproxy_accept_paused_total counter\n"
+		"snatproxy_accept_paused_total{reason=\"max_connections\"} %llu\n"
+		"snatproxy_accept_paused_total{reason=\"descriptors\"} %llu\n"
+		"# HELP snatproxy_descriptor_waits_total Client connections that waited for a "
+		"descriptor to open their server socket.\n"
+		"# TYPE snatproxy_descriptor_waits_total counter\n"
+		"snatproxy_descriptor_waits_total %llu\n",
 		SNATPROXY_VERSION, (unsigned long long)rt->root->start_time,
-		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->cfg->max_connections);
+		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->max_connections,
+		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_MAXCONN]),
+		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_NOFILE]),
+		(unsigned long long)LD(rt->root->nofile_waits));
 	prom_vips(out, rt);
 	prom_servers(out, rt, true);
 	prom_pool_servers(out, rt);
@@ -385,9 +391,8 @@ static void json_vip(FILE *out, const struct runtime_vip *v)
 			addr_format((const struct sockaddr *)&v->cfg->listen[i], a, sizeof(a)));
 	fprintf(out,
 		"],\"connections_active\":%llu,\"connections_total\":%llu,"
-		"\"connections_refused\":%llu,\"bytes_to_server\":%llu,\"bytes_to_client\":%llu,"
-		"\"snat\":[",
-		vip_active(v), vip_conns(v), vip_refused(v), vip_bytes_in(v), vip_bytes_out(v));
+		"\"bytes_to_server\":%llu,\"bytes_to_client\":%llu,\"snat\":[",
+		vip_active(v), vip_conns(v), vip_bytes_in(v), vip_bytes_out(v));
 	for (int i = 0; i < v->cfg->nsnat; i++)
 		fprintf(out, "%s{\"address\":\"%s\",\"port_exhausted\":%llu}", i ? "," : "",
 			addr_format((const struct sockaddr *)&v->snat[i].addr, a, sizeof(a)),
@@ -411,10 +416,15 @@ void metrics_json(FILE *out, const struct runtime *rt)
 {
 	fprintf(out,
 		"{\"version\":\"%s\",\"start_time\":%llu,\"uptime_s\":%llu,"
-		"\"connections_active\":%d,\"max_connections\":%d,\"vips\":[",
+		"\"connections_active\":%d,\"max_connections\":%d,"
+		"\"accept_paused\":{\"max_connections\":%llu,\"descriptors\":%llu},"
+		"\"descriptor_waits\":%llu,\"vips\":[",
 		SNATPROXY_VERSION, (unsigned long long)rt->root->start_time,
 		(unsigned long long)time(NULL) - rt->root->start_time,
-		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->cfg->max_connections);
+		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->max_connections,
+		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_MAXCONN]),
+		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_NOFILE]),
+		(unsigned long long)LD(rt->root->nofile_waits));
 	for (int v = 0; v < rt->cfg->nvips; v++) {
 		fputs(v ? "," : "", out);
 		json_vip(out, &rt->vips[v]);
@@ -480,18 +490,18 @@ void metrics_html(FILE *out, const struct runtime *rt)
 		"<h1>snatproxy %s</h1><p>up %llu s, %d open connection(s) of %d, %d worker(s). "
 		"This page refreshes every 2 s; <a href=\"/metrics\">/metrics</a>, "
 		"<a href=\"/stats\">/stats</a>.</p>\n<h2>VIPs</h2><table><tr><th>vip</th>"
-		"<th>pool</th><th>active</th><th>total</th><th>refused</th><th>to server</th>"
+		"<th>pool</th><th>active</th><th>total</th><th>to server</th>"
 		"<th>to client</th></tr>\n",
 		SNATPROXY_VERSION, (unsigned long long)time(NULL) - rt->root->start_time,
-		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->cfg->max_connections,
+		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->max_connections,
 		rt->nworkers);
 	for (int v = 0; v < rt->cfg->nvips; v++) {
 		const struct runtime_vip *rv = &rt->vips[v];
 		fprintf(out,
 			"<tr><td>%s</td><td>%s</td><td>%llu</td><td>%llu</td><td>%llu</td>"
-			"<td>%llu</td><td>%llu</td></tr>\n",
+			"<td>%llu</td></tr>\n",
 			rv->cfg->name, rv->pool->cfg->name, vip_active(rv), vip_conns(rv),
-			vip_refused(rv), vip_bytes_in(rv), vip_bytes_out(rv));
+			vip_bytes_in(rv), vip_bytes_out(rv));
 	}
 	fputs("</table>\n", out);
 	for (int p = 0; p < rt->cfg->npools; p++)

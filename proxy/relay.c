@@ -73,6 +73,10 @@ static const char *const relay_end_name[] = {
 	[END_HANDSHAKE_TIMEOUT] = "tls-handshake-timeout",
 };
 
+/* A listener paused for want of descriptors tries again after this long,
+ * or as soon as this worker closes a socket. */
+#define RELAY_NOFILE_RETRY_MS 100
+
 /* Buffers one send may gather: the high mark keeps about four queued. */
 #define RELAY_IOV 4
 
@@ -97,7 +101,9 @@ struct relay_conn {
 	_Alignas(16) int fd[2];
 	struct relay_half half[2]; /* [C_CLIENT]: client to server */
 	uint8_t state, end, tries, inflight;
-	uint8_t starved_listed, snat_tries, snat_idx;
+	uint8_t starved_listed; /* 1 + the starved list it is on, 0 for none */
+	uint8_t snat_tries, snat_idx;
+	uint8_t fd_waiting; /* on the worker's fdwait list (1), or was (2) */
 	uint8_t err; /* errno behind an END_CONNECT_ERROR */
 	int16_t server;
 	uint16_t port; /* the VIP port the client connected to */
@@ -111,7 +117,8 @@ struct relay_conn {
 	struct tls_conn *tls;      /* tls = terminate: the TLS layer, NULL otherwise */
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
-	struct relay_conn *lru_prev, *lru_next, *starved_next;
+	struct relay_conn *lru_prev, *lru_next;
+	TAILQ_ENTRY(relay_conn) starved_link, fdwait_link;
 	union relay_sa client, snat;
 };
 
@@ -120,6 +127,7 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d);
 static void relay_connect(struct relay *r, struct relay_conn *c);
 static void relay_hello(struct relay *r, struct relay_conn *c);
 static void relay_tls_pump(struct relay *r, struct relay_conn *c);
+static bool relay_nofile(int err);
 
 static inline enum loop_op recv_op(int d)
 {
@@ -195,12 +203,14 @@ static void relay_hello_done(struct relay *r, struct relay_conn *c)
 
 static void starved_remove(struct relay *r, struct relay_conn *c)
 {
-	struct relay_conn **p = &r->starved;
-	while (*p && *p != c)
-		p = &(*p)->starved_next;
-	if (*p)
-		*p = c->starved_next;
+	TAILQ_REMOVE(&r->starved[c->starved_listed - 1], c, starved_link);
 	c->starved_listed = 0;
+}
+
+static void fdwait_remove(struct relay *r, struct relay_conn *c)
+{
+	TAILQ_REMOVE(&r->fdwait, c, fdwait_link);
+	c->fd_waiting = 2;
 }
 
 /* ---- buffers queued in a half ---- */
@@ -341,6 +351,9 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	atomic_fetch_sub(&c->vip->active, 1);
 	if (c->starved_listed)
 		starved_remove(r, c);
+	if (c->fd_waiting == 1)
+		fdwait_remove(r, c);
+	r->fd_freed = true;
 	r->live--;
 	atomic_fetch_sub(&r->rt->root->live, 1);
 }
@@ -354,45 +367,95 @@ static void relay_check_done(struct relay *r, struct relay_conn *c)
 
 /* ---- receiving ---- */
 
+/* Bytes a half may hold. While less than a quarter of the worker's buffers
+ * are free, every half may hold one buffer's worth: those holding the most
+ * stop receiving first, and a new request still finds a buffer. A half
+ * waiting for its ClientHello may always hold a whole hello. */
+static uint32_t relay_mark(const struct relay *r, const struct relay_conn *c)
+{
+	const struct loop *l = r->loop;
+	uint32_t mark = l->buf_free < l->nbufs / 4 ? l->buf_size : r->high_mark;
+
+	return c->state == S_HELLO && mark < TLSHELLO_MAX ? TLSHELLO_MAX : mark;
+}
+
+/* Arms a receive that may take no more than the half's mark allows, so its
+ * bound holds whatever arrives before the completions are seen (a
+ * multishot receive otherwise goes on filling buffers within one batch). */
 static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
-	struct io_uring_sqe *sqe = loop_sqe(r->loop);
+	struct loop *l = r->loop;
+	struct io_uring_sqe *sqe = loop_sqe(l);
+	uint32_t budget = relay_mark(r, c) - h->queued;
 
 	io_uring_prep_recv(sqe, c->fd[d], NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = r->loop->bgid;
-	sqe->ioprio |= IORING_RECV_MULTISHOT;
+	sqe->buf_group = l->bgid;
+	if (l->recv_limit) {
+		sqe->ioprio |= IORING_RECV_MULTISHOT;
+		sqe->file_index = budget; /* the kernel's optlen: liburing 2.3 lacks the name */
+	} else {
+		sqe->len = budget;
+	}
 	/* A bundle takes as many buffers as the socket has data for in one
 	 * completion: fewer completions and system calls for bulk transfers. */
-	if (r->loop->bundles)
+	if (l->bundles)
 		sqe->ioprio |= IORING_RECVSEND_BUNDLE;
 	io_uring_sqe_set_data64(sqe, loop_ud(c, recv_op(d)));
 	h->flags = (uint8_t)((h->flags | H_RECV) & ~(H_STARVED | H_CANCELLING));
 	c->inflight++;
 }
 
-static void relay_starve(struct relay *r, struct relay_conn *c, int d)
+/* A connection that has relayed more than a half's high mark is a bulk
+ * transfer: while buffers are short, it waits behind lighter ones. */
+static bool relay_heavy(const struct relay *r, const struct relay_conn *c)
 {
-	r->loop->stats.enobufs++;
+	return c->bytes[0] + c->bytes[1] >= r->high_mark;
+}
+
+static bool relay_starving(const struct relay *r)
+{
+	return !TAILQ_EMPTY(&r->starved[0]) || !TAILQ_EMPTY(&r->starved[1]);
+}
+
+/* Buffers that bulk transfers may not take: an eighth of the pool stays for
+ * new requests however many slow readers hold the rest. */
+static uint32_t relay_reserve(const struct relay *r)
+{
+	return r->loop->nbufs / 8;
+}
+
+/* Half d waits for buffers, behind those that waited before it; a light
+ * connection (a new request) goes on the list served first. */
+static void relay_wait_buffers(struct relay *r, struct relay_conn *c, int d)
+{
 	c->half[d].flags |= H_STARVED;
 	if (!c->starved_listed) {
-		c->starved_listed = 1;
-		c->starved_next = r->starved;
-		r->starved = c;
+		c->starved_listed = (uint8_t)(1 + relay_heavy(r, c));
+		TAILQ_INSERT_TAIL(&r->starved[c->starved_listed - 1], c, starved_link);
 	}
 }
 
 /* After a receive has ended without error: receive again unless the queue
  * is full (the send completion re-arms) or the peer has finished. */
+static bool relay_may_arm(const struct relay *r, const struct relay_conn *c, int d)
+{
+	const struct relay_half *h = &c->half[d];
+	/* Before the server is connected, only a route VIP's client receives. */
+	return c->state != S_CLOSING && (c->state == S_RELAYING || d == C_CLIENT) &&
+	       !(h->flags & (H_RECV | H_EOF | H_STARVED)) && h->queued < relay_mark(r, c);
+}
+
 static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 {
-	struct relay_half *h = &c->half[d];
-	/* Before the server is connected, only a route VIP's client receives. */
-	if (c->state == S_CLOSING || (c->state != S_RELAYING && d != C_CLIENT) ||
-	    (h->flags & (H_RECV | H_EOF | H_STARVED)))
+	if (!relay_may_arm(r, c, d))
 		return;
-	if (h->queued < r->high_mark)
+	/* While receives wait for buffers, or only the reserve is left, a bulk
+	 * transfer takes its turn behind them rather than take the next ones. */
+	if (relay_heavy(r, c) && (relay_starving(r) || r->loop->buf_free <= relay_reserve(r)))
+		relay_wait_buffers(r, c, d);
+	else
 		relay_arm_recv(r, c, d);
 }
 
@@ -414,13 +477,28 @@ struct relay_take {
 	struct relay_half *h; /* NULL: closing, the data goes nowhere */
 };
 
+/* A piece that fits in the space left in the last queued buffer joins it,
+ * so a peer sending tiny segments cannot hold a buffer per segment: a half's
+ * buffers stay within its byte budget over the buffer size, plus one. A send
+ * in flight from that buffer covers only the bytes queued when it was
+ * prepared, and half_sent measures against the buffer's current length, so
+ * appending behind it is safe. */
 static void relay_take_buf(void *arg, uint16_t bid, uint32_t len)
 {
 	struct relay_take *t = arg;
-	if (t->h)
-		half_push(t->l, t->h, bid, len);
-	else
-		loop_buf_put(t->l, bid);
+	struct loop *l = t->l;
+	uint16_t tail = t->h ? t->h->tail : LOOP_BUF_NONE;
+
+	if (!t->h) {
+		loop_buf_put(l, bid);
+	} else if (tail != LOOP_BUF_NONE && l->buf_len[tail] + len <= l->buf_size) {
+		memcpy(loop_buf(l, tail) + l->buf_len[tail], loop_buf(l, bid), len);
+		l->buf_len[tail] += len;
+		t->h->queued += len;
+		loop_buf_put(l, bid);
+	} else {
+		half_push(l, t->h, bid, len);
+	}
 }
 
 static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
@@ -443,7 +521,8 @@ static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct i
 			return;
 	}
 	relay_flush(r, c, d);
-	if (h->queued >= r->high_mark && (h->flags & H_RECV) && !(h->flags & H_CANCELLING) &&
+	/* Buffers ran short after this receive was armed with a larger budget. */
+	if (h->queued >= relay_mark(r, c) && (h->flags & H_RECV) && !(h->flags & H_CANCELLING) &&
 	    (cqe->flags & IORING_CQE_F_MORE)) {
 		h->flags |= H_CANCELLING;
 		loop_cancel(r->loop, c, recv_op(d));
@@ -465,8 +544,18 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 		;
 	else if (res == 0)
 		relay_on_eof(r, c, d);
-	else if (res == -ENOBUFS)
-		relay_starve(r, c, d);
+	else if (res == -ENOBUFS) {
+		r->loop->stats.enobufs++;
+		relay_wait_buffers(r, c, d);
+	}
+	else if (res == -EINVAL && r->loop->recv_limit && !(h->flags & H_RECV)) {
+		/* A kernel older than 6.16 refuses a multishot receive's byte
+		 * limit: receive one completion at a time instead. */
+		log_info("worker %d: this kernel cannot limit a multishot receive; receiving "
+			 "single-shot", r->worker);
+		r->loop->recv_limit = false;
+		relay_rearm(r, c, d);
+	}
 	else if (res < 0 && res != -ECANCELED)
 		relay_close(r, c, d == C_CLIENT ? END_CLIENT_RESET : END_SERVER_RESET,
 			    1u << (1 - d));
@@ -556,7 +645,7 @@ static void relay_tls_pump(struct relay *r, struct relay_conn *c)
 				return;
 		}
 	for (int d = 0; d < 2; d++)
-		if (c->half[d].queued <= r->high_mark / 2)
+		if (c->half[d].queued <= relay_mark(r, c) / 2)
 			relay_rearm(r, c, d);
 	if (c->in_hello && tls_client_ready(c->tls))
 		relay_hello_done(r, c);
@@ -674,7 +763,7 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 		half_sent(l, h, (uint32_t)cqe->res);
 		relay_touch(r, c);
 		relay_flush(r, c, d);
-		if (h->queued <= r->high_mark / 2)
+		if (h->queued <= relay_mark(r, c) / 2)
 			relay_rearm(r, c, d);
 	}
 	relay_maybe_free(r, c);
@@ -796,6 +885,19 @@ static void relay_submit_connect(struct relay *r, struct relay_conn *c, const un
 	c->inflight += 2;
 }
 
+/* No descriptor for the server socket: the connection waits (its server
+ * chosen and counted) until this worker frees one or the next tick, for at
+ * most timeout_connect from its accept; new clients wait in the backlog
+ * meanwhile (relay_on_accept pauses). */
+static void relay_wait_fd(struct relay *r, struct relay_conn *c)
+{
+	c->snat.sa.sa_family = 0;
+	if (!c->fd_waiting)
+		atomic_fetch_add(&r->rt->root->nofile_waits, 1);
+	c->fd_waiting = 1;
+	TAILQ_INSERT_TAIL(&r->fdwait, c, fdwait_link);
+}
+
 /* Picks a server (never the one that just failed) and starts connecting. */
 static void relay_connect(struct relay *r, struct relay_conn *c)
 {
@@ -818,6 +920,10 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	 * returns: it lives in the connection until the connect completes. */
 	relay_server_addr(c, c->server, &c->snat);
 	fd = snat_socket(c->vip, &c->client.sa, &c->snat.sa, c->snat_idx);
+	if (relay_nofile(fd)) {
+		relay_wait_fd(r, c);
+		return;
+	}
 	if (fd < 0) {
 		char buf[ADDR_STRLEN];
 		log_err("vip %s: cannot open a socket to %s: %s", c->vip->cfg->name,
@@ -837,28 +943,6 @@ static void relay_wait_hello(struct relay *r, struct relay_conn *c)
 	c->in_hello = 1;
 	lru_append(relay_list(c), c);
 	relay_arm_recv(r, c, C_CLIENT);
-}
-
-/* A client sending its hello in tiny segments would hold one provided
- * buffer per segment: the newest buffer is merged into the one before it
- * whenever it fits (repeatedly, as a bundle may bring several), so a hello
- * holds at most TLSHELLO_MAX / buffer_size + 1. Returns whether it merged. */
-static bool hello_coalesce(struct loop *l, struct relay_half *h)
-{
-	uint16_t prev = h->head, last = h->tail;
-
-	if (prev == last)
-		return false;
-	while (l->buf_next[prev] != last)
-		prev = l->buf_next[prev];
-	if (l->buf_len[prev] + l->buf_len[last] > l->buf_size)
-		return false;
-	memcpy(loop_buf(l, prev) + l->buf_len[prev], loop_buf(l, last), l->buf_len[last]);
-	l->buf_len[prev] += l->buf_len[last];
-	l->buf_next[prev] = LOOP_BUF_NONE;
-	h->tail = prev;
-	loop_buf_put(l, last);
-	return true;
 }
 
 /* The first bytes of the client's queue in one piece (at most TLSHELLO_MAX). */
@@ -899,8 +983,6 @@ static void relay_hello(struct relay *r, struct relay_conn *c)
 	char sni[TLSHELLO_SNI_MAX];
 	size_t len, need = 0;
 
-	while (hello_coalesce(r->loop, h))
-		;
 	if (h->queued < c->hello_need)
 		return;
 	const unsigned char *p = hello_bytes(r, h, &len);
@@ -963,43 +1045,75 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	relay_maybe_free(r, c);
 }
 
-static void relay_refuse(struct relay *r, struct relay_listener *ls, int fd)
+/* Errors of accept and socket that mean "no descriptor (or memory for one)
+ * now": the client is left in the kernel's backlog or kept waiting, never
+ * dropped. */
+static bool relay_nofile(int err)
 {
+	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
+}
+
+static void relay_log_pause(struct relay *r, struct relay_listener *ls, enum runtime_pause why)
+{
+	struct runtime *root = r->rt->root;
 	unsigned long suppressed;
 
-	relay_reset_on_close(fd);
-	close(fd);
-	atomic_fetch_sub(&r->rt->root->live, 1);
-	atomic_fetch_add(&ls->vip->refused, 1);
-	if (log_ratelimit(&r->rt->root->rl_maxconn, 10000, &suppressed))
-		log_warn("max_connections (%d) reached: refusing new clients of vip %s (%lu more "
-			 "since last message)",
-			 r->rt->cfg->max_connections, ls->vip->cfg->name, suppressed);
+	if (why == RUNTIME_PAUSE_MAXCONN &&
+	    log_ratelimit(&root->rl_maxconn, 10000, &suppressed))
+		log_warn("max_connections (%d) reached: vip %s stops accepting until connections "
+			 "end; new clients wait in the backlog (%lu more since last message)",
+			 r->rt->max_connections, ls->vip->cfg->name, suppressed);
+	if (why == RUNTIME_PAUSE_NOFILE && log_ratelimit(&root->rl_nofile, 10000, &suppressed))
+		log_warn("worker %d: out of file descriptors with %d connection(s) open: vip %s "
+			 "stops accepting until descriptors are freed; raise LimitNOFILE= or "
+			 "lower max_connections (%lu more since last message)",
+			 r->worker, r->live, ls->vip->cfg->name, suppressed);
+}
+
+/* Stops accepting on a listener for a while. The clients that connect
+ * meanwhile wait in the kernel's backlog; relay_resume starts again. */
+static void relay_pause(struct relay *r, struct relay_listener *ls, enum runtime_pause why)
+{
+	if (ls->paused || ls->fd < 0)
+		return;
+	ls->paused = (uint8_t)(1 + why);
+	if (ls->armed)
+		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+	ls->pause_next = r->paused;
+	r->paused = ls;
+	if (why == RUNTIME_PAUSE_NOFILE)
+		r->nofile_retry_ms = r->loop->now_ms + RELAY_NOFILE_RETRY_MS;
+	atomic_fetch_add(&r->rt->root->paused[why], 1);
+	relay_log_pause(r, ls, why);
 }
 
 static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
 	struct relay *r = ctx;
 	struct relay_listener *ls = owner;
+	unsigned long suppressed;
+	int res = cqe->res;
 
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+	if (!(cqe->flags & IORING_CQE_F_MORE))
 		ls->armed = false;
-		if (ls->fd >= 0)
-			relay_listen(r, ls);
+	if (res >= 0 && ls->retired) {
+		close(res); /* accepted just before a reload removed its address */
+	} else if (res >= 0) {
+		int live = atomic_fetch_add(&r->rt->root->live, 1) + 1;
+		relay_accepted(r, ls, res);
+		/* Connections still waiting for a descriptor go first. */
+		if (!TAILQ_EMPTY(&r->fdwait))
+			relay_pause(r, ls, RUNTIME_PAUSE_NOFILE);
+		else if (live >= r->rt->max_connections)
+			relay_pause(r, ls, RUNTIME_PAUSE_MAXCONN);
+	} else if (relay_nofile(res)) {
+		relay_pause(r, ls, RUNTIME_PAUSE_NOFILE);
+	} else if (res != -ECANCELED && log_ratelimit(&ls->vip->rl_accept, 10000, &suppressed)) {
+		log_warn("vip %s: accept failed: %s (%lu more since last message)",
+			 ls->vip->cfg->name, strerror(-res), suppressed);
 	}
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
-			log_warn("vip %s: accept failed: %s", ls->vip->cfg->name, strerror(-cqe->res));
-		return;
-	}
-	if (ls->retired) { /* accepted just before a reload removed its address */
-		close(cqe->res);
-		return;
-	}
-	if (atomic_fetch_add(&r->rt->root->live, 1) >= r->rt->cfg->max_connections)
-		relay_refuse(r, ls, cqe->res);
-	else
-		relay_accepted(r, ls, cqe->res);
+	if (!ls->armed && !ls->paused && ls->fd >= 0)
+		relay_listen(r, ls);
 }
 
 void relay_listen(struct relay *r, struct relay_listener *ls)
@@ -1010,10 +1124,23 @@ void relay_listen(struct relay *r, struct relay_listener *ls)
 	ls->armed = true;
 }
 
+static void relay_unpause(struct relay *r, struct relay_listener *ls)
+{
+	struct relay_listener **p = &r->paused;
+
+	while (*p && *p != ls)
+		p = &(*p)->pause_next;
+	if (*p)
+		*p = ls->pause_next;
+	ls->paused = 0;
+}
+
 void relay_unlisten(struct relay *r, struct relay_listener *ls)
 {
 	if (ls->fd < 0)
 		return;
+	if (ls->paused)
+		relay_unpause(r, ls);
 	if (ls->armed)
 		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
 	close(ls->fd);
@@ -1066,6 +1193,9 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	r->loop = l;
 	r->rt = rt;
 	r->worker = worker;
+	TAILQ_INIT(&r->starved[0]);
+	TAILQ_INIT(&r->starved[1]);
+	TAILQ_INIT(&r->fdwait);
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
@@ -1151,19 +1281,103 @@ void relay_free(struct relay *r)
 	r->scratch = NULL;
 }
 
+/* Arms the receives of one list's waiting connections while `free` stays
+ * above `keep` plus what those just armed may take (under pressure a
+ * receive takes at most about two buffers). */
+static void relay_unstarve_list(struct relay *r, struct relay_conn_list *q, uint32_t keep)
+{
+	uint32_t armed = 0;
+
+	while (!TAILQ_EMPTY(q) && r->loop->buf_free > keep + 2 * armed) {
+		struct relay_conn *c = TAILQ_FIRST(q);
+		starved_remove(r, c);
+		for (int d = 0; d < 2; d++) {
+			if (!(c->half[d].flags & H_STARVED))
+				continue;
+			c->half[d].flags &= (uint8_t)~H_STARVED;
+			if (relay_may_arm(r, c, d)) {
+				relay_arm_recv(r, c, d);
+				armed++;
+			}
+		}
+	}
+}
+
+/* Receives that found no buffer go on, each list in the order it starved:
+ * light connections first (a new request is served before a bulk transfer
+ * takes more), then bulk transfers, which leave the reserve alone. */
 static void relay_unstarve(struct relay *r)
 {
-	/* Re-arm only while a good share of the buffers is free, or the same
-	 * receives would end with ENOBUFS again at once. */
-	while (r->starved && r->loop->buf_free > r->loop->nbufs / 8) {
-		struct relay_conn *c = r->starved;
-		r->starved = c->starved_next;
-		c->starved_listed = 0;
-		for (int d = 0; d < 2; d++)
-			if (c->half[d].flags & H_STARVED) {
-				c->half[d].flags &= (uint8_t)~H_STARVED;
-				relay_rearm(r, c, d);
-			}
+	relay_unstarve_list(r, &r->starved[0], 0);
+	if (TAILQ_EMPTY(&r->starved[0]))
+		relay_unstarve_list(r, &r->starved[1], relay_reserve(r));
+}
+
+/* Connections waiting for a descriptor try again, in the order they came;
+ * those that still find none wait on, in the same order. */
+static void relay_retry_fdwait(struct relay *r)
+{
+	struct relay_conn_list retry = TAILQ_HEAD_INITIALIZER(retry);
+	struct relay_conn *c;
+
+	TAILQ_CONCAT(&retry, &r->fdwait, fdwait_link);
+	while ((c = TAILQ_FIRST(&retry))) {
+		TAILQ_REMOVE(&retry, c, fdwait_link);
+		c->fd_waiting = 2;
+		relay_connect(r, c);
+		relay_maybe_free(r, c);
+	}
+}
+
+/* Listeners paused at max_connections start again below it; those paused
+ * for descriptors once no connection waits for one and this worker has
+ * closed sockets, or after a short backoff (another worker may have). */
+static void relay_resume_listeners(struct relay *r)
+{
+	struct relay_listener **p = &r->paused;
+	bool below = atomic_load(&r->rt->root->live) < r->rt->max_connections;
+	bool fds = TAILQ_EMPTY(&r->fdwait) &&
+		   (r->fd_freed || r->loop->now_ms >= r->nofile_retry_ms);
+
+	while (*p) {
+		struct relay_listener *ls = *p;
+		bool go = ls->paused == 1 + RUNTIME_PAUSE_MAXCONN ? below : fds && below;
+		if (!go) {
+			p = &ls->pause_next;
+			continue;
+		}
+		*p = ls->pause_next;
+		ls->paused = 0;
+		if (!ls->armed && ls->fd >= 0)
+			relay_listen(r, ls);
+	}
+}
+
+void relay_resume(struct relay *r)
+{
+	if (relay_starving(r))
+		relay_unstarve(r);
+	if (!TAILQ_EMPTY(&r->fdwait) && (r->fd_freed || r->loop->now_ms >= r->nofile_retry_ms)) {
+		r->nofile_retry_ms = r->loop->now_ms + RELAY_NOFILE_RETRY_MS;
+		relay_retry_fdwait(r);
+	}
+	if (r->paused)
+		relay_resume_listeners(r);
+	r->fd_freed = false;
+}
+
+/* Connections that waited for a descriptor longer than timeout_connect. */
+static void relay_fdwait_expire(struct relay *r)
+{
+	struct relay_conn *c, *next;
+
+	for (c = TAILQ_FIRST(&r->fdwait); c; c = next) {
+		next = TAILQ_NEXT(c, fdwait_link);
+		if (c->start_ms + c->vip->cfg->timeout_connect_ms > r->loop->now_ms)
+			continue;
+		c->err = EMFILE;
+		relay_close(r, c, END_CONNECT_ERROR, 1u << C_CLIENT);
+		relay_maybe_free(r, c);
 	}
 }
 
@@ -1261,7 +1475,8 @@ void relay_tick(struct relay *r)
 	relay_publish(r);
 	for (struct relay_gen *g = r->gens; g; g = g->next)
 		relay_idle_gen(r, g);
-	relay_unstarve(r);
+	relay_fdwait_expire(r);
+	relay_resume(r);
 	relay_gen_sweep(r);
 }
 
@@ -1282,3 +1497,4 @@ void relay_close_all(struct relay *r)
 			relay_close_list(r, &g->hello[v]);
 		}
 }
+

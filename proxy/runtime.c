@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include "runtime.h"
 
@@ -40,6 +41,44 @@ static int runtime_vip_init(struct runtime *rt, struct runtime_vip *rv, const st
 	return 0;
 }
 
+/* Descriptors kept aside from client connections. */
+static int runtime_nofile_reserve(const struct config *cfg, int nworkers)
+{
+	int n = 64; /* standard streams, logs, admin connections, OpenSSL's files */
+
+	for (int v = 0; v < cfg->nvips; v++)
+		n += cfg->vips[v].nlisten * nworkers;
+	for (int p = 0; p < cfg->npools; p++)
+		n += cfg->pools[p].nservers; /* a health check each */
+	return n + 4 * nworkers;          /* rings, eventfds */
+}
+
+/* A client connection holds two descriptors (client and server sockets).
+ * `auto` takes what the open-file limit leaves after the reserve, so the
+ * limit never promises what the process cannot open; a configured limit
+ * above that is kept but said. */
+static int runtime_max_connections(const struct config *cfg, int nworkers)
+{
+	struct rlimit rl = {.rlim_cur = 1024};
+	int reserve = runtime_nofile_reserve(cfg, nworkers);
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	long long room = ((long long)rl.rlim_cur - reserve) / 2;
+	if (room < 1)
+		room = 1;
+	if (room > 10000000)
+		room = 10000000;
+	if (cfg->max_connections == 0)
+		return (int)room;
+	if (cfg->max_connections > room)
+		log_warn("%s: max_connections = %d needs %lld file descriptors, but the limit is "
+			 "%llu: at about %lld connections, new clients will wait for descriptors "
+			 "(raise ulimit -n or LimitNOFILE=, or use max_connections = auto)",
+			 cfg->path, cfg->max_connections, 2LL * cfg->max_connections + reserve,
+			 (unsigned long long)rl.rlim_cur, room);
+	return cfg->max_connections;
+}
+
 int runtime_init(struct runtime *rt, const struct config *cfg)
 {
 	int ret;
@@ -52,6 +91,7 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		rt->nworkers = n > 0 ? (int)(n > 64 ? 64 : n) : 1;
 	}
+	rt->max_connections = runtime_max_connections(cfg, rt->nworkers);
 	rt->pools = calloc((size_t)cfg->npools, sizeof(*rt->pools));
 	rt->vips = calloc((size_t)cfg->nvips, sizeof(*rt->vips));
 	rt->wstats = calloc((size_t)rt->nworkers, sizeof(*rt->wstats));
@@ -136,7 +176,6 @@ static void runtime_carry_vip(struct runtime_vip *to, const struct runtime *prev
 		if (strcmp(from->cfg->name, to->cfg->name) != 0)
 			continue;
 		atomic_store(&to->conns, atomic_load(&from->conns));
-		atomic_store(&to->refused, atomic_load(&from->refused));
 		atomic_store(&to->bytes_in, atomic_load(&from->bytes_in));
 		atomic_store(&to->bytes_out, atomic_load(&from->bytes_out));
 	}

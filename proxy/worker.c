@@ -165,6 +165,7 @@ static void *worker_main(void *arg)
 			w->status = ret;
 			break;
 		}
+		relay_resume(&w->relay);
 		worker_apply_reload(w);
 		if (worker_check_stop(w))
 			break;

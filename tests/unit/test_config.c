@@ -184,7 +184,7 @@ static void test_defaults(void)
 	if (ret != 0)
 		return;
 	CHECK_EQ(cfg.workers, 0);
-	CHECK_EQ(cfg.max_connections, 100000);
+	CHECK_EQ(cfg.max_connections, 0); /* auto: derived from the open-file limit */
 	CHECK_EQ(cfg.grace_ms, 10000);
 	CHECK_EQ(cfg.buffer_size, 16384);
 	CHECK_EQ(cfg.buffers, 4096);

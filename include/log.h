@@ -4,6 +4,7 @@
 #define SNATPROXY_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -35,6 +36,10 @@ struct log_conn {
 /* Per-connection lines go to PATH (NULL or "": stderr), appended, as text
  * (key=value) or one JSON object per line. Returns 0 or -errno. */
 int log_access_open(const char *path, bool json);
+/* Could log_access_open open PATH for appending, creating it if missing?
+ * Tried without creating anything (for -t). Returns 0 or -errno, the reason
+ * in `why`. */
+int log_access_check(const char *path, char *why, size_t len);
 /* Opens the file again under the same name (after a rotation), atomically
  * for the writers. Returns 0 or -errno, keeping the old file on failure. */
 int log_access_reopen(void);

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,6 +149,53 @@ static int log_access_file(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	return fd < 0 ? -errno : fd;
+}
+
+/* Where a missing file would be created: its directory must exist and let
+ * this process add a file (W_OK and X_OK, as the effective user). */
+static int log_access_check_dir(const char *path, char *why, size_t len)
+{
+	char dir[256];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash && slash > path ? (int)(slash - path) : 1,
+		 slash ? path : ".");
+	if (stat(dir, &st) < 0) {
+		int err = errno;
+		snprintf(why, len, "access_log %s: cannot be created: directory %s: %s", path, dir,
+			 strerror(err));
+		return -err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, len, "access_log %s: cannot be created: %s is not a directory", path,
+			 dir);
+		return -ENOTDIR;
+	}
+	if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
+		int err = errno;
+		snprintf(why, len, "access_log %s: cannot be created in %s: %s", path, dir,
+			 strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+int log_access_check(const char *path, char *why, size_t len)
+{
+	/* O_NONBLOCK: a FIFO without a reader fails at once instead of
+	 * blocking. Nothing is created: -t must leave no trace. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENOENT)
+		return log_access_check_dir(path, why, len);
+	int err = errno;
+	snprintf(why, len, "access_log %s: %s", path, strerror(err));
+	return -err;
 }
 
 int log_access_open(const char *path, bool json)

@@ -103,6 +103,7 @@ struct relay_conn {
 	uint16_t port; /* the VIP port the client connected to */
 	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
 	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
+	uint8_t snat_set;    /* snat is our source address; while connecting, the server's */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	struct runtime_vip *vip;
 	struct relay_gen *gen;
@@ -257,7 +258,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	e = (struct log_conn){
 	    .vip = c->vip->cfg->name,
 	    .client = addr_format(&c->client.sa, cb, sizeof(cb)),
-	    .snat = c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
+	    .snat = c->snat_set ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
 	    .server = name,
 	    .server_addr = vb,
 	    .to_server = c->bytes[C_CLIENT],
@@ -700,9 +701,10 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	}
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
+		c->snat_set = 1;
 	} else if (c->gen->rt->cfg->log_connections) {
 		socklen_t len = sizeof(c->snat);
-		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
+		c->snat_set = getsockname(c->fd[C_SERVER], &c->snat.sa, &len) == 0;
 	}
 	relay_touch(r, c);
 	/* A route VIP's client may be receiving already, with its hello queued
@@ -816,12 +818,11 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	}
 	/* The kernel reads the address when the request is issued, after this
 	 * returns: it lives in the connection until the connect completes. */
+	c->snat_set = 0;
 	relay_server_addr(c, c->server, &c->snat);
 	fd = snat_socket(c->vip, &c->client.sa, &c->snat.sa, c->snat_idx);
-	if (fd < 0) {
-		char buf[ADDR_STRLEN];
-		log_err("vip %s: cannot open a socket to %s: %s", c->vip->cfg->name,
-			addr_format(&c->snat.sa, buf, sizeof(buf)), strerror(-fd));
+	if (fd < 0) { /* snat_socket has logged what failed, with the address */
+		c->err = (uint8_t)-fd;
 		relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
 		return;
 	}

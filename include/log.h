@@ -25,10 +25,14 @@ struct log_ratelimit {
 };
 int log_ratelimit(struct log_ratelimit *rl, unsigned interval_ms, unsigned long *suppressed);
 
-/* One finished connection, as relay.c describes it; NULL err: none. */
+/* One finished connection, as relay.c describes it; NULL err: none. A
+ * connection retried on another server has `retry`, why the first connect
+ * failed (an end name such as connect-timeout), and its retry_err (or NULL);
+ * `end` is always how the connection itself ended. */
 struct log_conn {
 	const char *vip, *client, *snat, *server, *server_addr, *end, *err;
-	const char *extra; /* NULL, or key=value pairs (TLS details), one space apart */
+	const char *retry, *retry_err; /* NULL: no retry */
+	const char *extra;	       /* NULL, or key=value pairs (TLS details), one space apart */
 	unsigned long long to_server, to_client, duration_ms;
 	int retries;
 };

@@ -244,9 +244,26 @@ static size_t log_json_str(char *buf, size_t len, const char *s)
 	return n;
 }
 
+/* Why a retried connection's first connect failed: " retry=WHY[:ERRNO]" in
+ * text, ',"retry":"WHY","retry_error":"ERRNO"|null' in JSON, after the retry
+ * count; nothing without a retry, so such lines keep their old form. */
+static void log_retry(char *buf, size_t len, const struct log_conn *e, bool json)
+{
+	buf[0] = '\0';
+	if (!e->retry)
+		return;
+	if (json)
+		snprintf(buf, len, ",\"retry\":\"%s\",\"retry_error\":%s%s%s", e->retry,
+			 e->retry_err ? "\"" : "", e->retry_err ? e->retry_err : "null",
+			 e->retry_err ? "\"" : "");
+	else
+		snprintf(buf, len, " retry=%s%s%s", e->retry, e->retry_err ? ":" : "",
+			 e->retry_err ? e->retry_err : "");
+}
+
 static int log_conn_json(char *buf, size_t len, const char *ts, const struct log_conn *e)
 {
-	char vip[160], server[160], end[64], extra[512] = "";
+	char vip[160], server[160], end[64], extra[512] = "", retry[96];
 
 	if (e->extra) {
 		char esc[400];
@@ -256,23 +273,27 @@ static int log_conn_json(char *buf, size_t len, const char *ts, const struct log
 	log_json_str(vip, sizeof(vip), e->vip);
 	log_json_str(server, sizeof(server), e->server);
 	log_json_str(end, sizeof(end), e->end);
+	log_retry(retry, sizeof(retry), e, true);
 	return snprintf(buf, len,
 			"{\"time\":\"%s\",\"vip\":\"%s\",\"client\":\"%s\",\"snat\":\"%s\","
 			"\"server\":\"%s\",\"server_addr\":\"%s\",\"to_server\":%llu,"
-			"\"to_client\":%llu,\"duration_ms\":%llu,\"retries\":%d,\"end\":\"%s\","
+			"\"to_client\":%llu,\"duration_ms\":%llu,\"retries\":%d%s,\"end\":\"%s\","
 			"\"error\":%s%s%s%s}\n",
 			ts, vip, e->client, e->snat, server, e->server_addr, e->to_server,
-			e->to_client, e->duration_ms, e->retries, end, e->err ? "\"" : "",
+			e->to_client, e->duration_ms, e->retries, retry, end, e->err ? "\"" : "",
 			e->err ? e->err : "null", e->err ? "\"" : "", extra);
 }
 
 static int log_conn_text(char *buf, size_t len, const char *ts, const struct log_conn *e)
 {
+	char retry[96];
+
+	log_retry(retry, sizeof(retry), e, false);
 	return snprintf(buf, len,
 			"%s INFO conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu "
-			"to_client=%llu duration_ms=%llu retries=%d end=%s%s%s%s%s\n",
+			"to_client=%llu duration_ms=%llu retries=%d%s end=%s%s%s%s%s\n",
 			ts, e->vip, e->client, e->snat, e->server, e->server_addr, e->to_server,
-			e->to_client, e->duration_ms, e->retries, e->end, e->err ? ":" : "",
+			e->to_client, e->duration_ms, e->retries, retry, e->end, e->err ? ":" : "",
 			e->err ? e->err : "", e->extra ? " " : "", e->extra ? e->extra : "");
 }
 

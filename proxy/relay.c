@@ -105,6 +105,7 @@ struct relay_conn {
 	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
 	uint8_t snat_set;    /* snat is our source address; while connecting, the server's */
 	int16_t failed; /* server whose connect failed, avoided on retry */
+	uint8_t retry_end, retry_err; /* why the first connect failed (tries > 1) */
 	struct runtime_vip *vip;
 	struct relay_gen *gen;
 	struct runtime_pool *pool; /* the VIP's, or the one its SNI routes to */
@@ -265,6 +266,8 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	    .to_client = c->bytes[C_SERVER],
 	    .duration_ms = r->loop->now_ms - c->start_ms,
 	    .retries = c->tries > 1 ? c->tries - 1 : 0,
+	    .retry = c->tries > 1 ? relay_end_name[c->retry_end] : NULL,
+	    .retry_err = c->tries > 1 && c->retry_err ? strerrorname_np(c->retry_err) : NULL,
 	    .end = relay_end_name[c->end],
 	    .err = c->err ? strerrorname_np(c->err) : NULL,
 	};
@@ -693,6 +696,10 @@ static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
+	/* A failed first connect's end and errno are kept in retry_end and
+	 * retry_err: the connection's own end is yet to come. */
+	c->end = END_NONE;
+	c->err = 0;
 	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
 	health_passive(c->pool, c->server, true, 0);
 	if (c->tls && c->vip->cfg->server_tls && tls_conn_server(c->tls, r->worker, c->server) < 0) {
@@ -766,6 +773,8 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	atomic_fetch_add(relay_fail_counter(&p->stats[c->failed], c->end), 1);
 	if (c->tries < 2) {
 		atomic_fetch_add(&p->stats[c->failed].retries, 1);
+		c->retry_end = c->end;
+		c->retry_err = c->err;
 		relay_connect(r, c);
 		return;
 	}

@@ -73,6 +73,9 @@ struct config_pool {
 	char name[CONFIG_NAME_MAX];
 	enum config_balance balance;
 	struct config_check check;
+	/* check = none: how long a server that failed check_fall client
+	 * connects in a row is skipped; 0: never skipped */
+	uint64_t fail_timeout_ms;
 	struct config_server *servers;
 	int nservers;
 	int line; /* of the [pool NAME] header */

@@ -107,6 +107,7 @@ static int parse_check_fall(struct loader *ld, const char *v);
 static int parse_check_cert(struct loader *ld, const char *v);
 static int parse_check_key(struct loader *ld, const char *v);
 static int parse_check_ca(struct loader *ld, const char *v);
+static int parse_fail_timeout(struct loader *ld, const char *v);
 static int parse_listen(struct loader *ld, const char *v);
 static int parse_pool(struct loader *ld, const char *v);
 static int parse_snat(struct loader *ld, const char *v);
@@ -178,6 +179,9 @@ static const struct config_key config_keys[] = {
      "Successful checks in a row that bring a server that is down back up (1..100)."},
     {SEC_POOL, "check_fall", parse_check_fall, "3", false,
      "Failed checks (or failed client connects) in a row that mark a server down (1..100)."},
+    {SEC_POOL, "fail_timeout", parse_fail_timeout, "10s", false,
+     "check = none: how long a server that failed check_fall client connects in a row is "
+     "skipped before one connection tries it again; 0: never skipped (0..1h)."},
     {SEC_POOL, "check_cert", parse_check_cert, "", false,
      "PEM client certificate (and chain) the https check presents, for mutual TLS; empty: none."},
     {SEC_POOL, "check_key", parse_check_key, "", false,
@@ -788,6 +792,13 @@ static int parse_check_rise(struct loader *ld, const char *v)
 static int parse_check_fall(struct loader *ld, const char *v)
 {
 	return parse_count(ld, v, &cur_check(ld)->fall);
+}
+
+static int parse_fail_timeout(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 0, 3600 * 1000,
+				    "0 or a duration up to 1h such as 500ms or 10s",
+				    &cur_pool(ld)->fail_timeout_ms);
 }
 
 /* A file named relative to the configuration file's directory, as an

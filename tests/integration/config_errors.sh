@@ -71,6 +71,7 @@ log_connections = off
 
 [pool web]
 balance = source
+fail_timeout = 30s
 server = w1 198.18.0.11:8080 weight=2 max_conn=100
 server = w2 [2001:db8::12]:8080 backup
 	w3 198.18.0.13          ; continuation of `server`, no port
@@ -149,6 +150,11 @@ EOF
 expect_error 3 "bad value for 'balance'" <<EOF
 $pool
 balance = fastest
+$vip
+EOF
+expect_error 3 "bad value for 'fail_timeout': expected 0 or a duration up to 1h" <<EOF
+$pool
+fail_timeout = 2h
 $vip
 EOF
 expect_error 3 "server b: bad weight" <<EOF

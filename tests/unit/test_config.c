@@ -512,6 +512,24 @@ static void test_ops_keys(void)
 	CHECK(strstr(errs_text, ":5: bad value for 'user'") != NULL);
 }
 
+/* fail_timeout: 10s by default, 0 allowed (off), at most 1h. */
+static void test_fail_timeout(void)
+{
+	struct config cfg;
+
+	CHECK_EQ(load(POOL_OK VIP_OK, &cfg), 0);
+	CHECK_EQ(cfg.npools == 1 ? cfg.pools[0].fail_timeout_ms : 1, 10000);
+	config_free(&cfg);
+	CHECK_EQ(load(POOL_OK "fail_timeout = 0\n" VIP_OK, &cfg), 0);
+	CHECK_EQ(cfg.npools == 1 ? cfg.pools[0].fail_timeout_ms : 1, 0);
+	config_free(&cfg);
+	CHECK_EQ(load(POOL_OK "fail_timeout = 1500ms\n" VIP_OK, &cfg), 0);
+	CHECK_EQ(cfg.npools == 1 ? cfg.pools[0].fail_timeout_ms : 1, 1500);
+	config_free(&cfg);
+	EXPECT_ERROR(POOL_OK "fail_timeout = 2h\n" VIP_OK, 3, "bad value for 'fail_timeout'");
+	EXPECT_ERROR(POOL_OK "fail_timeout = 10\n" VIP_OK, 3, "got '10'");
+}
+
 /* An admin endpoint on a VIP's address and port could never be bound. */
 static void test_admin_clash(void)
 {
@@ -566,7 +584,7 @@ static void test_print_keys(void)
 	    "timeout_idle", "admin", "access_log", "log_format", "user",
 	    "check", "check_port", "check_path", "check_method", "check_host", "check_expect",
 	    "check_body", "check_interval", "check_timeout", "check_rise", "check_fall",
-	    "check_cert", "check_key", "check_ca",
+	    "check_cert", "check_key", "check_ca", "fail_timeout",
 	    "tls",	    "route",
 	    "tls_cert",	    "tls_key",
 	    "tls_client_ca", "server_tls",
@@ -602,6 +620,7 @@ int main(void)
 	test_durations();
 	test_sizes();
 	test_ops_keys();
+	test_fail_timeout();
 	test_admin_clash();
 	test_host_checks();
 	test_print_keys();

@@ -51,6 +51,11 @@ requests() {
 	slow=$(awk '$2 >= 0.45' "$T/answers" | wc -l)
 	echo "$(awk '{print $1}' "$T/answers" | sort | uniq -c | tr -s ' \n' ' ')| $slow slow"
 }
+# sleep_until MS: until that time (date +%s%3N), if it is still to come.
+sleep_until() {
+	local r=$(($1 - $(date +%s%3N)))
+	[ "$r" -le 0 ] || sleep "$(printf '%d.%03d' $((r / 1000)) $((r % 1000)))"
+}
 answered() { awk -v n="$1" '$1 == n' "$T/answers" | wc -l; }
 
 info "9 requests: at most check_fall (2) pay the connect timeout, then it is down"
@@ -70,7 +75,7 @@ requests 10
 [ $(($(date +%s%3N) - t_down)) -lt 2500 ] || fail "too slow to tell: the wait may have ended meanwhile"
 
 info "fail_timeout over: one request tries it (and pays), then it is skipped again"
-sleep $(((t_down + 3300 - $(date +%s%3N)) / 1000)).$(((t_down + 3300 - $(date +%s%3N)) % 1000 / 100 + 1))
+sleep_until $((t_down + 3300))
 requests 6
 [ "$slow" -eq 1 ] || fail "$slow of 6 requests paid the connect timeout after fail_timeout, expected 1 (the trial)"
 wait_for 5 grep -q "INFO server hole 198.18.99.1:$P of pool p is still down: a client connect failed (connect timeout); one connection tries it again in 3000 ms" "$T/proxy.log"
@@ -81,7 +86,7 @@ requests 6
 info "the server comes back: its trial connects, and it is in the rotation again"
 nft delete table ip blackhole || fail "cannot remove the drop rule"
 nginx_start hole 198.18.99.1 "$P"
-sleep $(((t_down + 3300 - $(date +%s%3N)) / 1000)).$(((t_down + 3300 - $(date +%s%3N)) % 1000 / 100 + 1))
+sleep_until $((t_down + 3300))
 requests 3
 wait_for 5 grep -q "INFO server hole 198.18.99.1:$P of pool p is UP: a client connected to it" "$T/proxy.log"
 requests 9

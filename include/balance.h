@@ -15,18 +15,22 @@
 
 #include "config.h"
 
-/* A server takes new connections only while none of these flags is set. */
+/* A server takes new connections only while none of these flags is set,
+ * except for the trial connection of a pool without active checks. */
 enum {
-	BALANCE_DOWN = 1 << 0,     /* failed its health checks */
-	BALANCE_DRAIN = 1 << 1,    /* operator: no new connections */
+	BALANCE_DOWN = 1 << 0,	   /* failed its health checks, or client connects */
+	BALANCE_DRAIN = 1 << 1,	   /* operator: no new connections */
 	BALANCE_DISABLED = 1 << 2, /* operator: down now */
 };
 
 struct balance_server {
 	_Atomic unsigned flags;
 	_Atomic int active; /* open connections, counted by balance_pick/release */
-	int weight;         /* 1..256 */
-	int max_conn;       /* 0: unlimited */
+	/* Pools without active checks, while BALANCE_DOWN: when one connection
+	 * may try the server again (balance_now_ms). */
+	_Atomic uint64_t retry_ms;
+	int weight;   /* 1..256 */
+	int max_conn; /* 0: unlimited */
 	bool backup;
 };
 
@@ -41,6 +45,11 @@ struct balance_tier {
 struct balance_pool {
 	enum config_balance algo;
 	int n;
+	/* Pools without active checks: how long a server that failed its
+	 * client connects is skipped before a trial (fail_timeout); 0: such
+	 * a pool never marks servers down. 0 too with active checks, which
+	 * alone bring a server back. */
+	uint64_t fail_timeout_ms;
 	struct balance_server *srv;
 	struct balance_tier tier[2]; /* [0] primaries, [1] backups */
 	/* Consistent-hash ring for CONFIG_BALANCE_SOURCE: points sorted by hash,
@@ -60,8 +69,25 @@ uint32_t balance_hash_addr(const struct sockaddr *client);
 /* Picks an available server, never `avoid` (-1: none), preferring non-backup
  * servers, and counts the connection in its `active` (which also enforces
  * max_conn without a lock). Returns the server index, or -EAGAIN when no
- * server can take the connection. `key` is used by CONFIG_BALANCE_SOURCE. */
+ * server can take the connection. `key` is used by CONFIG_BALANCE_SOURCE.
+ * A retry (avoid >= 0) does not move the round-robin cursor: it takes the
+ * server the next connection would get, so that a failed connect costs the
+ * rotation no step and the connection after it does not land on the failed
+ * server again. */
 int balance_pick(struct balance_pool *p, uint32_t key, int avoid);
+
+/* CLOCK_MONOTONIC_COARSE in milliseconds: the clock of retry_ms. */
+uint64_t balance_now_ms(void);
+
+/* Pools with fail_timeout_ms: server i failed its client connects. Marks it
+ * down (skipped) until fail_timeout from now; then one connection tries it.
+ * Called again while it is down (its trial failed), it renews the wait.
+ * Returns true when this call took it down. */
+bool balance_fail(struct balance_pool *p, int i);
+
+/* Pools with fail_timeout_ms: a connection to server i succeeded. Returns
+ * true when this call brought it back from down. */
+bool balance_recover(struct balance_pool *p, int i);
 
 /* The connection counted by balance_pick on server i has ended. */
 void balance_release(struct balance_pool *p, int i);

@@ -73,6 +73,9 @@ struct config_pool {
 	char name[CONFIG_NAME_MAX];
 	enum config_balance balance;
 	struct config_check check;
+	/* check = none: how long a server that failed check_fall client
+	 * connects in a row is skipped; 0: never skipped */
+	uint64_t fail_timeout_ms;
 	struct config_server *servers;
 	int nservers;
 	int line; /* of the [pool NAME] header */
@@ -123,6 +126,18 @@ struct config {
  * "PATH:LINE: message" (parsing goes on, so one run shows them all); returns
  * 0, -EINVAL when any error was printed, or -errno when PATH cannot be read. */
 int config_load(const char *path, struct config *cfg, FILE *errs);
+
+/* Facts of this machine that a start would trip over, checked by
+ * config_load_host on top of the file and reported like its other errors,
+ * at the line that names them. The start and -t check them all; a plain
+ * config_load (unit tests, a reload that keeps user and access_log) none. */
+enum {
+	CONFIG_HOST_USER = 1 << 0,	 /* `user` exists */
+	CONFIG_HOST_ACCESS_LOG = 1 << 1, /* `access_log` can be opened for appending */
+	CONFIG_HOST_SNAT = 1 << 2,	 /* `snat` addresses can be bound here */
+	CONFIG_HOST_ALL = (1 << 3) - 1,
+};
+int config_load_host(const char *path, struct config *cfg, FILE *errs, unsigned host);
 void config_free(struct config *cfg);
 
 /* Writes the key reference (section, key, default, description) as markdown

@@ -53,9 +53,10 @@ bool health_worker_idle(const struct health_worker *h);
 void health_worker_free(struct health_worker *h);
 
 /* A client connection to server S of pool P connected (OK) or failed with
- * -errno ERR. check_fall failures in a row mark the server down until its
- * checks succeed again; pools with check = none are left alone. Any worker
- * may call it. */
+ * -errno ERR. check_fall failures in a row mark the server down: until its
+ * checks succeed again, or with check = none for fail_timeout, after which
+ * one connection tries it (success: up; failure: another fail_timeout).
+ * Any worker may call it. */
 void health_passive(struct runtime_pool *p, int s, bool ok, int err);
 
 #endif

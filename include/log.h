@@ -4,6 +4,7 @@
 #define SNATPROXY_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -24,10 +25,14 @@ struct log_ratelimit {
 };
 int log_ratelimit(struct log_ratelimit *rl, unsigned interval_ms, unsigned long *suppressed);
 
-/* One finished connection, as relay.c describes it; NULL err: none. */
+/* One finished connection, as relay.c describes it; NULL err: none. A
+ * connection retried on another server has `retry`, why the first connect
+ * failed (an end name such as connect-timeout), and its retry_err (or NULL);
+ * `end` is always how the connection itself ended. */
 struct log_conn {
 	const char *vip, *client, *snat, *server, *server_addr, *end, *err;
-	const char *extra; /* NULL, or key=value pairs (TLS details), one space apart */
+	const char *retry, *retry_err; /* NULL: no retry */
+	const char *extra;	       /* NULL, or key=value pairs (TLS details), one space apart */
 	unsigned long long to_server, to_client, duration_ms;
 	int retries;
 };
@@ -35,6 +40,10 @@ struct log_conn {
 /* Per-connection lines go to PATH (NULL or "": stderr), appended, as text
  * (key=value) or one JSON object per line. Returns 0 or -errno. */
 int log_access_open(const char *path, bool json);
+/* Could log_access_open open PATH for appending, creating it if missing?
+ * Tried without creating anything (for -t). Returns 0 or -errno, the reason
+ * in `why`. */
+int log_access_check(const char *path, char *why, size_t len);
 /* Opens the file again under the same name (after a rotation), atomically
  * for the writers. Returns 0 or -errno, keeping the old file on failure. */
 int log_access_reopen(void);

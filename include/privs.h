@@ -12,4 +12,9 @@
  * threads inherit the caller's. Returns 0 or -errno, the reason in `why`. */
 int privs_drop(const char *user, bool keep_net_admin, char *why, size_t len);
 
+/* Does USER exist on this host? What privs_drop will look up, for `-t` and
+ * the start to refuse a config naming a user that is not there. Returns 0 or
+ * -ENOENT, the reason in `why`. */
+int privs_check_user(const char *user, char *why, size_t len);
+
 #endif

@@ -14,9 +14,15 @@
 
 /* Opens a TCP socket to reach `server` for a client of `vip`, bound as the
  * VIP's mode says; in pool mode, to address number `idx` modulo the pool's
- * size. Returns the descriptor or -errno. */
+ * size. Returns the descriptor or -errno; an SNAT address that cannot be
+ * bound is logged, at most once per interval for the VIP. */
 int snat_socket(struct runtime_vip *vip, const struct sockaddr *client,
 		const struct sockaddr *server, unsigned idx);
+
+/* Is ADDR (port 0) an address of this host, that a server connection can
+ * be bound to? Binds a socket to it as snat_socket will, with IP_FREEBIND
+ * off. Returns 0 or -errno (-EADDRNOTAVAIL: not this host's). */
+int snat_check_addr(const struct sockaddr *addr);
 
 /* A connect from pool address `idx` failed with EADDRNOTAVAIL: counted, and
  * logged at most once per interval for the VIP. */

@@ -9,11 +9,17 @@
  *    turn so that an idle pool still spreads its clients;
  *  - source: a consistent-hash ring of the client's address, so that a server
  *    going down moves only its own clients, and they come back when it does.
- * Backups serve only while no primary server can take the connection. */
+ * Backups serve only while no primary server can take the connection.
+ *
+ * A pool without active checks learns from its client connects, as nginx
+ * does with max_fails and fail_timeout: a server that failed check_fall in a
+ * row is skipped for fail_timeout, then given one trial connection; its
+ * success brings the server back, its failure renews the wait. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <netinet/in.h>
 
 #include "balance.h"
@@ -145,6 +151,7 @@ int balance_pool_init(struct balance_pool *p, const struct config_pool *cfg)
 		return -EINVAL;
 	p->algo = cfg->balance;
 	p->n = cfg->nservers;
+	p->fail_timeout_ms = cfg->check.type == CONFIG_CHECK_NONE ? cfg->fail_timeout_ms : 0;
 	p->srv = calloc((size_t)p->n, sizeof(*p->srv));
 	if (!p->srv)
 		return -ENOMEM;
@@ -178,6 +185,55 @@ void balance_pool_free(struct balance_pool *p)
 	memset(p, 0, sizeof(*p));
 }
 
+uint64_t balance_now_ms(void)
+{
+	struct timespec ts;
+
+	/* The coarse clock is read without a system call and ticks every few
+	 * milliseconds, plenty for waits of seconds. */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* May server s be offered a connection? Not while a flag is set, but for a
+ * server down for failed connects (pool without active checks) whose wait
+ * is over: with `claim`, the caller that moves retry_ms on wins its one trial
+ * connection, and every other caller skips the server until the trial has
+ * told (or until the next wait is over, should the trial never tell). */
+static bool balance_open(const struct balance_pool *p, struct balance_server *s, bool claim)
+{
+	unsigned f = atomic_load(&s->flags);
+
+	if (!f)
+		return true;
+	if (f != BALANCE_DOWN || !p->fail_timeout_ms)
+		return false;
+	uint64_t at = atomic_load(&s->retry_ms), now = balance_now_ms();
+	if (now < at)
+		return false;
+	return !claim ||
+	       atomic_compare_exchange_strong(&s->retry_ms, &at, now + p->fail_timeout_ms);
+}
+
+bool balance_fail(struct balance_pool *p, int i)
+{
+	struct balance_server *s = &p->srv[i];
+
+	/* The time first: whoever sees the flag sees the new time. */
+	atomic_store(&s->retry_ms, balance_now_ms() + p->fail_timeout_ms);
+	return !(atomic_fetch_or(&s->flags, BALANCE_DOWN) & BALANCE_DOWN);
+}
+
+bool balance_recover(struct balance_pool *p, int i)
+{
+	struct balance_server *s = &p->srv[i];
+
+	/* Read first: no write to a shared line per successful connect. */
+	if (!(atomic_load(&s->flags) & BALANCE_DOWN))
+		return false;
+	return atomic_fetch_and(&s->flags, ~(unsigned)BALANCE_DOWN) & BALANCE_DOWN;
+}
+
 /* Counts a connection on server i if it may take one. The increment comes
  * first so that two workers racing for the last slot under max_conn cannot
  * both win. */
@@ -185,7 +241,7 @@ static bool balance_take(struct balance_pool *p, int i, int tier, int avoid)
 {
 	struct balance_server *s = &p->srv[i];
 
-	if (i == avoid || balance_tier_of(s) != tier || atomic_load(&s->flags))
+	if (i == avoid || balance_tier_of(s) != tier || !balance_open(p, s, true))
 		return false;
 	int before = atomic_fetch_add(&s->active, 1);
 	if (s->max_conn && before >= s->max_conn) {
@@ -198,16 +254,20 @@ static bool balance_take(struct balance_pool *p, int i, int tier, int avoid)
 static int balance_pick_rr(struct balance_pool *p, int tier, int avoid)
 {
 	struct balance_tier *t = &p->tier[tier];
+	bool retry = avoid >= 0;
 
 	if (!t->sched_len)
 		return -EAGAIN;
-	uint64_t start = atomic_fetch_add(&t->next, 1);
+	/* A retry had its step: taking another would make every connection
+	 * after a failed one start at the failed server again (with a dead
+	 * server among three, half the first attempts went to it). */
+	uint64_t start = retry ? atomic_load(&t->next) : atomic_fetch_add(&t->next, 1);
 	for (int k = 0; k < t->sched_len; k++) {
 		int i = t->sched[(start + (uint64_t)k) % (uint64_t)t->sched_len];
 		if (balance_take(p, i, tier, avoid)) {
 			/* Skipped entries would otherwise be served again by the
 			 * next pick: move the cursor past the one taken. */
-			if (k)
+			if (k && !retry)
 				atomic_fetch_add(&t->next, (uint64_t)k);
 			return i;
 		}
@@ -231,8 +291,8 @@ static int balance_pick_leastconn(struct balance_pool *p, int tier, int avoid)
 		int best = -1, best_n = 0;
 		for (int k = 0; k < p->n; k++) {
 			int i = (int)((start + (unsigned)k) % (unsigned)p->n);
-			const struct balance_server *s = &p->srv[i];
-			if (i == avoid || balance_tier_of(s) != tier || atomic_load(&s->flags))
+			struct balance_server *s = &p->srv[i];
+			if (i == avoid || balance_tier_of(s) != tier || !balance_open(p, s, false))
 				continue;
 			int n = atomic_load(&s->active);
 			if (s->max_conn && n >= s->max_conn)

@@ -22,6 +22,9 @@
 #include <string.h>
 
 #include "addr.h"
+#include "log.h"
+#include "privs.h"
+#include "snat.h"
 #include "tls.h"
 
 #define CONFIG_SNAT_MAX 64
@@ -62,6 +65,7 @@ struct loader {
 	FILE *in, *errs;
 	int line, nerrors;
 	bool oom;
+	unsigned host; /* CONFIG_HOST_* checks of this machine to run */
 	enum config_section section;
 	int cur;	/* the pool or VIP being read */
 	bool after_key; /* inih continues the last key on an indented line */
@@ -103,6 +107,7 @@ static int parse_check_fall(struct loader *ld, const char *v);
 static int parse_check_cert(struct loader *ld, const char *v);
 static int parse_check_key(struct loader *ld, const char *v);
 static int parse_check_ca(struct loader *ld, const char *v);
+static int parse_fail_timeout(struct loader *ld, const char *v);
 static int parse_listen(struct loader *ld, const char *v);
 static int parse_pool(struct loader *ld, const char *v);
 static int parse_snat(struct loader *ld, const char *v);
@@ -175,6 +180,9 @@ static const struct config_key config_keys[] = {
      "Successful checks in a row that bring a server that is down back up (1..100)."},
     {SEC_POOL, "check_fall", parse_check_fall, "3", false,
      "Failed checks (or failed client connects) in a row that mark a server down (1..100)."},
+    {SEC_POOL, "fail_timeout", parse_fail_timeout, "10s", false,
+     "check = none: how long a server that failed check_fall client connects in a row is "
+     "skipped before one connection tries it again; 0: never skipped (0..1h)."},
     {SEC_POOL, "check_cert", parse_check_cert, "", false,
      "PEM client certificate (and chain) the https check presents, for mutual TLS; empty: none."},
     {SEC_POOL, "check_key", parse_check_key, "", false,
@@ -485,6 +493,8 @@ static int parse_admin(struct loader *ld, const char *v)
 
 static int parse_access_log(struct loader *ld, const char *v)
 {
+	char why[sizeof(ld->why)];
+
 	if (strcmp(v, "stderr") == 0)
 		v = "";
 	else if (v[0] != '/')
@@ -493,6 +503,9 @@ static int parse_access_log(struct loader *ld, const char *v)
 		return reject(ld, "access_log: path longer than %zu bytes",
 			      sizeof(ld->cfg->access_log) - 1);
 	snprintf(ld->cfg->access_log, sizeof(ld->cfg->access_log), "%s", v);
+	if (v[0] && (ld->host & CONFIG_HOST_ACCESS_LOG) &&
+	    log_access_check(v, why, sizeof(why)) < 0)
+		return reject(ld, "%s", why);
 	return 0;
 }
 
@@ -507,15 +520,19 @@ static int parse_log_format(struct loader *ld, const char *v)
 	return 0;
 }
 
-/* Only the name's syntax here: whether the user exists is a fact of the
- * machine that runs the proxy, checked at start. */
+/* Whether the user exists is a fact of the machine: checked with
+ * CONFIG_HOST_USER (the start and -t), not by a plain load. */
 static int parse_user(struct loader *ld, const char *v)
 {
+	char why[sizeof(ld->why)];
+
 	if (strcmp(v, "none") == 0)
 		v = "";
 	else if (!config_name_ok(v))
 		return bad(ld, "none or a user name (" NAME_RULE ")", v);
 	snprintf(ld->cfg->user, sizeof(ld->cfg->user), "%s", v);
+	if (v[0] && (ld->host & CONFIG_HOST_USER) && privs_check_user(v, why, sizeof(why)) < 0)
+		return reject(ld, "%s", why);
 	return 0;
 }
 
@@ -780,6 +797,13 @@ static int parse_check_fall(struct loader *ld, const char *v)
 	return parse_count(ld, v, &cur_check(ld)->fall);
 }
 
+static int parse_fail_timeout(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 0, 3600 * 1000,
+				    "0 or a duration up to 1h such as 500ms or 10s",
+				    &cur_pool(ld)->fail_timeout_ms);
+}
+
 /* A file named relative to the configuration file's directory, as an
  * operator reading the file would expect. */
 static int parse_file(struct loader *ld, const char *v, char *out, int *line)
@@ -868,6 +892,22 @@ static int parse_pool(struct loader *ld, const char *v)
 	return 0;
 }
 
+/* Otherwise every connection from ADDR would end in internal-error. The
+ * address is kept: the error is its own, and the family checks still see it. */
+static void snat_check_host(struct loader *ld, const struct config_vip *vip,
+			    const struct sockaddr_storage *a, const char *tok)
+{
+	int ret = snat_check_addr((const struct sockaddr *)a);
+
+	if (ret == -EADDRNOTAVAIL)
+		config_error(ld, ld->line,
+			     "vip %s: snat address %s is not an address of this host (bind: %s)",
+			     vip->name, tok, strerror(-ret));
+	else if (ret < 0)
+		config_error(ld, ld->line, "vip %s: snat address %s cannot be bound: %s", vip->name,
+			     tok, strerror(-ret));
+}
+
 static int snat_add(struct loader *ld, struct config_vip *vip, const char *tok)
 {
 	struct sockaddr_storage a;
@@ -889,6 +929,8 @@ static int snat_add(struct loader *ld, struct config_vip *vip, const char *tok)
 	vip->snat_addrs = grown;
 	vip->snat_addrs[vip->nsnat++] = a;
 	vip->snat = CONFIG_SNAT_POOL;
+	if (ld->host & CONFIG_HOST_SNAT)
+		snat_check_host(ld, vip, &a, tok);
 	return 0;
 }
 
@@ -1536,9 +1578,53 @@ static void config_check_pool_check(struct loader *ld, const struct config_pool 
 		}
 }
 
+/* Would the admin socket's bind fail against a VIP's listener on L? The same
+ * port and family, and the same address or a wildcard on either side (the
+ * listeners are LISTENing, so SO_REUSEADDR does not help); the admin socket
+ * is not IPV6_V6ONLY, so [::] also takes the port on every IPv4 address. */
+static bool config_admin_clash(const struct sockaddr_storage *admin,
+			       const struct sockaddr_storage *l)
+{
+	if (addr_port((const struct sockaddr *)admin) != addr_port((const struct sockaddr *)l))
+		return false;
+	if (admin->ss_family != l->ss_family)
+		return admin->ss_family == AF_INET6 && addr_unspecified(admin);
+	return addr_unspecified(admin) || addr_unspecified(l) ||
+	       addr_equal((const struct sockaddr *)admin, (const struct sockaddr *)l);
+}
+
+/* Caught here rather than by the admin socket's bind at start, which -t
+ * does not try. One message: the first VIP in the way is enough to act. */
+static void config_check_admin(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const struct config_key *k = config_find_key(SEC_GLOBAL, "admin");
+	int line = ld->global_seen[k - config_keys];
+	char a[ADDR_STRLEN], l[ADDR_STRLEN];
+
+	if (!cfg->admin.ss_family)
+		return;
+	for (int i = 0; i < cfg->nvips; i++)
+		for (int j = 0; j < cfg->vips[i].nlisten; j++) {
+			const struct sockaddr_storage *ls = &cfg->vips[i].listen[j];
+			if (!config_admin_clash(&cfg->admin, ls))
+				continue;
+			addr_format((const struct sockaddr *)&cfg->admin, a, sizeof(a));
+			addr_format((const struct sockaddr *)ls, l, sizeof(l));
+			config_error(
+			    ld, line,
+			    "admin %s clashes with listen %s of vip %s (line %d): the admin "
+			    "endpoint needs an address and port that no VIP listens on",
+			    a, l, cfg->vips[i].name, cfg->vips[i].line);
+			return;
+		}
+}
+
 static void config_check(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
+
+	config_check_admin(ld);
 
 	for (int i = 0; i < cfg->npools; i++)
 		config_check_pool_check(ld, &cfg->pools[i]);
@@ -1559,7 +1645,13 @@ static void config_check(struct loader *ld)
 
 int config_load(const char *path, struct config *cfg, FILE *errs)
 {
-	struct loader ld = {.cfg = cfg, .path = path, .errs = errs, .section = SEC_NONE};
+	return config_load_host(path, cfg, errs, 0);
+}
+
+int config_load_host(const char *path, struct config *cfg, FILE *errs, unsigned host)
+{
+	struct loader ld = {
+	    .cfg = cfg, .path = path, .errs = errs, .section = SEC_NONE, .host = host};
 	int ret;
 
 	memset(cfg, 0, sizeof(*cfg));

@@ -873,6 +873,41 @@ static const char *health_errno_text(int err)
 	}
 }
 
+/* check = none: only client connects tell, so a server they failed is given
+ * one trial connection after fail_timeout (see balance.c), and that trial's
+ * success is all it takes to bring it back. */
+static void health_passive_none(struct runtime_pool *p, int s, bool ok, int err)
+{
+	struct health_pool *hp = p->health;
+	const struct config_server *cs = &hp->cfg->servers[s];
+	unsigned long long wait = p->bal.fail_timeout_ms;
+	char a[ADDR_STRLEN];
+	int n;
+
+	if (ok) { /* read first: no cache-line write per connection */
+		if (atomic_load_explicit(&hp->srv[s].passive_fails, memory_order_relaxed))
+			atomic_store(&hp->srv[s].passive_fails, 0);
+		if (!balance_recover(&p->bal, s))
+			return;
+		addr_format((const struct sockaddr *)&cs->addr, a, sizeof(a));
+		log_info("server %s %s of pool %s is UP: a client connected to it", cs->name, a,
+			 hp->cfg->name);
+		return;
+	}
+	n = atomic_fetch_add(&hp->srv[s].passive_fails, 1) + 1;
+	if (n < hp->cfg->check.fall && !(atomic_load(&p->bal.srv[s].flags) & BALANCE_DOWN))
+		return;
+	addr_format((const struct sockaddr *)&cs->addr, a, sizeof(a));
+	if (balance_fail(&p->bal, s))
+		log_warn("server %s %s of pool %s is DOWN: %d client connects in a row failed "
+			 "(last: %s); one connection tries it again in %llu ms (fail_timeout)",
+			 cs->name, a, hp->cfg->name, n, health_errno_text(err), wait);
+	else
+		log_info("server %s %s of pool %s is still down: a client connect failed (%s); "
+			 "one connection tries it again in %llu ms",
+			 cs->name, a, hp->cfg->name, health_errno_text(err), wait);
+}
+
 void health_passive(struct runtime_pool *p, int s, bool ok, int err)
 {
 	struct health_pool *hp = p->health;
@@ -880,8 +915,13 @@ void health_passive(struct runtime_pool *p, int s, bool ok, int err)
 	char a[ADDR_STRLEN];
 	int n;
 
-	if (!hp || hp->cfg->check.type == CONFIG_CHECK_NONE)
+	if (!hp)
 		return;
+	if (hp->cfg->check.type == CONFIG_CHECK_NONE) {
+		if (p->bal.fail_timeout_ms)
+			health_passive_none(p, s, ok, err);
+		return;
+	}
 	if (ok) { /* read first: no cache-line write per connection */
 		if (atomic_load_explicit(&hp->srv[s].passive_fails, memory_order_relaxed))
 			atomic_store(&hp->srv[s].passive_fails, 0);

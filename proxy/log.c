@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,6 +151,53 @@ static int log_access_file(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Where a missing file would be created: its directory must exist and let
+ * this process add a file (W_OK and X_OK, as the effective user). */
+static int log_access_check_dir(const char *path, char *why, size_t len)
+{
+	char dir[256];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash && slash > path ? (int)(slash - path) : 1,
+		 slash ? path : ".");
+	if (stat(dir, &st) < 0) {
+		int err = errno;
+		snprintf(why, len, "access_log %s: cannot be created: directory %s: %s", path, dir,
+			 strerror(err));
+		return -err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, len, "access_log %s: cannot be created: %s is not a directory", path,
+			 dir);
+		return -ENOTDIR;
+	}
+	if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
+		int err = errno;
+		snprintf(why, len, "access_log %s: cannot be created in %s: %s", path, dir,
+			 strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+int log_access_check(const char *path, char *why, size_t len)
+{
+	/* O_NONBLOCK: a FIFO without a reader fails at once instead of
+	 * blocking. Nothing is created: -t must leave no trace. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENOENT)
+		return log_access_check_dir(path, why, len);
+	int err = errno;
+	snprintf(why, len, "access_log %s: %s", path, strerror(err));
+	return -err;
+}
+
 int log_access_open(const char *path, bool json)
 {
 	atomic_store(&access_json, json);
@@ -196,9 +244,26 @@ static size_t log_json_str(char *buf, size_t len, const char *s)
 	return n;
 }
 
+/* Why a retried connection's first connect failed: " retry=WHY[:ERRNO]" in
+ * text, ',"retry":"WHY","retry_error":"ERRNO"|null' in JSON, after the retry
+ * count; nothing without a retry, so such lines keep their old form. */
+static void log_retry(char *buf, size_t len, const struct log_conn *e, bool json)
+{
+	buf[0] = '\0';
+	if (!e->retry)
+		return;
+	if (json)
+		snprintf(buf, len, ",\"retry\":\"%s\",\"retry_error\":%s%s%s", e->retry,
+			 e->retry_err ? "\"" : "", e->retry_err ? e->retry_err : "null",
+			 e->retry_err ? "\"" : "");
+	else
+		snprintf(buf, len, " retry=%s%s%s", e->retry, e->retry_err ? ":" : "",
+			 e->retry_err ? e->retry_err : "");
+}
+
 static int log_conn_json(char *buf, size_t len, const char *ts, const struct log_conn *e)
 {
-	char vip[160], server[160], end[64], extra[512] = "";
+	char vip[160], server[160], end[64], extra[512] = "", retry[96];
 
 	if (e->extra) {
 		char esc[400];
@@ -208,23 +273,27 @@ static int log_conn_json(char *buf, size_t len, const char *ts, const struct log
 	log_json_str(vip, sizeof(vip), e->vip);
 	log_json_str(server, sizeof(server), e->server);
 	log_json_str(end, sizeof(end), e->end);
+	log_retry(retry, sizeof(retry), e, true);
 	return snprintf(buf, len,
 			"{\"time\":\"%s\",\"vip\":\"%s\",\"client\":\"%s\",\"snat\":\"%s\","
 			"\"server\":\"%s\",\"server_addr\":\"%s\",\"to_server\":%llu,"
-			"\"to_client\":%llu,\"duration_ms\":%llu,\"retries\":%d,\"end\":\"%s\","
+			"\"to_client\":%llu,\"duration_ms\":%llu,\"retries\":%d%s,\"end\":\"%s\","
 			"\"error\":%s%s%s%s}\n",
 			ts, vip, e->client, e->snat, server, e->server_addr, e->to_server,
-			e->to_client, e->duration_ms, e->retries, end, e->err ? "\"" : "",
+			e->to_client, e->duration_ms, e->retries, retry, end, e->err ? "\"" : "",
 			e->err ? e->err : "null", e->err ? "\"" : "", extra);
 }
 
 static int log_conn_text(char *buf, size_t len, const char *ts, const struct log_conn *e)
 {
+	char retry[96];
+
+	log_retry(retry, sizeof(retry), e, false);
 	return snprintf(buf, len,
 			"%s INFO conn vip=%s client=%s snat=%s server=%s/%s to_server=%llu "
-			"to_client=%llu duration_ms=%llu retries=%d end=%s%s%s%s%s\n",
+			"to_client=%llu duration_ms=%llu retries=%d%s end=%s%s%s%s%s\n",
 			ts, e->vip, e->client, e->snat, e->server, e->server_addr, e->to_server,
-			e->to_client, e->duration_ms, e->retries, e->end, e->err ? ":" : "",
+			e->to_client, e->duration_ms, e->retries, retry, e->end, e->err ? ":" : "",
 			e->err ? e->err : "", e->extra ? " " : "", e->extra ? e->extra : "");
 }
 

@@ -27,8 +27,9 @@ static const char usage[] =
 	"A user-space SNAT load balancer for TCP on io_uring.\n"
 	"\n"
 	"  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
-	"  -t, --test         check the configuration, print every error as FILE:LINE: message,\n"
-	"                     and exit 0 (valid) or 1\n"
+	"  -t, --test         check the configuration as the start does (user, access_log,\n"
+	"                     SNAT addresses...) but bind no socket; print every error as\n"
+	"                     FILE:LINE: message, and exit 0 (valid) or 1\n"
 	"  -v, --verbose      log debugging details (every failed health check among them)\n"
 	"  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
 	"                     TLS client (the MCU factory's callers need both), is it valid,\n"
@@ -275,6 +276,28 @@ static int drop_privileges(const struct config *cfg)
 	return ret;
 }
 
+/* -t: everything the start checks but binding the sockets (config_load_host
+ * has checked the user, the access log and the SNAT addresses already). */
+static int test_config(struct config *cfg)
+{
+	struct runtime rt;
+	char why[256];
+	int ret = loop_probe(why, sizeof(why));
+
+	if (ret < 0)
+		fprintf(stderr, "snatproxy: %s\n", why);
+	if (ret == 0)
+		ret = runtime_init(&rt, cfg);
+	if (ret == 0) {
+		ret = start_health(&rt);
+		health_free(&rt);
+		runtime_free(&rt);
+	}
+	if (ret == 0)
+		printf("%s: configuration is valid\n", cfg->path);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {0};
@@ -297,7 +320,7 @@ int main(int argc, char **argv)
 	if (o.cert)
 		return examine_cert(&o);
 	raise_nofile();
-	ret = config_load(o.config, &cfg, stderr);
+	ret = config_load_host(o.config, &cfg, stderr, CONFIG_HOST_ALL);
 	if (ret < 0) {
 		if (ret != -EINVAL)
 			fprintf(stderr, "%s: %s\n", o.config, strerror(-ret));
@@ -305,14 +328,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (o.test) {
-		ret = runtime_init(&rt, &cfg);
-		if (ret == 0) {
-			ret = start_health(&rt);
-			health_free(&rt);
-			runtime_free(&rt);
-		}
-		if (ret == 0)
-			printf("%s: configuration is valid\n", o.config);
+		ret = test_config(&cfg);
 		config_free(&cfg);
 		return ret == 0 ? 0 : 1;
 	}

@@ -28,14 +28,27 @@ static int privs_fail(char *why, size_t len, const char *user, const char *what,
 	return -err;
 }
 
+/* Single-threaded callers only (the start, -t): getpwnam's result is static. */
+static struct passwd *privs_lookup(const char *user, char *why, size_t len)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw)
+		snprintf(why, len, "user %s: no such user on this host", user);
+	return pw;
+}
+
+int privs_check_user(const char *user, char *why, size_t len)
+{
+	return privs_lookup(user, why, len) ? 0 : -ENOENT;
+}
+
 int privs_drop(const char *user, bool keep_net_admin, char *why, size_t len)
 {
-	struct passwd *pw = getpwnam(user); /* single-threaded here */
+	struct passwd *pw = privs_lookup(user, why, len);
 
-	if (!pw) {
-		snprintf(why, len, "user %s: no such user on this host", user);
+	if (!pw)
 		return -ENOENT;
-	}
 	/* Already that user (systemd's User=): nothing to give up. */
 	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
 		return 0;

@@ -109,7 +109,9 @@ struct relay_conn {
 	uint16_t port; /* the VIP port the client connected to */
 	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
 	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
+	uint8_t snat_set;    /* snat is our source address; while connecting, the server's */
 	int16_t failed; /* server whose connect failed, avoided on retry */
+	uint8_t retry_end, retry_err; /* why the first connect failed (tries > 1) */
 	struct runtime_vip *vip;
 	struct relay_gen *gen;
 	struct runtime_pool *pool; /* the VIP's, or the one its SNI routes to */
@@ -267,13 +269,15 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	e = (struct log_conn){
 	    .vip = c->vip->cfg->name,
 	    .client = addr_format(&c->client.sa, cb, sizeof(cb)),
-	    .snat = c->snat.sa.sa_family ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
+	    .snat = c->snat_set ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
 	    .server = name,
 	    .server_addr = vb,
 	    .to_server = c->bytes[C_CLIENT],
 	    .to_client = c->bytes[C_SERVER],
 	    .duration_ms = r->loop->now_ms - c->start_ms,
 	    .retries = c->tries > 1 ? c->tries - 1 : 0,
+	    .retry = c->tries > 1 ? relay_end_name[c->retry_end] : NULL,
+	    .retry_err = c->tries > 1 && c->retry_err ? strerrorname_np(c->retry_err) : NULL,
 	    .end = relay_end_name[c->end],
 	    .err = c->err ? strerrorname_np(c->err) : NULL,
 	};
@@ -781,6 +785,10 @@ static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
 static void relay_connected(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_RELAYING;
+	/* A failed first connect's end and errno are kept in retry_end and
+	 * retry_err: the connection's own end is yet to come. */
+	c->end = END_NONE;
+	c->err = 0;
 	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
 	health_passive(c->pool, c->server, true, 0);
 	if (c->tls && c->vip->cfg->server_tls && tls_conn_server(c->tls, r->worker, c->server) < 0) {
@@ -789,9 +797,10 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	}
 	if (c->vip->cfg->snat == CONFIG_SNAT_OFF) {
 		c->snat = c->client;
+		c->snat_set = 1;
 	} else if (c->gen->rt->cfg->log_connections) {
 		socklen_t len = sizeof(c->snat);
-		getsockname(c->fd[C_SERVER], &c->snat.sa, &len);
+		c->snat_set = getsockname(c->fd[C_SERVER], &c->snat.sa, &len) == 0;
 	}
 	relay_touch(r, c);
 	/* A route VIP's client may be receiving already, with its hello queued
@@ -853,6 +862,8 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	atomic_fetch_add(relay_fail_counter(&p->stats[c->failed], c->end), 1);
 	if (c->tries < 2) {
 		atomic_fetch_add(&p->stats[c->failed].retries, 1);
+		c->retry_end = c->end;
+		c->retry_err = c->err;
 		relay_connect(r, c);
 		return;
 	}
@@ -918,16 +929,15 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	}
 	/* The kernel reads the address when the request is issued, after this
 	 * returns: it lives in the connection until the connect completes. */
+	c->snat_set = 0;
 	relay_server_addr(c, c->server, &c->snat);
 	fd = snat_socket(c->vip, &c->client.sa, &c->snat.sa, c->snat_idx);
 	if (relay_nofile(fd)) {
 		relay_wait_fd(r, c);
 		return;
 	}
-	if (fd < 0) {
-		char buf[ADDR_STRLEN];
-		log_err("vip %s: cannot open a socket to %s: %s", c->vip->cfg->name,
-			addr_format(&c->snat.sa, buf, sizeof(buf)), strerror(-fd));
+	if (fd < 0) { /* snat_socket has logged what failed, with the address */
+		c->err = (uint8_t)-fd;
 		relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
 		return;
 	}

@@ -81,7 +81,9 @@ static int reload_load(struct reload *rl, struct config *cfg)
 	char *text = NULL;
 	size_t len = 0;
 	FILE *errs = open_memstream(&text, &len);
-	int ret = errs ? config_load(path, cfg, errs) : -ENOMEM;
+	/* The SNAT addresses are checked again: one not on this host would fail
+	 * every connection; user and access_log keep their running values. */
+	int ret = errs ? config_load_host(path, cfg, errs, CONFIG_HOST_SNAT) : -ENOMEM;
 
 	if (errs)
 		fclose(errs);

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +23,25 @@ static int snat_setopt(int fd, int level, int name)
 	return setsockopt(fd, level, name, &one, sizeof(one)) < 0 ? -errno : 0;
 }
 
+/* The connection's own line says end=internal-error:ERRNO; this one says
+ * what failed and with which address, once per interval per VIP (a client
+ * flood must not become a log flood). */
+static void snat_failed(struct runtime_vip *vip, const char *what, const struct sockaddr *sa,
+			int err)
+{
+	bool pool = vip->cfg->snat == CONFIG_SNAT_POOL;
+
+	unsigned long suppressed;
+	char buf[ADDR_STRLEN];
+
+	if (!log_ratelimit(&vip->rl_snat, SNAT_LOG_INTERVAL_MS, &suppressed))
+		return;
+	log_err("vip %s: %s %s: %s%s (%lu more since last message)", vip->cfg->name, what,
+		addr_format(sa, buf, sizeof(buf)), strerror(err),
+		pool && err == EADDRNOTAVAIL ? ": not an address of this host (any more)" : "",
+		suppressed);
+}
+
 static int snat_bind_pool(struct runtime_vip *vip, int fd, int family, unsigned idx)
 {
 	int n = vip->cfg->nsnat;
@@ -31,11 +51,33 @@ static int snat_bind_pool(struct runtime_vip *vip, int fd, int family, unsigned 
 		if (sa->sa_family != family)
 			continue;
 		int ret = snat_setopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT);
-		if (ret == 0 && bind(fd, sa, addr_len(sa)) < 0)
+		if (ret == 0 && bind(fd, sa, addr_len(sa)) < 0) {
 			ret = -errno;
+			snat_failed(vip, "cannot bind SNAT address", sa, -ret);
+		}
 		return ret;
 	}
 	return -EAFNOSUPPORT;
+}
+
+int snat_check_addr(const struct sockaddr *sa)
+{
+	bool v6 = sa->sa_family == AF_INET6;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), off = 0, ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	/* Off explicitly: with IP_FREEBIND any address binds, and the test
+	 * would prove nothing. */
+	if (setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_FREEBIND : IP_FREEBIND, &off,
+		       sizeof(off)) < 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = snat_setopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT);
+	if (ret == 0 && bind(fd, sa, addr_len(sa)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
 }
 
 static int snat_bind_transparent(int fd, const struct sockaddr *client)
@@ -58,8 +100,13 @@ int snat_socket(struct runtime_vip *vip, const struct sockaddr *client,
 	int fd = socket(server->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int ret = 0;
 
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		/* Out of descriptors, the caller waits for one and says so. */
+		if (ret != -EMFILE && ret != -ENFILE && ret != -ENOBUFS && ret != -ENOMEM)
+			snat_failed(vip, "cannot open a socket to server", server, -ret);
+		return ret;
+	}
 	snat_setopt(fd, IPPROTO_TCP, TCP_NODELAY);
 	switch (vip->cfg->snat) {
 	case CONFIG_SNAT_AUTO:
@@ -70,6 +117,8 @@ int snat_socket(struct runtime_vip *vip, const struct sockaddr *client,
 	case CONFIG_SNAT_OFF:
 		ret = client->sa_family == server->sa_family ? snat_bind_transparent(fd, client)
 							      : -EAFNOSUPPORT;
+		if (ret < 0)
+			snat_failed(vip, "snat = off: cannot bind client address", client, -ret);
 		break;
 	}
 	if (ret < 0) {

@@ -70,6 +70,28 @@ proxy_stop text
 info "an access_log that cannot be opened stops the start with the reason"
 sed "s|^access_log = .*|access_log = $T/no/such/dir/a.log|" "$T/text.ini" >"$T/bad.ini"
 "$SNATPROXY" -c "$T/bad.ini" >"$T/bad.log" 2>&1 && fail "started with an unwritable access_log"
-grep -q "access_log $T/no/such/dir/a.log: No such file or directory" "$T/bad.log" ||
+grep -q "^$T/bad.ini:3: access_log $T/no/such/dir/a.log: cannot be created: directory $T/no/such/dir: No such file or directory$" "$T/bad.log" ||
 	fail "no clear error: $(cat "$T/bad.log")"
+info "a retried connection: why its first connect failed, apart from how it ended"
+D=$(pick_port) # nothing listens there: connects are refused
+retry_config() { # FORMAT: the first server refuses, the second answers
+	sed -e "s|^server = fe1 .*|server = dead 127.0.0.3:$D\nserver = fe1 127.0.0.2:$P|" \
+		-e "s|^access_log = .*|access_log = $T/retry-$1.log|" "$T/$1.ini" >"$T/retry-$1.ini"
+}
+for f in json text; do
+	retry_config $f
+	proxy_start "r$f" "$T/retry-$f.ini"
+	curl -fsS -m 5 "http://127.0.0.1:$V/" >/dev/null || fail "$f: request via a refusing server"
+	wait_for 5 lines "$T/retry-$f.log" 1
+	proxy_stop "r$f"
+done
+cat "$T/retry-json.log" "$T/retry-text.log"
+python3 - "$T/retry-json.log" <<'PY' || fail "bad JSON line of a retried connection"
+import json, sys
+d = json.loads(open(sys.argv[1]).readline())
+assert d["server"] == "fe1" and d["retries"] == 1 and d["retry"] == "connect-refused", d
+assert d["retry_error"] is None and d["end"] == "client-closed" and d["error"] is None, d
+PY
+grep -qE ' server=fe1/127\.0\.0\.2:[0-9]+ .* retries=1 retry=connect-refused end=client-closed$' "$T/retry-text.log" ||
+	fail "bad text line of a retried connection: $(cat "$T/retry-text.log")"
 pass "access log"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # config_errors: `snatproxy -t -c FILE` accepts good configs (every
 # config/*.ini among them) and rejects each kind of mistake with exit status 1
-# and "FILE:LINE: message" on stderr, naming the right line; every row that
+# and "FILE:LINE: message" on stderr, naming the right line, facts of this
+# host that would stop the start included (user, access_log, admin address,
+# SNAT addresses), without leaving a trace (no access_log created); every row that
 # `snatproxy --keys` prints appears verbatim in docs/configuration.md, and the
 # doc's key table has no row the binary does not print.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 if [ -z "${SNATPROXY:-}" ] || [ ! -x "$SNATPROXY" ]; then
 	echo "SNATPROXY (${SNATPROXY:-unset}) is not an executable: build first"
 	exit 77
@@ -69,6 +71,7 @@ log_connections = off
 
 [pool web]
 balance = source
+fail_timeout = 30s
 server = w1 198.18.0.11:8080 weight=2 max_conn=100
 server = w2 [2001:db8::12]:8080 backup
 	w3 198.18.0.13          ; continuation of `server`, no port
@@ -77,8 +80,9 @@ server = w2 [2001:db8::12]:8080 backup
 listen = 198.18.0.10:80
 listen = [2001:db8::10]:80
 pool = web
-snat = 198.18.0.20 198.18.0.21
-snat = 2001:db8::20
+; SNAT addresses must be this host's: loopback ones are
+snat = 127.0.0.20 127.0.0.21
+snat = ::1
 timeout_connect = 500ms
 timeout_idle = 2h
 EOF
@@ -146,6 +150,11 @@ EOF
 expect_error 3 "bad value for 'balance'" <<EOF
 $pool
 balance = fastest
+$vip
+EOF
+expect_error 3 "bad value for 'fail_timeout': expected 0 or a duration up to 1h" <<EOF
+$pool
+fail_timeout = 2h
 $vip
 EOF
 expect_error 3 "server b: bad weight" <<EOF
@@ -275,19 +284,83 @@ $vip
 server_ca = /etc/ssl/certs/ca-certificates.crt
 EOF
 
+# ---- facts of this host: what the start would trip over, -t says first ----
+cat >"$tmp/host-ok.ini" <<EOF
+[global]
+user = root
+access_log = $tmp/logs/access.log
+admin = 127.0.0.1:9900
+[pool p]
+server = a 198.18.0.11
+[vip v]
+listen = 127.0.0.1:9901
+pool = p
+snat = 127.0.0.20
+EOF
+mkdir "$tmp/logs"
+expect_ok "$tmp/host-ok.ini"
+[ ! -e "$tmp/logs/access.log" ] || fail "-t created the access_log file"
+expect_error 2 "user no_such_user: no such user on this host" <<EOF
+[global]
+user = no_such_user
+$pool
+$vip
+EOF
+expect_error 2 "access_log $tmp/no/such/dir/a.log: cannot be created: directory $tmp/no/such/dir: No such file or directory" <<EOF
+[global]
+access_log = $tmp/no/such/dir/a.log
+$pool
+$vip
+EOF
+mkdir "$tmp/access.d"
+expect_error 2 "access_log $tmp/access.d: Is a directory" <<EOF
+[global]
+access_log = $tmp/access.d
+$pool
+$vip
+EOF
+expect_error 2 "admin 198.18.0.10:444 clashes with listen 198.18.0.10:444 of vip v (line 5)" <<EOF
+[global]
+admin = 198.18.0.10:444
+$pool
+$vip
+EOF
+expect_error 2 "admin 0.0.0.0:444 clashes with listen 198.18.0.10:444 of vip v (line 5)" <<EOF
+[global]
+admin = 0.0.0.0:444
+$pool
+$vip
+EOF
+expect_error 7 "vip v: snat address 198.18.0.20 is not an address of this host" <<EOF
+$pool
+$vip
+; 127.0.0.20 is on lo (all of 127/8 is); 198.18.0.20 is on no interface
+snat = 127.0.0.20 198.18.0.20
+EOF
+expect_error 6 "vip v: snat address 2001:db8::20 is not an address of this host" <<EOF
+[pool p]
+server = a [2001:db8::11]
+[vip v]
+listen = [2001:db8::10]:444
+pool = p
+snat = 2001:db8::20
+EOF
+
 # ---- several mistakes, all in one run ----
 cases=$((cases + 1))
 cat >"$tmp/many.ini" <<'EOF'
 [global]
 workers = lots
+user = no_such_user
 [pool p]
 [vip v]
 listen = 198.18.0.10:80
 pool = missing
+snat = 198.18.0.20
 EOF
 check "$tmp/many.ini"
 [ "$rc" -eq 1 ] || fail "many.ini: exit $rc, expected 1"
-for l in 2 3 6; do
+for l in 2 3 4 7 8; do
 	grep -qF "$tmp/many.ini:$l: " "$tmp/err" || fail "many.ini: no error on line $l: $(cat "$tmp/err")"
 done
 

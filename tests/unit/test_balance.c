@@ -95,6 +95,134 @@ static void test_backup_and_avoid(void)
 	balance_pool_free(&f.p);
 }
 
+/* N connections when every connect to server DEAD fails and is retried at
+ * once, as relay.c does: the first attempts' names go to `first`, the
+ * retries' to `retry`. */
+static void failing(struct fixture *f, int n, int dead, char *first, char *retry)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		int s = balance_pick(&f->p, 0, -1);
+		first[i] = s < 0 ? '-' : f->srv[s].name[0];
+		if (s < 0)
+			continue;
+		balance_release(&f->p, s);
+		if (s != dead)
+			continue;
+		s = balance_pick(&f->p, 0, dead);
+		retry[k++] = s < 0 ? '-' : f->srv[s].name[0];
+		if (s >= 0)
+			balance_release(&f->p, s);
+	}
+	first[n] = retry[k] = 0;
+}
+
+/* A retry takes no round-robin step: the failed server keeps its share of
+ * first attempts (a third of three), where the step a retry took made the
+ * connection after each failure start at the failed server again (half of
+ * the first attempts with three servers, all of them with two). */
+static void test_retry_rotation(void)
+{
+	struct fixture f;
+	char first[32], retry[32];
+
+	pool(&f, CONFIG_BALANCE_ROUNDROBIN, 3, (const char *[]){"a", "b", "c"});
+	failing(&f, 9, 1, first, retry);
+	CHECK_STR(first, "abcabcabc");
+	CHECK_STR(retry, "ccc");
+	balance_pool_free(&f.p);
+
+	pool(&f, CONFIG_BALANCE_ROUNDROBIN, 2, (const char *[]){"a", "b"});
+	failing(&f, 6, 1, first, retry);
+	CHECK_STR(first, "ababab");
+	CHECK_STR(retry, "aaa");
+	balance_pool_free(&f.p);
+
+	/* Weights keep their smooth sequence through retries. */
+	pool(&f, CONFIG_BALANCE_ROUNDROBIN, 3, (const char *[]){"a:5", "b:1", "c:1"});
+	failing(&f, 14, 1, first, retry);
+	CHECK_STR(first, "aabacaaaabacaa");
+	balance_pool_free(&f.p);
+}
+
+/* The pool as balance_pool_init makes it with check = none and fail_timeout. */
+static void pool_fail_timeout(struct fixture *f, enum config_balance algo, int n,
+			      const char *const *spec, uint64_t fail_timeout_ms)
+{
+	pool(f, algo, n, spec);
+	balance_pool_free(&f->p);
+	f->cfg.fail_timeout_ms = fail_timeout_ms;
+	CHECK_EQ(balance_pool_init(&f->p, &f->cfg), 0);
+}
+
+/* The wait is over: as if fail_timeout had passed. */
+static void wait_over(struct fixture *f, int i)
+{
+	atomic_store(&f->p.srv[i].retry_ms, balance_now_ms() - 1);
+}
+
+static int count_of(const char *seq, char c)
+{
+	int n = 0;
+	for (; *seq; seq++)
+		n += *seq == c;
+	return n;
+}
+
+/* Without active checks, a server that failed is skipped for fail_timeout,
+ * then given one trial connection; a success brings it back. */
+static void test_fail_timeout(void)
+{
+	struct fixture f;
+	char seq[32];
+
+	pool_fail_timeout(&f, CONFIG_BALANCE_ROUNDROBIN, 3, (const char *[]){"a", "b", "c"}, 10000);
+	CHECK_EQ(f.p.fail_timeout_ms, 10000);
+	CHECK(balance_fail(&f.p, 1));
+	CHECK(!balance_fail(&f.p, 1)); /* already down: only renews the wait */
+	CHECK(atomic_load(&f.p.srv[1].retry_ms) >= balance_now_ms() + 9000);
+	sequence(&f, 6, seq, sizeof(seq));
+	CHECK_STR(seq, "acacac"); /* skipped, and the others alternate evenly */
+	wait_over(&f, 1);
+	sequence(&f, 9, seq, sizeof(seq));
+	CHECK_EQ(count_of(seq, 'b'), 1); /* one trial, and the wait starts again */
+	CHECK(atomic_load(&f.p.srv[1].retry_ms) >= balance_now_ms() + 9000);
+	CHECK(balance_recover(&f.p, 1)); /* the trial connected */
+	CHECK(!balance_recover(&f.p, 1));
+	sequence(&f, 6, seq, sizeof(seq));
+	CHECK_EQ(count_of(seq, 'b'), 2);
+	/* An operator's flag is not lifted by the wait's end. */
+	balance_fail(&f.p, 1);
+	atomic_fetch_or(&f.p.srv[1].flags, BALANCE_DRAIN);
+	wait_over(&f, 1);
+	sequence(&f, 6, seq, sizeof(seq));
+	CHECK_EQ(count_of(seq, 'b'), 0);
+	balance_pool_free(&f.p);
+
+	/* leastconn: the trial goes to the idle server once, then not again. */
+	pool_fail_timeout(&f, CONFIG_BALANCE_LEASTCONN, 2, (const char *[]){"a", "b"}, 10000);
+	balance_fail(&f.p, 1);
+	CHECK_EQ(balance_pick(&f.p, 0, -1), 0);
+	wait_over(&f, 1);
+	CHECK_EQ(balance_pick(&f.p, 0, -1), 1);
+	balance_release(&f.p, 1);
+	CHECK_EQ(balance_pick(&f.p, 0, -1), 0);
+	balance_pool_free(&f.p);
+
+	/* With active checks, down lasts until the checks say up: no trial. */
+	pool(&f, CONFIG_BALANCE_ROUNDROBIN, 2, (const char *[]){"a", "b"});
+	balance_pool_free(&f.p);
+	f.cfg.check.type = CONFIG_CHECK_TCP;
+	f.cfg.fail_timeout_ms = 10000;
+	CHECK_EQ(balance_pool_init(&f.p, &f.cfg), 0);
+	CHECK_EQ(f.p.fail_timeout_ms, 0);
+	atomic_store(&f.p.srv[1].flags, BALANCE_DOWN);
+	sequence(&f, 4, seq, sizeof(seq));
+	CHECK_STR(seq, "aaaa");
+	balance_pool_free(&f.p);
+}
+
 static void test_max_conn(void)
 {
 	struct fixture f;
@@ -156,7 +284,8 @@ static void test_source(void)
 	/* The port is not part of the key. */
 	struct sockaddr_in x = {.sin_family = AF_INET, .sin_port = htons(1)};
 	struct sockaddr_in y = {.sin_family = AF_INET, .sin_port = htons(2)};
-	CHECK_EQ(balance_hash_addr((struct sockaddr *)&x), balance_hash_addr((struct sockaddr *)&y));
+	CHECK_EQ(balance_hash_addr((struct sockaddr *)&x),
+		 balance_hash_addr((struct sockaddr *)&y));
 
 	pool(&f, CONFIG_BALANCE_SOURCE, 4, (const char *[]){"a", "b", "c", "d"});
 	for (int i = 0; i < 1000; i++) {
@@ -229,6 +358,8 @@ int main(void)
 {
 	test_smooth_round_robin();
 	test_backup_and_avoid();
+	test_retry_rotation();
+	test_fail_timeout();
 	test_max_conn();
 	test_leastconn();
 	test_source();

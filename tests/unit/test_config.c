@@ -37,8 +37,8 @@ static void write_config(const char *text)
 	close(fd);
 }
 
-/* Loads TEXT; its messages are left in errs_text. */
-static int load(const char *text, struct config *cfg)
+/* Loads TEXT with the CONFIG_HOST_* checks HOST; messages in errs_text. */
+static int load_host(const char *text, struct config *cfg, unsigned host)
 {
 	free(errs_text);
 	errs_text = NULL;
@@ -48,10 +48,16 @@ static int load(const char *text, struct config *cfg)
 		exit(1);
 	}
 	write_config(text);
-	int ret = config_load(tmp_path, cfg, errs);
+	int ret = config_load_host(tmp_path, cfg, errs, host);
 	fclose(errs);
 	unlink(tmp_path);
 	return ret;
+}
+
+/* Loads TEXT as a plain config_load does: no look at this machine. */
+static int load(const char *text, struct config *cfg)
+{
+	return load_host(text, cfg, 0);
 }
 
 static int count_lines(const char *s)
@@ -506,6 +512,66 @@ static void test_ops_keys(void)
 	CHECK(strstr(errs_text, ":5: bad value for 'user'") != NULL);
 }
 
+/* fail_timeout: 10s by default, 0 allowed (off), at most 1h. */
+static void test_fail_timeout(void)
+{
+	struct config cfg;
+
+	CHECK_EQ(load(POOL_OK VIP_OK, &cfg), 0);
+	CHECK_EQ(cfg.npools == 1 ? cfg.pools[0].fail_timeout_ms : 1, 10000);
+	config_free(&cfg);
+	CHECK_EQ(load(POOL_OK "fail_timeout = 0\n" VIP_OK, &cfg), 0);
+	CHECK_EQ(cfg.npools == 1 ? cfg.pools[0].fail_timeout_ms : 1, 0);
+	config_free(&cfg);
+	CHECK_EQ(load(POOL_OK "fail_timeout = 1500ms\n" VIP_OK, &cfg), 0);
+	CHECK_EQ(cfg.npools == 1 ? cfg.pools[0].fail_timeout_ms : 1, 1500);
+	config_free(&cfg);
+	EXPECT_ERROR(POOL_OK "fail_timeout = 2h\n" VIP_OK, 3, "bad value for 'fail_timeout'");
+	EXPECT_ERROR(POOL_OK "fail_timeout = 10\n" VIP_OK, 3, "got '10'");
+}
+
+/* An admin endpoint on a VIP's address and port could never be bound. */
+static void test_admin_clash(void)
+{
+	struct config cfg;
+
+	EXPECT_ERROR("[global]\nadmin = 198.18.0.10:444\n" POOL_OK VIP_OK, 2,
+		     "admin 198.18.0.10:444 clashes with listen 198.18.0.10:444 of vip v (line 5)");
+	EXPECT_ERROR("[global]\nadmin = 0.0.0.0:444\n" POOL_OK VIP_OK, 2, "clashes with listen");
+	EXPECT_ERROR("[global]\nadmin = [::]:444\n" POOL_OK VIP_OK, 2, "clashes with listen");
+	/* Another port, or another address on the same port, binds. */
+	CHECK_EQ(load("[global]\nadmin = 198.18.0.10:445\n" POOL_OK VIP_OK, &cfg), 0);
+	config_free(&cfg);
+	CHECK_EQ(load("[global]\nadmin = 127.0.0.1:444\n" POOL_OK VIP_OK, &cfg), 0);
+	config_free(&cfg);
+}
+
+/* What config_load_host asks this machine, and only when asked. */
+static void test_host_checks(void)
+{
+	static const char text[] = "[global]\nuser = no_such_user\n"
+				   "access_log = /nonexistent/dir/a.log\n" POOL_OK VIP_OK
+				   "snat = 127.0.0.20 198.18.0.20\n";
+	struct config cfg;
+
+	CHECK_EQ(load(text, &cfg), 0);
+	config_free(&cfg);
+	CHECK_EQ(load_host(text, &cfg, CONFIG_HOST_ALL), -EINVAL);
+	CHECK_EQ(count_lines(errs_text), 3);
+	CHECK(strstr(errs_text, ":2: user no_such_user: no such user on this host\n") != NULL);
+	CHECK(strstr(errs_text, ":3: access_log /nonexistent/dir/a.log: cannot be created: "
+				"directory /nonexistent/dir: No such file or directory\n") != NULL);
+	CHECK(strstr(errs_text, ":9: vip v: snat address 198.18.0.20 is not an address of this "
+				"host") != NULL);
+	CHECK_EQ(load_host(text, &cfg, CONFIG_HOST_SNAT), -EINVAL);
+	CHECK_EQ(count_lines(errs_text), 1);
+	CHECK_EQ(load_host("[global]\nuser = root\naccess_log = /dev/null\n" POOL_OK VIP_OK
+			   "snat = 127.0.0.20 ::1\n",
+			   &cfg, CONFIG_HOST_ALL),
+		 0);
+	config_free(&cfg);
+}
+
 static void test_print_keys(void)
 {
 	static const char *const keys[] = {
@@ -518,7 +584,7 @@ static void test_print_keys(void)
 	    "timeout_idle", "admin", "access_log", "log_format", "user",
 	    "check", "check_port", "check_path", "check_method", "check_host", "check_expect",
 	    "check_body", "check_interval", "check_timeout", "check_rise", "check_fall",
-	    "check_cert", "check_key", "check_ca",
+	    "check_cert", "check_key", "check_ca", "fail_timeout",
 	    "tls",	    "route",
 	    "tls_cert",	    "tls_key",
 	    "tls_client_ca", "server_tls",
@@ -554,6 +620,9 @@ int main(void)
 	test_durations();
 	test_sizes();
 	test_ops_keys();
+	test_fail_timeout();
+	test_admin_clash();
+	test_host_checks();
 	test_print_keys();
 	free(errs_text);
 	return unit_done("test_config");

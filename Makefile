@@ -104,3 +104,38 @@ format:
 
 clean:
 	rm -rf build build-san
+
+# ---- Fuzzing: libFuzzer harnesses (tests/fuzz/fuzz_NAME.c), built with clang
+# and AddressSanitizer/UBSan into build-fuzz/. A harness's seeds are in
+# tests/fuzz/corpus/NAME/, with optional tests/fuzz/NAME.dict (a dictionary)
+# and tests/fuzz/NAME.options (libFuzzer flags): adding a harness is adding
+# its file, nothing here. `make fuzz` runs each for FUZZ_SECONDS and fails on
+# any finding (the input is kept in build-fuzz/artifacts/NAME/).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_BUILD   := build-fuzz
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude -pthread -D_GNU_SOURCE \
+		-DSNATPROXY_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -fno-omit-frame-pointer \
+		-fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJS    := $(patsubst proxy/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out proxy/main.c,$(SRCS)))
+
+.PHONY: fuzz fuzz-build clean-fuzz
+# The objects are kept: make would delete them as intermediate files.
+.SECONDARY: $(FUZZ_OBJS)
+fuzz-build: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: fuzz-build
+	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+$(FUZZ_BUILD)/obj/%.o: proxy/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
+
+$(FUZZ_BUILD)/obj:
+	mkdir -p $@
+
+clean-fuzz:
+	rm -rf $(FUZZ_BUILD)

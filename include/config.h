@@ -45,6 +45,10 @@ enum config_check_method { CONFIG_METHOD_GET, CONFIG_METHOD_HEAD, CONFIG_METHOD_
 #define CONFIG_TEXT_MAX	  200 /* a value fits in one line of at most 197 characters */
 #define CONFIG_PATH_MAX	  512 /* file paths, made absolute against the config's directory */
 
+/* The admin endpoint's bearer token, in characters. */
+#define CONFIG_TOKEN_MIN 16
+#define CONFIG_TOKEN_MAX 256
+
 /* A file named in the configuration, resolved against the config's folder. */
 struct config_file {
 	char path[CONFIG_PATH_MAX]; /* "": not given */
@@ -116,6 +120,8 @@ struct config {
 	char access_log[256];		   /* "": stderr */
 	enum config_log_format log_format; /* of the per-connection lines */
 	char user[CONFIG_NAME_MAX];	   /* "": keep the starting user */
+	char admin_token[CONFIG_TOKEN_MAX + 1]; /* "": none; read from admin_token_file */
+	struct config_file admin_token_file;
 	struct config_pool *pools;
 	int npools;
 	struct config_vip *vips;
@@ -143,6 +149,10 @@ void config_free(struct config *cfg);
 /* Writes the key reference (section, key, default, description) as markdown
  * table rows, the source of truth for docs/configuration.md. */
 void config_print_keys(FILE *out);
+
+/* Is this an address of the host's loopback (127.0.0.0/8, ::1, or
+ * ::ffff:127.0.0.0/104)? */
+bool config_addr_loopback(const struct sockaddr *sa);
 
 /* "500ms", "2s", "30m", "1h", "1d", or "0". Returns 0 or -EINVAL. */
 int config_parse_duration(const char *s, uint64_t *ms);

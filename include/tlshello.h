@@ -23,7 +23,9 @@
  *              (*need is at most TLSHELLO_MAX);
  *   -EBADMSG   not a TLS ClientHello, or a malformed one (including an
  *              invalid host name);
- *   -EMSGSIZE  the hello needs more than TLSHELLO_MAX bytes. */
+ *   -EMSGSIZE  the hello needs more than TLSHELLO_MAX bytes of records,
+ *              reported as soon as its announced length and the records
+ *              so far show it (never -EAGAIN for bytes that cannot fit). */
 int tlshello_parse(const unsigned char *p, size_t len, char sni[TLSHELLO_SNI_MAX], size_t *need);
 
 /* Does host name `sni` match `pattern` ("name.example" exactly, or

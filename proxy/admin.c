@@ -1,15 +1,20 @@
 /* admin: a deliberately small HTTP/1.1 server on its own thread.
  *
  * One request per connection (the response says Connection: close), read
- * whole into a fixed buffer before anything is done with it. Limits, so that
- * no client can make it grow or stall: ADMIN_REQ_MAX bytes per request,
- * ADMIN_CONNS_MAX connections at once (more get 503 and are closed), and
- * ADMIN_TIMEOUT_MS per connection from accept to close. The responses are
- * built from atomics (metrics.c) into memory and sent without blocking. */
+ * whole into a fixed buffer before anything is done with it, and parsed by a
+ * pure function (admin_parse_request) that the unit tests and a fuzzer drive
+ * directly. Limits, so that no client can make it grow or stall, nor keep
+ * another out: ADMIN_REQ_MAX bytes per request; ADMIN_CONNS_MAX connections
+ * at once, of which ADMIN_PEER_MAX from one address (more get 503 at once);
+ * a request head must be in within ADMIN_HEAD_MS of the accept, so a slot
+ * held by an idle client is free again within about a second. The responses
+ * are built from atomics (metrics.c) into memory and sent without blocking. */
 #include "admin.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,19 +32,35 @@
 #include "log.h"
 #include "metrics.h"
 
-#define ADMIN_REQ_MAX	 4096
-#define ADMIN_CONNS_MAX	 16
-#define ADMIN_TIMEOUT_MS 5000
+#define ADMIN_CONNS_MAX 64
+#define ADMIN_PEER_MAX	4
+/* From the accept to the end of the request head, then to the end of its
+ * body: a real client sends both at once; an idle one gives its slot back. */
+#define ADMIN_HEAD_MS 1000
+#define ADMIN_BODY_MS 1000
+/* To send a response (a slow reader of a large /metrics), then to see the
+ * client's FIN once it is all sent. */
+#define ADMIN_WRITE_MS	5000
+#define ADMIN_LINGER_MS 1000
 
 enum admin_phase { A_FREE, A_READ, A_WRITE, A_LINGER };
+
+/* Who a connection counts against: an IPv4 address, or an IPv6 /64 (one
+ * host commonly holds a whole /64). */
+struct admin_peer {
+	sa_family_t family;
+	unsigned char prefix[8];
+};
 
 struct admin_conn {
 	int fd;
 	enum admin_phase phase;
+	bool head_done;
 	uint64_t deadline_ms;
+	struct admin_peer who;
 	char peer[ADDR_STRLEN];
 	size_t in_len;
-	char in[ADMIN_REQ_MAX + 1];
+	char in[ADMIN_REQ_MAX];
 	char *out;
 	size_t out_len, out_off;
 };
@@ -50,16 +71,10 @@ struct admin {
 	int lfd, efd, stopfd;
 	pthread_t thread;
 	bool started;
+	bool loopback; /* the endpoint's address: reads need no token there */
 	char addr[ADDR_STRLEN];
-	struct log_ratelimit rl_accept;
+	struct log_ratelimit rl_accept, rl_refused, rl_auth;
 	struct admin_conn conns[ADMIN_CONNS_MAX];
-};
-
-/* What a request asks for, once parsed. */
-struct admin_req {
-	char method[8];
-	char path[256];
-	bool head;
 };
 
 struct admin_resp {
@@ -67,7 +82,7 @@ struct admin_resp {
 	const char *type;
 	char *body; /* malloc'd */
 	size_t len;
-	const char *allow; /* for 405 */
+	const char *extra; /* header lines ending in CRLF (Allow, WWW-Authenticate), or NULL */
 };
 
 static uint64_t admin_now_ms(void)
@@ -85,6 +100,8 @@ static const char *admin_reason(int status)
 		return "OK";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -149,12 +166,11 @@ static void admin_render(struct admin_resp *r, const char *type,
 static void admin_queue(struct admin_conn *c, struct admin_resp *r, bool head)
 {
 	char hdr[512];
-	int n =
-	    snprintf(hdr, sizeof(hdr),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		     "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s\r\n",
-		     r->status, admin_reason(r->status), r->type ? r->type : "text/plain", r->len,
-		     r->allow ? "Allow: " : "", r->allow ? r->allow : "", r->allow ? "\r\n" : "");
+	int n = snprintf(hdr, sizeof(hdr),
+			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+			 r->status, admin_reason(r->status), r->type ? r->type : "text/plain",
+			 r->len, r->extra ? r->extra : "");
 	size_t blen = head ? 0 : r->len;
 
 	c->out = malloc((size_t)n + blen);
@@ -166,6 +182,7 @@ static void admin_queue(struct admin_conn *c, struct admin_resp *r, bool head)
 	}
 	c->out_off = 0;
 	c->phase = A_WRITE;
+	c->deadline_ms = admin_now_ms() + ADMIN_WRITE_MS;
 	free(r->body);
 }
 
@@ -244,20 +261,56 @@ static int admin_split(char *path, char **seg, int max)
 	return n;
 }
 
-static void admin_route(struct admin *a, struct admin_conn *c, struct admin_req *q,
+/* Compared in constant time over the longest token, so that the time taken
+ * says nothing of how much of a guess was right (nor of the token's length). */
+static bool admin_token_ok(const char *want, const char *given)
+{
+	unsigned char a[CONFIG_TOKEN_MAX + 1] = {0}, b[CONFIG_TOKEN_MAX + 1] = {0};
+	size_t wl = strlen(want), gl = strlen(given);
+
+	memcpy(a, want, wl);
+	memcpy(b, given, gl);
+	return (CRYPTO_memcmp(a, b, sizeof(a)) == 0) & (wl == gl) & (gl > 0);
+}
+
+/* With a token configured, every request needs it but reads (GET, HEAD) on a
+ * loopback endpoint. Returns whether the request may go on; if not, r holds
+ * the 401. */
+static bool admin_authorized(struct admin *a, struct admin_conn *c, const struct admin_request *q,
+			     struct admin_resp *r)
+{
+	const char *want = a->rt->cfg->admin_token;
+	bool read = q->head || strcmp(q->method, "GET") == 0;
+	unsigned long suppressed;
+
+	if (!want[0] || (read && a->loopback) || admin_token_ok(want, q->token))
+		return true;
+	r->extra = "WWW-Authenticate: Bearer realm=\"snatproxy\"\r\n";
+	admin_text(r, 401, "%s: send Authorization: Bearer TOKEN (the admin_token_file's)\n",
+		   q->auth ? "wrong or malformed bearer token" : "this request needs a token");
+	if (log_ratelimit(&a->rl_auth, 10000, &suppressed))
+		log_warn("admin %s: 401 %s %s: %s (%lu more refused since the last message)",
+			 c->peer, q->method, q->path, q->auth ? "wrong token" : "no token",
+			 suppressed);
+	return false;
+}
+
+static void admin_route(struct admin *a, struct admin_conn *c, const struct admin_request *q,
 			struct admin_resp *r)
 {
 	bool get = strcmp(q->method, "GET") == 0 || q->head;
 	bool post = strcmp(q->method, "POST") == 0;
 	char path[sizeof(q->path)], *seg[6];
 
+	if (!admin_authorized(a, c, q, r))
+		return;
 	snprintf(path, sizeof(path), "%s", q->path);
 	path[strcspn(path, "?")] = '\0'; /* query strings are ignored */
 	int n = admin_split(path, seg, 6);
 	if (n == 0 ||
 	    (n == 1 && (strcmp(seg[0], "metrics") == 0 || strcmp(seg[0], "stats") == 0))) {
 		if (!get) {
-			r->allow = "GET, HEAD";
+			r->extra = "Allow: GET, HEAD\r\n";
 			return admin_text(r, 405, "%s %s: only GET or HEAD here\n", q->method,
 					  q->path);
 		}
@@ -270,7 +323,7 @@ static void admin_route(struct admin *a, struct admin_conn *c, struct admin_req 
 	}
 	if (n == 5 && strcmp(seg[0], "pools") == 0 && strcmp(seg[2], "servers") == 0) {
 		if (!post) {
-			r->allow = "POST";
+			r->extra = "Allow: POST\r\n";
 			return admin_text(r, 405, "%s %s: only POST here\n", q->method, q->path);
 		}
 		return admin_server_action(a, c, r, seg);
@@ -281,106 +334,187 @@ static void admin_route(struct admin *a, struct admin_conn *c, struct admin_req 
 		   q->path);
 }
 
-/* ---- requests ---- */
+/* ---- requests: a pure parser ---- */
 
-/* The request line: METHOD SP /TARGET SP HTTP/1.x, printable ASCII only. */
-static int admin_request_line(const char *line, size_t len, struct admin_req *q,
-			      struct admin_resp *r)
+/* Refuses the request with `status`; returns -1. */
+static int __attribute__((format(printf, 3, 4)))
+admin_refuse(struct admin_request *q, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	q->status = status;
+	va_start(ap, fmt);
+	vsnprintf(q->why, sizeof(q->why), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The request line: METHOD SP /TARGET SP HTTP/1.x, printable ASCII only.
+ * Returns 0, or -1 with q refused. */
+static int admin_request_line(const char *line, size_t len, struct admin_request *q)
 {
 	const char *sp1 = memchr(line, ' ', len);
 	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line)) : NULL;
+	size_t mlen = sp1 ? (size_t)(sp1 - line) : 0;
 
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
-			return admin_text(r, 400, "bad request line: control or non-ASCII byte\n"),
-			       1;
-	if (!sp1 || !sp2 || sp1 == line || (size_t)(sp1 - line) >= sizeof(q->method) ||
-	    strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != (size_t)(sp1 - line))
-		return admin_text(r, 400, "bad request line: expected METHOD /PATH HTTP/1.1\n"), 1;
+			return admin_refuse(q, 400,
+					    "bad request line: control or non-ASCII byte\n");
+	if (!sp2 || mlen == 0 || mlen >= sizeof(q->method) ||
+	    strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") < mlen)
+		return admin_refuse(q, 400, "bad request line: expected METHOD /PATH HTTP/1.1\n");
 	size_t vlen = len - (size_t)(sp2 + 1 - line);
-	if ((vlen != 8 || (strncmp(sp2 + 1, "HTTP/1.1", 8) && strncmp(sp2 + 1, "HTTP/1.0", 8))))
-		return admin_text(r, 400, "bad request line: expected HTTP/1.1 or HTTP/1.0\n"), 1;
+	if (vlen != 8 || (strncmp(sp2 + 1, "HTTP/1.1", 8) && strncmp(sp2 + 1, "HTTP/1.0", 8)))
+		return admin_refuse(q, 400, "bad request line: expected HTTP/1.1 or HTTP/1.0\n");
 	size_t tlen = (size_t)(sp2 - sp1 - 1);
 	if (tlen == 0 || sp1[1] != '/')
-		return admin_text(r, 400, "bad request target: it must start with /\n"), 1;
+		return admin_refuse(q, 400, "bad request target: it must start with /\n");
 	if (tlen >= sizeof(q->path))
-		return admin_text(r, 414, "request target longer than %zu bytes\n",
-				  sizeof(q->path) - 1),
-		       1;
-	memcpy(q->method, line, (size_t)(sp1 - line));
-	q->method[sp1 - line] = '\0';
+		return admin_refuse(q, 414, "request target longer than %zu bytes\n",
+				    sizeof(q->path) - 1);
+	memcpy(q->method, line, mlen);
+	q->method[mlen] = '\0';
 	memcpy(q->path, sp1 + 1, tlen);
 	q->path[tlen] = '\0';
 	q->head = strcmp(q->method, "HEAD") == 0;
 	return 0;
 }
 
-/* Returns the header's value if line `name: value` names it, else NULL. */
-static const char *admin_header(const char *line, const char *name)
+static bool admin_is_name(const char *name, size_t nlen, const char *want)
 {
-	size_t n = strlen(name);
-
-	if (strncasecmp(line, name, n) != 0 || line[n] != ':')
-		return NULL;
-	return line + n + 1 + strspn(line + n + 1, " \t");
+	return nlen == strlen(want) && strncasecmp(name, want, nlen) == 0;
 }
 
-/* Checks the headers for a body: Content-Length is honoured (the body is
- * read and ignored), chunked bodies are refused. Returns the body's length,
- * or -1 with the error in r. */
-static long admin_body_len(char *hdrs, struct admin_resp *r)
+/* Content-Length: digits only; a second one must agree (RFC 9112 6.3). */
+static int admin_content_length(const char *v, size_t vlen, struct admin_request *q, long *cl)
 {
-	long cl = 0;
-	char *save = NULL;
+	long n = 0;
 
-	for (char *l = strtok_r(hdrs, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save)) {
-		const char *v;
-		if ((v = admin_header(l, "Transfer-Encoding"))) {
-			admin_text(r, 501, "Transfer-Encoding is not supported here\n");
-			return -1;
-		}
-		if ((v = admin_header(l, "Content-Length"))) {
-			char *end;
-			errno = 0;
-			cl = strtol(v, &end, 10);
-			if (errno || end == v || *end || cl < 0) {
-				admin_text(r, 400, "bad Content-Length\n");
-				return -1;
-			}
+	if (vlen == 0 || strspn(v, "0123456789") < vlen)
+		return admin_refuse(q, 400, "bad Content-Length\n");
+	for (size_t i = 0; i < vlen && n <= ADMIN_REQ_MAX; i++)
+		n = n * 10 + (v[i] - '0'); /* past the limit: 413 anyway */
+	if (*cl >= 0 && *cl != n)
+		return admin_refuse(q, 400, "two different Content-Length headers\n");
+	if (n > ADMIN_REQ_MAX)
+		return admin_refuse(q, 413, "request body longer than %d bytes\n", ADMIN_REQ_MAX);
+	*cl = n;
+	return 0;
+}
+
+/* Authorization: Bearer TOKEN. Any other scheme, or a token too long to be
+ * the configured one, counts as given but unusable (a 401 later). */
+static int admin_authorization(const char *v, size_t vlen, struct admin_request *q)
+{
+	if (q->auth)
+		return admin_refuse(q, 400, "two Authorization headers\n");
+	q->auth = true;
+	if (vlen < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+		return 0;
+	size_t skip = 7;
+	while (skip < vlen && v[skip] == ' ')
+		skip++;
+	if (vlen - skip <= CONFIG_TOKEN_MAX) {
+		memcpy(q->token, v + skip, vlen - skip);
+		q->token[vlen - skip] = '\0';
+	}
+	return 0;
+}
+
+/* One header line (without its CRLF): NAME ":" OWS VALUE OWS, the name a
+ * token, the value without control bytes. Returns 0, or -1 with q refused. */
+static int admin_header_line(const char *l, size_t len, struct admin_request *q, long *cl)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	const char *colon = memchr(l, ':', len);
+
+	if (l[0] == ' ' || l[0] == '\t')
+		return admin_refuse(q, 400, "obsolete line folding in the headers\n");
+	size_t nlen = colon ? (size_t)(colon - l) : 0, i = nlen + 1;
+	for (size_t k = 0; k < nlen; k++)
+		if (!l[k] || !strchr(tchar, l[k]))
+			nlen = 0;
+	if (nlen == 0)
+		return admin_refuse(q, 400, "bad header line: expected NAME: VALUE\n");
+	while (i < len && (l[i] == ' ' || l[i] == '\t'))
+		i++;
+	while (len > i && (l[len - 1] == ' ' || l[len - 1] == '\t'))
+		len--;
+	for (size_t k = i; k < len; k++)
+		if (((unsigned char)l[k] < 0x20 && l[k] != '\t') || l[k] == 0x7f)
+			return admin_refuse(q, 400, "control byte in the %.*s header\n",
+					    (int)(nlen < 40 ? nlen : 40), l);
+	if (admin_is_name(l, nlen, "Transfer-Encoding"))
+		return admin_refuse(q, 501, "Transfer-Encoding is not supported here\n");
+	if (admin_is_name(l, nlen, "Content-Length"))
+		return admin_content_length(l + i, len - i, q, cl);
+	if (admin_is_name(l, nlen, "Authorization"))
+		return admin_authorization(l + i, len - i, q);
+	return 0;
+}
+
+/* Checks one byte of the head: lines must end in CRLF, and a bare LF or CR
+ * is refused at once (RFC 9112 2.2 lets a server choose), where waiting for
+ * a CRLF CRLF that a client will never send would hold its slot until the
+ * timeout. Returns 0, or -1 with q refused. */
+static int admin_head_byte(const char *buf, size_t i, size_t n, struct admin_request *q)
+{
+	if (buf[i] == '\0')
+		return admin_refuse(q, 400, "NUL byte in the request head\n");
+	if (buf[i] == '\r' && i + 1 < n && buf[i + 1] != '\n')
+		return admin_refuse(q, 400, "bare CR in the request head\n");
+	if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+		return admin_refuse(q, 400, "bare LF in the request head: end lines in CRLF\n");
+	return 0;
+}
+
+/* Checks the body's length once the head is complete; returns -EAGAIN or 0. */
+static int admin_body(size_t len, size_t head_len, long cl, struct admin_request *q)
+{
+	q->head_len = head_len;
+	if (cl < 0)
+		cl = 0;
+	if ((size_t)cl > ADMIN_REQ_MAX - head_len) {
+		admin_refuse(q, 413, "request body longer than %zu bytes\n",
+			     ADMIN_REQ_MAX - head_len);
+		return 0;
+	}
+	q->length = head_len + (size_t)cl;
+	return len >= q->length ? 0 : -EAGAIN;
+}
+
+/* Each line is checked as soon as its CRLF arrives, so that a request is
+ * refused at the first wrong line rather than at the end of its head. The
+ * whole input is read again on each call: it is at most ADMIN_REQ_MAX bytes,
+ * and keeping no state between calls keeps the function pure. */
+int admin_parse_request(const char *buf, size_t len, struct admin_request *q)
+{
+	size_t n = len < ADMIN_REQ_MAX ? len : ADMIN_REQ_MAX, start = 0;
+	long cl = -1;
+
+	memset(q, 0, sizeof(*q));
+	for (size_t i = 0; i < n; i++) {
+		if (admin_head_byte(buf, i, n, q) < 0)
+			return 0;
+		if (buf[i] != '\n')
+			continue;
+		const char *line = buf + start;
+		size_t llen = i - 1 - start;
+		start = i + 1;
+		if (line == buf) {
+			if (admin_request_line(line, llen, q) < 0)
+				return 0;
+		} else if (llen == 0) {
+			return admin_body(len, i + 1, cl, q);
+		} else if (admin_header_line(line, llen, q, &cl) < 0) {
+			return 0;
 		}
 	}
-	return cl;
-}
-
-/* Returns 1 once the request is complete (parsed into q, or refused in r),
- * 0 while more bytes are needed. */
-static int admin_parse(struct admin_conn *c, struct admin_req *q, struct admin_resp *r)
-{
-	char *end, hdrs[ADMIN_REQ_MAX + 1];
-
-	c->in[c->in_len] = '\0';
-	if (memchr(c->in, '\0', c->in_len))
-		return admin_text(r, 400, "NUL byte in the request\n"), 1;
-	end = strstr(c->in, "\r\n\r\n");
-	if (!end)
-		return c->in_len >= ADMIN_REQ_MAX
-			   ? (admin_text(r, 431, "request head longer than %d bytes\n",
-					 ADMIN_REQ_MAX),
-			      1)
-			   : 0;
-	size_t hlen = (size_t)(end - c->in) + 4, llen = strcspn(c->in, "\r\n");
-	if (admin_request_line(c->in, llen, q, r))
-		return 1;
-	memcpy(hdrs, c->in + llen, hlen - llen);
-	hdrs[hlen - llen] = '\0';
-	long cl = admin_body_len(hdrs, r);
-	if (cl < 0)
-		return 1;
-	if ((size_t)cl > ADMIN_REQ_MAX - hlen)
-		return admin_text(r, 413, "request body longer than %zu bytes\n",
-				  ADMIN_REQ_MAX - hlen),
-		       1;
-	return c->in_len >= hlen + (size_t)cl;
+	if (len >= ADMIN_REQ_MAX)
+		admin_refuse(q, 431, "request head longer than %d bytes\n", ADMIN_REQ_MAX);
+	return len >= ADMIN_REQ_MAX ? 0 : -EAGAIN;
 }
 
 /* ---- connections ---- */
@@ -416,17 +550,25 @@ static void admin_write(struct admin *a, struct admin_conn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->phase = A_LINGER;
+	c->deadline_ms = admin_now_ms() + ADMIN_LINGER_MS;
 	admin_watch(a, c, EPOLLIN);
 }
 
 static void admin_respond(struct admin *a, struct admin_conn *c)
 {
-	struct admin_req q = {0};
+	struct admin_request q;
 	struct admin_resp r = {0};
 
-	if (!admin_parse(c, &q, &r))
+	if (admin_parse_request(c->in, c->in_len, &q) == -EAGAIN) {
+		if (q.head_len && !c->head_done) {
+			c->head_done = true;
+			c->deadline_ms = admin_now_ms() + ADMIN_BODY_MS;
+		}
 		return;
-	if (r.status == 0)
+	}
+	if (q.status)
+		admin_text(&r, q.status, "%s", q.why);
+	else
 		admin_route(a, c, &q, &r);
 	admin_queue(c, &r, q.head);
 	admin_watch(a, c, EPOLLOUT);
@@ -467,12 +609,60 @@ static void admin_say(int fd, int status, const char *body)
 	(void)sent;
 }
 
-static struct admin_conn *admin_slot(struct admin *a)
+static struct admin_peer admin_peer_of(const struct sockaddr_storage *ss)
 {
-	for (int i = 0; i < ADMIN_CONNS_MAX; i++)
-		if (a->conns[i].phase == A_FREE)
-			return &a->conns[i];
-	return NULL;
+	struct admin_peer p = {.family = ss->ss_family};
+
+	if (ss->ss_family == AF_INET) {
+		memcpy(p.prefix, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a)) { /* an IPv4 client of a dual-stack socket */
+			p.family = AF_INET;
+			memcpy(p.prefix, a->s6_addr + 12, 4);
+		} else {
+			memcpy(p.prefix, a->s6_addr, 8);
+		}
+	}
+	return p;
+}
+
+/* A free slot for a client from `who`, or NULL with the reason in *why. */
+static struct admin_conn *admin_slot(struct admin *a, const struct admin_peer *who,
+				     const char **why)
+{
+	struct admin_conn *free_slot = NULL;
+	int same = 0;
+
+	for (int i = 0; i < ADMIN_CONNS_MAX; i++) {
+		struct admin_conn *c = &a->conns[i];
+		if (c->phase == A_FREE)
+			free_slot = free_slot ? free_slot : c;
+		else if (memcmp(&c->who, who, sizeof(*who)) == 0)
+			same++;
+	}
+	if (same >= ADMIN_PEER_MAX)
+		*why = "too many admin connections from this address\n";
+	else if (!free_slot)
+		*why = "too many admin connections\n";
+	return same >= ADMIN_PEER_MAX ? NULL : free_slot;
+}
+
+/* Refused before it was taken in: a 503 on the way out, and a log line now
+ * and then (a flood must not become a flood of lines). */
+static void admin_refuse_conn(struct admin *a, int fd, const struct sockaddr_storage *ss,
+			      const char *why)
+{
+	char peer[ADDR_STRLEN];
+	unsigned long suppressed;
+
+	admin_say(fd, 503, why);
+	close(fd);
+	if (!log_ratelimit(&a->rl_refused, 10000, &suppressed))
+		return;
+	addr_format((const struct sockaddr *)ss, peer, sizeof(peer));
+	log_warn("admin %s: refused %s: %.*s (%lu more refused since the last message)", a->addr,
+		 peer, (int)strcspn(why, "\n"), why, suppressed);
 }
 
 /* The listener stays readable while accept fails for want of descriptors or
@@ -494,6 +684,7 @@ static void admin_accept(struct admin *a)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	const char *why = NULL;
 	int fd;
 
 	for (;;) {
@@ -501,18 +692,20 @@ static void admin_accept(struct admin *a)
 		fd = accept4(a->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return admin_accept_failed(a, errno);
-		struct admin_conn *c = admin_slot(a);
+		struct admin_peer who = admin_peer_of(&ss);
+		struct admin_conn *c = admin_slot(a, &who, &why);
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		if (!c || epoll_ctl(a->efd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			admin_say(fd, 503, "too many admin connections\n");
-			close(fd);
+			admin_refuse_conn(a, fd, &ss, c ? "out of memory\n" : why);
 			continue;
 		}
 		c->fd = fd;
 		c->phase = A_READ;
+		c->head_done = false;
 		c->in_len = 0;
 		c->out = NULL;
-		c->deadline_ms = admin_now_ms() + ADMIN_TIMEOUT_MS;
+		c->deadline_ms = admin_now_ms() + ADMIN_HEAD_MS;
+		c->who = who;
 		addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
 	}
 }
@@ -527,7 +720,9 @@ static void admin_sweep(struct admin *a)
 		if (c->phase == A_FREE || now < c->deadline_ms)
 			continue;
 		if (c->phase == A_READ)
-			admin_say(c->fd, 408, "request not complete within 5s\n");
+			admin_say(c->fd, 408,
+				  c->head_done ? "request body not complete within 1s\n"
+					       : "request head not complete within 1s\n");
 		admin_end(a, c);
 	}
 }
@@ -614,6 +809,7 @@ int admin_open(struct admin **out, struct runtime *rt, const struct sockaddr *ad
 	atomic_store(&a->next, rt);
 	a->lfd = a->efd = a->stopfd = -1;
 	addr_format(addr, a->addr, sizeof(a->addr));
+	a->loopback = config_addr_loopback(addr);
 	int ret = admin_listen(a, addr, why, len);
 	if (ret < 0) {
 		admin_close(a);

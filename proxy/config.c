@@ -15,11 +15,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "log.h"
@@ -56,6 +59,7 @@ struct later_lines {
 
 struct config_msg {
 	int line, seq;
+	bool warn; /* a warning: printed, but the file is still valid */
 	char *text;
 };
 
@@ -63,7 +67,7 @@ struct loader {
 	struct config *cfg;
 	const char *path;
 	FILE *in, *errs;
-	int line, nerrors;
+	int line, nerrors, nmsgs; /* nmsgs: errors and warnings */
 	bool oom;
 	unsigned host; /* CONFIG_HOST_* checks of this machine to run */
 	enum config_section section;
@@ -78,7 +82,7 @@ struct loader {
 	char *buf;
 	size_t cap;
 	int read_errno;
-	struct config_msg *msgs; /* nerrors of them */
+	struct config_msg *msgs; /* nmsgs of them */
 };
 
 static int parse_workers(struct loader *ld, const char *v);
@@ -88,6 +92,8 @@ static int parse_buffer_size(struct loader *ld, const char *v);
 static int parse_buffers(struct loader *ld, const char *v);
 static int parse_log_connections(struct loader *ld, const char *v);
 static int parse_admin(struct loader *ld, const char *v);
+static int parse_admin_token_file(struct loader *ld, const char *v);
+static int parse_file(struct loader *ld, const char *v, char *out, int *line);
 static int parse_access_log(struct loader *ld, const char *v);
 static int parse_log_format(struct loader *ld, const char *v);
 static int parse_user(struct loader *ld, const char *v);
@@ -142,7 +148,12 @@ static const struct config_key config_keys[] = {
      "One log line per finished connection: on or off."},
     {SEC_GLOBAL, "admin", parse_admin, "off", false,
      "`ADDR:PORT` of the HTTP admin endpoint (metrics, status, drain/disable/enable), or off. "
-     "Anyone who reaches it can drain servers: keep it on loopback."},
+     "Without admin_token_file, anyone who reaches it can drain servers: keep it on "
+     "loopback."},
+    {SEC_GLOBAL, "admin_token_file", parse_admin_token_file, "none", false,
+     "File holding the admin endpoint's bearer token (one line of 16..256 characters A-Z a-z "
+     "0-9 - . _ ~ + / =): every request but GET and HEAD needs it, and every request when "
+     "admin is not on loopback. none: no token."},
     {SEC_GLOBAL, "access_log", parse_access_log, "stderr", false,
      "Where the per-connection lines go: stderr or an absolute file path (appended to; reopened "
      "on SIGUSR1)."},
@@ -239,17 +250,13 @@ static const char *const section_titles[] = {
 /* Messages are kept and printed sorted by line once the file is read: the
  * checks that need the whole file (a pool with no server, a VIP naming a
  * missing pool) then appear among the others, in reading order. */
-static void __attribute__((format(printf, 3, 4)))
-config_error(struct loader *ld, int line, const char *fmt, ...)
+static void config_note(struct loader *ld, int line, bool warn, const char *fmt, va_list ap)
 {
-	struct config_msg *grown = realloc(ld->msgs, (size_t)(ld->nerrors + 1) * sizeof(*grown));
+	struct config_msg *grown = realloc(ld->msgs, (size_t)(ld->nmsgs + 1) * sizeof(*grown));
 	char *text = NULL;
-	va_list ap;
 
-	va_start(ap, fmt);
 	if (vasprintf(&text, fmt, ap) < 0)
 		text = NULL;
-	va_end(ap);
 	if (!grown || !text) { /* no memory to keep it: print it now */
 		free(text);
 		fprintf(ld->errs, "%s:%d: out of memory\n", ld->path, line);
@@ -257,8 +264,30 @@ config_error(struct loader *ld, int line, const char *fmt, ...)
 		return;
 	}
 	ld->msgs = grown;
-	ld->msgs[ld->nerrors] = (struct config_msg){line, ld->nerrors, text};
-	ld->nerrors++;
+	ld->msgs[ld->nmsgs] = (struct config_msg){line, ld->nmsgs, warn, text};
+	ld->nmsgs++;
+	ld->nerrors += !warn;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+config_error(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_note(ld, line, false, fmt, ap);
+	va_end(ap);
+}
+
+/* Something that works but is likely a mistake: said by -t and at start. */
+static void __attribute__((format(printf, 3, 4)))
+config_warn(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_note(ld, line, true, fmt, ap);
+	va_end(ap);
 }
 
 static int config_msg_cmp(const void *a, const void *b)
@@ -272,10 +301,11 @@ static int config_msg_cmp(const void *a, const void *b)
 
 static void config_flush_errors(struct loader *ld)
 {
-	if (ld->nerrors > 0)
-		qsort(ld->msgs, (size_t)ld->nerrors, sizeof(*ld->msgs), config_msg_cmp);
-	for (int i = 0; i < ld->nerrors; i++) {
-		fprintf(ld->errs, "%s:%d: %s\n", ld->path, ld->msgs[i].line, ld->msgs[i].text);
+	if (ld->nmsgs > 0)
+		qsort(ld->msgs, (size_t)ld->nmsgs, sizeof(*ld->msgs), config_msg_cmp);
+	for (int i = 0; i < ld->nmsgs; i++) {
+		fprintf(ld->errs, "%s:%d: %s%s\n", ld->path, ld->msgs[i].line,
+			ld->msgs[i].warn ? "warning: " : "", ld->msgs[i].text);
 		free(ld->msgs[i].text);
 	}
 	free(ld->msgs);
@@ -489,6 +519,71 @@ static int parse_admin(struct loader *ld, const char *v)
 	if (addr_parse(v, ADDR_PORT_REQUIRED, &ld->cfg->admin) < 0)
 		return bad(ld, "off or ADDR:PORT such as 127.0.0.1:9900", v);
 	return 0;
+}
+
+/* RFC 7235's token68: what may follow "Bearer " unquoted. */
+static bool token68_ok(const char *t, size_t n)
+{
+	static const char allowed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				      "0123456789-._~+/";
+	size_t body = strspn(t, allowed);
+
+	return body > 0 && body + strspn(t + body, "=") == n;
+}
+
+/* The token is the file's one line. The file is opened without blocking
+ * and must be a regular file, so that a FIFO or a device cannot stall the
+ * load; its text is never repeated in a message. */
+static int read_admin_token(struct loader *ld, const char *path, char *out, size_t cap)
+{
+	char buf[CONFIG_TOKEN_MAX + 4];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	if (fd < 0)
+		return reject(ld, "admin_token_file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return reject(ld, "admin_token_file %s: not a regular file", path);
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		return reject(ld, "admin_token_file %s: %s", path, strerror(err));
+	buf[n] = '\0';
+	size_t len = strcspn(buf, "\r\n");
+	bool one_line =
+	    buf[len] == '\0' || strcmp(buf + len, "\n") == 0 || strcmp(buf + len, "\r\n") == 0;
+	if ((size_t)n == sizeof(buf) - 1 || !one_line || len < CONFIG_TOKEN_MIN ||
+	    len > CONFIG_TOKEN_MAX || !token68_ok(buf, len))
+		return reject(ld,
+			      "admin_token_file %s: expected one line of %d to %d characters "
+			      "A-Z a-z 0-9 - . _ ~ + / (then = only)",
+			      path, CONFIG_TOKEN_MIN, CONFIG_TOKEN_MAX);
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		config_warn(ld, ld->line,
+			    "admin_token_file %s: other users may read it (mode %03o)", path,
+			    (unsigned)(st.st_mode & 0777));
+	snprintf(out, cap, "%.*s", (int)len, buf);
+	return 0;
+}
+
+static int parse_admin_token_file(struct loader *ld, const char *v)
+{
+	struct config *cfg = ld->cfg;
+
+	cfg->admin_token[0] = '\0';
+	cfg->admin_token_file.path[0] = '\0';
+	cfg->admin_token_file.line = 0;
+	if (strcmp(v, "none") == 0)
+		return 0;
+	if (*v == '\0')
+		return bad(ld, "none or a file name", v);
+	if (parse_file(ld, v, cfg->admin_token_file.path, &cfg->admin_token_file.line) < 0)
+		return -EINVAL;
+	return read_admin_token(ld, cfg->admin_token_file.path, cfg->admin_token,
+				sizeof(cfg->admin_token));
 }
 
 static int parse_access_log(struct loader *ld, const char *v)
@@ -1595,7 +1690,7 @@ static bool config_admin_clash(const struct sockaddr_storage *admin,
 
 /* Caught here rather than by the admin socket's bind at start, which -t
  * does not try. One message: the first VIP in the way is enough to act. */
-static void config_check_admin(struct loader *ld)
+static bool config_check_admin_clash(struct loader *ld)
 {
 	const struct config *cfg = ld->cfg;
 	const struct config_key *k = config_find_key(SEC_GLOBAL, "admin");
@@ -1603,7 +1698,7 @@ static void config_check_admin(struct loader *ld)
 	char a[ADDR_STRLEN], l[ADDR_STRLEN];
 
 	if (!cfg->admin.ss_family)
-		return;
+		return false;
 	for (int i = 0; i < cfg->nvips; i++)
 		for (int j = 0; j < cfg->vips[i].nlisten; j++) {
 			const struct sockaddr_storage *ls = &cfg->vips[i].listen[j];
@@ -1616,15 +1711,32 @@ static void config_check_admin(struct loader *ld)
 			    "admin %s clashes with listen %s of vip %s (line %d): the admin "
 			    "endpoint needs an address and port that no VIP listens on",
 			    a, l, cfg->vips[i].name, cfg->vips[i].line);
-			return;
+			return true;
 		}
+	return false;
+}
+
+/* An admin endpoint off loopback answers whoever reaches it. */
+static void config_check_admin_token(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const struct config_key *k = config_find_key(SEC_GLOBAL, "admin");
+	char buf[ADDR_STRLEN];
+
+	if (!cfg->admin.ss_family || cfg->admin_token[0] ||
+	    config_addr_loopback((const struct sockaddr *)&cfg->admin))
+		return;
+	addr_format((const struct sockaddr *)&cfg->admin, buf, sizeof(buf));
+	config_warn(ld, ld->global_seen[k - config_keys],
+		    "admin %s is not on loopback and has no admin_token_file: anyone who reaches "
+		    "it can read the status and drain or disable servers",
+		    buf);
 }
 
 static void config_check(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-
-	config_check_admin(ld);
+	bool admin_clash = config_check_admin_clash(ld);
 
 	for (int i = 0; i < cfg->npools; i++)
 		config_check_pool_check(ld, &cfg->pools[i]);
@@ -1636,6 +1748,8 @@ static void config_check(struct loader *ld)
 				     cfg->pools[i].name);
 	for (int i = 0; i < cfg->nvips; i++)
 		config_check_vip(ld, &cfg->vips[i], &ld->vlines[i]);
+	if (!admin_clash) /* one message about that line is enough */
+		config_check_admin_token(ld);
 	if (cfg->nvips == 0 && ld->nerrors == 0)
 		config_error(ld, ld->line > 0 ? ld->line : 1,
 			     "no [vip NAME] section: nothing to serve");
@@ -1683,6 +1797,16 @@ int config_load_host(const char *path, struct config *cfg, FILE *errs, unsigned 
 	if (ret < 0)
 		config_free(cfg);
 	return ret;
+}
+
+bool config_addr_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
 void config_free(struct config *cfg)

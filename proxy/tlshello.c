@@ -153,17 +153,26 @@ static int parse_client_hello(struct cursor *body, char sni[TLSHELLO_SNI_MAX])
 }
 
 /* Once the handshake header is in (`have` bytes of the message): the whole
- * message's length, or 0 when unknown yet, or -EBADMSG / -EMSGSIZE. */
+ * message's length, or 0 when unknown yet, or -EBADMSG. */
 static long hello_length(const unsigned char *msg, size_t have)
 {
 	if (have < HS_HEADER)
 		return 0;
 	if (msg[0] != HS_CLIENT_HELLO)
 		return -EBADMSG;
-	size_t want = HS_HEADER + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3]);
-	if (want + REC_HEADER > TLSHELLO_MAX)
-		return -EMSGSIZE;
-	return (long)want;
+	return (long)(HS_HEADER + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3]));
+}
+
+/* The fewest bytes of records that can carry a message of `want` bytes, given
+ * that the record at `off` (payload `rlen`) holds its bytes from `have` on: a
+ * message that goes on past this record needs one more record header at
+ * least. Checking this as soon as the length is known refuses a hello that
+ * cannot fit at once, whichever way the client cuts it into records. */
+static size_t hello_min_bytes(size_t off, size_t rlen, size_t have, size_t want)
+{
+	size_t rest = want - have;
+
+	return off + REC_HEADER + rest + (rest > rlen ? REC_HEADER : 0);
 }
 
 /* Gathers the records' payloads into `msg` until the handshake message is
@@ -190,6 +199,8 @@ static long gather(const unsigned char *p, size_t len, unsigned char *msg, size_
 		want = hello_length(msg, have + part);
 		if (want < 0)
 			return want;
+		if (want && hello_min_bytes(off, rlen, have, (size_t)want) > TLSHELLO_MAX)
+			return -EMSGSIZE;
 		if (want && have + part >= (size_t)want)
 			return want;
 		if (part < rlen) {
@@ -199,7 +210,8 @@ static long gather(const unsigned char *p, size_t len, unsigned char *msg, size_
 		have += rlen;
 		off += REC_HEADER + rlen;
 	}
-	return -EAGAIN;
+	/* Never ask for more than the caller keeps: it would wait for ever. */
+	return *need > TLSHELLO_MAX ? -EMSGSIZE : -EAGAIN;
 }
 
 int tlshello_parse(const unsigned char *p, size_t len, char sni[TLSHELLO_SNI_MAX], size_t *need)

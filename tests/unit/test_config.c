@@ -590,6 +590,7 @@ static void test_print_keys(void)
 	    "tls_client_ca", "server_tls",
 	    "server_cert",	    "server_key",
 	    "server_ca",
+	    "admin_token_file",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;

@@ -133,6 +133,121 @@ static void test_oversized(void)
 	CHECK_EQ(parse(b, sizeof(b), sni, &need), -EMSGSIZE);
 }
 
+/* A ClientHello handshake message of exactly `total` bytes (header
+ * included) asking for pool01.lab.test, filled up with a padding extension
+ * (RFC 7685). Returns its length, or 0 when `total` is too small. */
+static size_t sized_hello(size_t total, unsigned char *out)
+{
+	static const char name[] = "pool01.lab.test";
+	size_t nlen = sizeof(name) - 1, o = 0;
+	size_t fixed = 4 + 2 + 32 + 1 + 2 + 2 + 1 + 1 + 2 + (4 + 2 + 3 + nlen) + 4;
+
+	if (total < fixed)
+		return 0;
+	size_t pad = total - fixed, body = total - 4, exts = total - fixed + 4 + 2 + 3 + nlen + 4;
+	out[o++] = 1;
+	out[o++] = (unsigned char)(body >> 16), out[o++] = (unsigned char)(body >> 8);
+	out[o++] = (unsigned char)body;
+	out[o++] = 3, out[o++] = 3;
+	memset(out + o, 0x5a, 32), o += 32;
+	out[o++] = 0;		    /* session id */
+	out[o++] = 0, out[o++] = 2; /* one cipher suite */
+	out[o++] = 0x13, out[o++] = 1;
+	out[o++] = 1, out[o++] = 0; /* null compression */
+	out[o++] = (unsigned char)(exts >> 8), out[o++] = (unsigned char)exts;
+	out[o++] = 0, out[o++] = 0; /* server_name */
+	out[o++] = 0, out[o++] = (unsigned char)(2 + 3 + nlen);
+	out[o++] = 0, out[o++] = (unsigned char)(3 + nlen);
+	out[o++] = 0, out[o++] = 0, out[o++] = (unsigned char)nlen;
+	memcpy(out + o, name, nlen), o += nlen;
+	out[o++] = 0, out[o++] = 21; /* padding */
+	out[o++] = (unsigned char)(pad >> 8), out[o++] = (unsigned char)pad;
+	memset(out + o, 0, pad), o += pad;
+	return o;
+}
+
+/* `msg` cut into records of `size` bytes (the last one shorter). */
+static size_t in_records(const unsigned char *msg, size_t n, size_t size, unsigned char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += size) {
+		size_t k = n - i < size ? n - i : size;
+		out[o++] = 22, out[o++] = 3, out[o++] = 1;
+		out[o++] = (unsigned char)(k >> 8), out[o++] = (unsigned char)k;
+		memcpy(out + o, msg + i, k), o += k;
+	}
+	return o;
+}
+
+/* Every prefix of a hello that fits waits for at most TLSHELLO_MAX bytes
+ * and the whole of it parses. */
+static void check_fits(const unsigned char *b, size_t m)
+{
+	char sni[TLSHELLO_SNI_MAX];
+	size_t need;
+
+	CHECK(m <= TLSHELLO_MAX);
+	for (size_t i = 0; i < m; i += 97) {
+		int ret = parse(b, i, sni, &need);
+		if (ret != -EAGAIN || need <= i || need > m) {
+			CHECK_EQ(ret, -EAGAIN);
+			CHECK(need > i && need <= m);
+			return;
+		}
+	}
+	CHECK_EQ(parse(b, m, sni, &need), 0);
+	CHECK_STR(sni, "pool01.lab.test");
+}
+
+/* Around the limit: a hello is refused as soon as its announced length shows
+ * it cannot fit in TLSHELLO_MAX bytes of records, never waited for (a caller
+ * would wait for bytes it does not keep, until its timeout). */
+static void test_limit(void)
+{
+	static unsigned char msg[TLSHELLO_MAX], b[TLSHELLO_MAX + 16];
+	char sni[TLSHELLO_SNI_MAX];
+	size_t need, n, m;
+
+	/* One record of exactly TLSHELLO_MAX bytes: fits. */
+	n = sized_hello(TLSHELLO_MAX - 5, msg);
+	CHECK_EQ(n, TLSHELLO_MAX - 5);
+	m = in_records(msg, n, n, b);
+	CHECK_EQ(m, TLSHELLO_MAX);
+	check_fits(b, m);
+	/* The same message in two records needs 5 bytes more: refused from
+	 * the first record's header and the hello's length on. */
+	m = in_records(msg, n, 16000, b);
+	CHECK_EQ(m, TLSHELLO_MAX + 5);
+	CHECK_EQ(parse(b, 9, sni, &need), -EMSGSIZE);
+	CHECK_EQ(parse(b, TLSHELLO_MAX, sni, &need), -EMSGSIZE);
+	/* Issue 10's case: records totalling TLSHELLO_MAX that do not hold the
+	 * whole hello they announce (16,375 bytes of body) were waited for. */
+	m = in_records(msg, TLSHELLO_MAX - 10, 16000, b);
+	CHECK_EQ(m, TLSHELLO_MAX);
+	CHECK_EQ(parse(b, m, sni, &need), -EMSGSIZE);
+	/* Two records totalling TLSHELLO_MAX: fits. */
+	n = sized_hello(TLSHELLO_MAX - 10, msg);
+	m = in_records(msg, n, 16000, b);
+	CHECK_EQ(m, TLSHELLO_MAX);
+	check_fits(b, m);
+	/* One byte more, cut in two records: refused at once. */
+	n = sized_hello(TLSHELLO_MAX - 9, msg);
+	m = in_records(msg, n, 16000, b);
+	CHECK_EQ(m, TLSHELLO_MAX + 1);
+	CHECK_EQ(parse(b, 9, sni, &need), -EMSGSIZE);
+	/* In three records, the second record's header shows it. */
+	n = sized_hello(TLSHELLO_MAX - 15, msg);
+	m = in_records(msg, n, 8000, b);
+	CHECK_EQ(m, TLSHELLO_MAX);
+	check_fits(b, m);
+	n = sized_hello(TLSHELLO_MAX - 14, msg);
+	m = in_records(msg, n, 8000, b);
+	CHECK_EQ(parse(b, 8005 + 4, sni, &need), -EAGAIN);
+	CHECK(need <= TLSHELLO_MAX);
+	CHECK_EQ(parse(b, 8005 + 5, sni, &need), -EMSGSIZE);
+}
+
 static void test_names(void)
 {
 	unsigned char h[4096];
@@ -167,6 +282,7 @@ int main(void)
 	test_fragmented(h, n);
 	test_bad_input(h, n);
 	test_oversized();
+	test_limit();
 	test_names();
 	return unit_done("test_tlshello");
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by integration tests: a scratch directory, background processes
 # that are always stopped, free ports, nginx servers and the proxy.
 # Tests exit 0 (pass), 77 (skip, reason on the last line) or 1 (fail).
@@ -34,13 +35,19 @@ need() {
 	done
 }
 
-# A TCP port nobody listens on, from a range the kernel does not hand out
-# as ephemeral ports.
+# A TCP port nobody uses, from a range the kernel does not hand out as
+# ephemeral ports. It is called as $(pick_port), in a subshell, so the ports
+# already handed out in this test are remembered in a file: a port picked
+# but not yet bound would otherwise look free to the next call.
 pick_port() {
 	local p
-	for _ in $(seq 50); do
+	for _ in $(seq 100); do
 		p=$((20000 + RANDOM % 12000))
-		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
+		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+		ss -Htan "sport = :$p" | grep -q . && continue
+		echo "$p" >>"$T/.ports"
+		echo "$p"
+		return
 	done
 	fail "no free port found"
 }

@@ -70,6 +70,10 @@ wait_for() {
 	done
 }
 
+# lines_at_least N FILE REGEX: FILE has at least N lines matching REGEX (for
+# wait_for, which runs it again each time, unlike a test of "$(grep -c)").
+lines_at_least() { [ "$(grep -cE -- "$3" "$2")" -ge "$1" ]; }
+
 listening() { ss -Htln "src $1 and sport = :$2" | grep -q LISTEN; }
 not_listening() { ! listening "$@"; }
 
@@ -126,6 +130,15 @@ proxy_stop() {
 	local rc=0
 	wait "$pid" || rc=$?
 	[ "$rc" -eq 0 ] || { tail -n 20 "$T/$1.log" >&2; fail "proxy $1 exited with status $rc"; }
+}
+
+# log_ms FILE REGEX: when the first line of FILE matching REGEX was logged,
+# in ms since the epoch, from the proxy's own timestamp (not from when a
+# test's polling saw it).
+log_ms() {
+	local l
+	l=$(grep -m1 -E "$2" "$1") || fail "no line matching '$2' in $1"
+	date -d "${l%% *}" +%s%3N
 }
 
 # RSS of a process in KiB.

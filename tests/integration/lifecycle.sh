@@ -36,7 +36,7 @@ wait_for 5 grep -q 'conn vip=echo .*end=idle-timeout' "$T/proxy.log"
 info "SIGTERM during a slow 40 MB download: it completes, then the proxy exits 0"
 "$TOOLS/streamer" run "127.0.0.1:$W" --download 40000000 --rate 20000000 --timeout 30 >"$T/dl.out" 2>&1 &
 dl=$!
-PIDS+=($dl)
+PIDS+=("$dl")
 wait_for 5 bash -c "ss -Htn 'dport = :$S' | grep -q ."
 kill -TERM "$PID_proxy"
 wait_for 5 grep -q 'draining' "$T/proxy.log"

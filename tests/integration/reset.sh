@@ -6,6 +6,7 @@
 # client as one; killed while it only sends (nothing unread), its kernel
 # ends the stream with a FIN, and the client gets a clean early EOF with
 # every byte that came before it intact.
+# shellcheck disable=SC2154 # PID_NAME is set by bg (lib.sh)
 . "$(dirname "$0")/../lib.sh"
 R=$(pick_port); E=$(pick_port); K=$(pick_port); D=$(pick_port)
 VR=$(pick_port); VE=$(pick_port); VK=$(pick_port); VD=$(pick_port)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by integration tests: a scratch directory, background processes
 # that are always stopped, free ports, nginx servers and the proxy.
 # Tests exit 0 (pass), 77 (skip, reason on the last line) or 1 (fail).
@@ -34,13 +35,19 @@ need() {
 	done
 }
 
-# A TCP port nobody listens on, from a range the kernel does not hand out
-# as ephemeral ports.
+# A TCP port nobody uses, from a range the kernel does not hand out as
+# ephemeral ports. It is called as $(pick_port), in a subshell, so the ports
+# already handed out in this test are remembered in a file: a port picked
+# but not yet bound would otherwise look free to the next call.
 pick_port() {
 	local p
-	for _ in $(seq 50); do
+	for _ in $(seq 100); do
 		p=$((20000 + RANDOM % 12000))
-		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
+		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+		ss -Htan "sport = :$p" | grep -q . && continue
+		echo "$p" >>"$T/.ports"
+		echo "$p"
+		return
 	done
 	fail "no free port found"
 }
@@ -62,6 +69,10 @@ wait_for() {
 		sleep 0.05
 	done
 }
+
+# lines_at_least N FILE REGEX: FILE has at least N lines matching REGEX (for
+# wait_for, which runs it again each time, unlike a test of "$(grep -c)").
+lines_at_least() { [ "$(grep -cE -- "$3" "$2")" -ge "$1" ]; }
 
 listening() { ss -Htln "src $1 and sport = :$2" | grep -q LISTEN; }
 not_listening() { ! listening "$@"; }
@@ -119,6 +130,15 @@ proxy_stop() {
 	local rc=0
 	wait "$pid" || rc=$?
 	[ "$rc" -eq 0 ] || { tail -n 20 "$T/$1.log" >&2; fail "proxy $1 exited with status $rc"; }
+}
+
+# log_ms FILE REGEX: when the first line of FILE matching REGEX was logged,
+# in ms since the epoch, from the proxy's own timestamp (not from when a
+# test's polling saw it).
+log_ms() {
+	local l
+	l=$(grep -m1 -E "$2" "$1") || fail "no line matching '$2' in $1"
+	date -d "${l%% *}" +%s%3N
 }
 
 # RSS of a process in KiB.

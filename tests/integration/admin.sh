@@ -152,9 +152,13 @@ wait "$loop"
 [ "$(wc -l <"$T/fe1.access")" -eq "$n1" ] || fail "drained fe1 got $(($(wc -l <"$T/fe1.access") - n1)) new requests"
 [ "$(wc -l <"$T/fe2.access")" -gt "$n2" ] || fail "fe2 got nothing after the drain"
 
-info "enable fe1: it takes requests again"
+info "enable fe1: it takes requests again, half of them"
 curl -fsS -m 5 -X POST "$A/pools/web/servers/fe1/enable" >/dev/null || fail "enable fe1"
-for i in $(seq 4); do curl -fsS -m 5 "http://127.0.0.1:$V/"; done | grep -q fe1 || fail "fe1 not used after enable"
+for _ in $(seq 4); do curl -fsS -m 5 "http://127.0.0.1:$V/" || echo failed; done >"$T/after-enable"
+sort "$T/after-enable" | uniq -c
+# Round robin over two servers of weight 1: 4 requests in a row are 2 and 2.
+[ "$(grep -cx fe1 "$T/after-enable")" -eq 2 ] && [ "$(grep -cx fe2 "$T/after-enable")" -eq 2 ] ||
+	fail "4 requests after enable were not answered 2 by fe1 and 2 by fe2"
 
 info "disable e2: its open stream is closed at once"
 # e1 stays drained, so the stream goes to e2.

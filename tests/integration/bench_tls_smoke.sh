@@ -2,7 +2,8 @@
 # The TLS benchmark in smoke mode (bench/tls --smoke: about a second per
 # workload, tiny loads): HAProxy and snatproxy, each with the ECDSA and the
 # RSA certificate, must produce every figure (handshakes, keep-alive, bulk,
-# idle memory, CPU seconds, failure counts). Never asserts a speed.
+# idle memory, CPU seconds, failure counts), and snatproxy's handshake
+# failure counts must be 0. Never asserts a speed.
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" -eq 0 ] || skip "not root: the benchmark needs network namespaces"
 need ip openssl wrk haproxy nginx iperf3 python3
@@ -31,7 +32,7 @@ nfig=$(awk -F, 'NR > 1 {print $1}' "$out/results.csv" | sort -u | wc -l)
 [ "$nfig" -eq 30 ] || fail "results.csv names $nfig figures, not 30 (15 per certificate)"
 for k in ecdsa rsa; do
 	for id in hs_new hs_reuse eff_new eff_reuse err_new ka bulk idle cpu_new cli_new cpu_bulk; do
-		grep -q "^${id}_$k[_,]" "$out/results.csv" || fail "no $id figure for $k in results.csv"
+		grep -q "^${id}_${k}[_,]" "$out/results.csv" || fail "no $id figure for $k in results.csv"
 	done
 done
 for t in haproxy snatproxy; do
@@ -39,6 +40,14 @@ for t in haproxy snatproxy; do
 	[ "$got" -eq "$nfig" ] || fail "$t has $got of $nfig figures in results.csv"
 	bad=$(awk -F, -v t="$t" 'NR > 1 && $4 == t && $5 !~ /^-?[0-9.]+(e[-+]?[0-9]+)?$/ {print $1 "=" $5}' "$out/results.csv")
 	[ -z "$bad" ] || fail "$t: figures without a value: $bad"
+done
+# The handshake failure counts are counts of trouble, not just numbers: a
+# handshake through snatproxy must never fail.
+for k in ecdsa rsa; do
+	for id in err_new err_reuse; do
+		v=$(awk -F, -v f="${id}_$k" '$1 == f && $4 == "snatproxy" {print $5}' "$out/results.csv")
+		[ "$v" = 0 ] || fail "snatproxy: ${id}_$k is '$v', not 0 (s_time ERRORs in $out/logs)"
+	done
 done
 # snatproxy's figures carry their ratio to HAProxy's.
 r=$(awk -F, '$1 == "hs_new_rsa" && $4 == "snatproxy" {print $10}' "$out/results.csv")

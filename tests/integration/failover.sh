@@ -45,14 +45,31 @@ timeout_connect = 300ms
 CFG
 proxy_start proxy "$T/p.ini"
 
+# answers VIP-PORT N: N requests in turn; the answers in $T/answers, one a
+# line ("failed" for a request without one), then their tally.
+answers() {
+	for _ in $(seq "$2"); do curl -fsS -m 5 "http://127.0.0.1:$1/" || echo failed; done >"$T/answers"
+	sort "$T/answers" | uniq -c
+}
+
 info "refused server: 10 requests all answered by fe1"
-for i in $(seq 10); do curl -fsS -m 5 "http://127.0.0.1:$A/" || fail "request $i via refused pool"; done | sort | uniq -c
+answers "$A" 10
+[ "$(grep -cx fe1 "$T/answers")" -eq 10 ] || fail "not all 10 requests via the refused pool were answered by fe1"
 grep -qE 'conn vip=a .* server=fe1/.* retries=1 ' "$T/proxy.log" || fail "no retried connection logged"
 
 info "blackholed server: 6 requests answered after a 300ms connect timeout at most"
-start=$SECONDS
-for i in $(seq 6); do curl -fsS -m 5 "http://127.0.0.1:$B/" || fail "request $i via blackholed pool"; done | sort | uniq -c
-[ $((SECONDS - start)) -le 6 ] || fail "blackholed retries took $((SECONDS - start))s"
+start=$(date +%s%N)
+answers "$B" 6
+ms=$((($(date +%s%N) - start) / 1000000))
+echo "6 requests in $ms ms"
+[ "$(grep -cx fe1 "$T/answers")" -eq 6 ] || fail "not all 6 requests via the blackholed pool were answered by fe1"
+wait_for 5 lines_at_least 6 "$T/proxy.log" 'conn vip=b '
+n=$(grep -cE 'conn vip=b .* server=fe1/.* retries=1 ' "$T/proxy.log")
+echo "$n of them met the blackhole first"
+[ "$n" -ge 1 ] || fail "no request via the blackholed pool was retried: the blackhole was never tried"
+# Each retried request waited one 300 ms connect timeout; a margin of 3 s
+# for a loaded machine.
+[ "$ms" -le $((n * 300 + 3000)) ] || fail "blackholed retries took $ms ms"
 
 info "pool with only a refusing server: the client is closed at once, cause logged"
 curl -sS -m 5 "http://127.0.0.1:$C/" && fail "request through a dead pool succeeded"

@@ -78,9 +78,19 @@ proxy_start proxy "$T/p.ini"
 now_ms() { date +%s%3N; }
 downs() { grep -c "server $1 .* of pool $2 is DOWN" "$T/proxy.log"; }
 
-info "both servers of pool web are up: requests reach both"
-for i in 1 2 3 4; do curl -fsS -m 2 "http://127.0.0.1:$A/"; done | sort | uniq -c | tee "$T/r1"
-grep -q fe1 "$T/r1" && grep -q fe2 "$T/r1" || fail "not both servers answered"
+# answers N: N requests to VIP web in turn, the answers in $T/answers ("failed"
+# for a request without one), and their tally.
+answers() {
+	for _ in $(seq "$1"); do curl -fsS -m 2 "http://127.0.0.1:$A/" || echo failed; done >"$T/answers"
+	sort "$T/answers" | uniq -c
+}
+# Round robin over two servers of weight 1: any run of consecutive requests
+# alternates, so 4 in a row are 2 and 2.
+two_and_two() { [ "$(grep -cx fe1 "$T/answers")" -eq 2 ] && [ "$(grep -cx fe2 "$T/answers")" -eq 2 ]; }
+
+info "both servers of pool web are up: requests reach both, 2 and 2"
+answers 4
+two_and_two || fail "4 requests were not answered 2 by fe1 and 2 by fe2"
 
 info "each wrong answer gives its own cause"
 wait_for 3 grep -q "of pool status is DOWN: unexpected status: 'HTTP/1.1 404 Not Found'" "$T/proxy.log"
@@ -88,23 +98,25 @@ wait_for 3 grep -q "of pool body is DOWN: body mismatch: .* lacks 'MCUFactory'" 
 wait_for 3 grep -q "server dead 127.0.0.9:$P of pool nothing is DOWN: connection refused" "$T/proxy.log"
 
 info "stop fe2: down within interval * fall + timeout = 700 ms, once, with its cause"
-# Timed from the moment fe2 stops listening: nginx's master takes a few
-# hundred ms to close its sockets after SIGTERM.
+# Timed from the moment fe2 stops listening (nginx's master takes a few
+# hundred ms to close its sockets after SIGTERM) to the DOWN line's own
+# timestamp, so that this script's polling on a loaded machine is not in it.
 kill -TERM "$PID_nginx_fe2"
 wait_for 5 eval '! listening 127.0.0.3 "$Q"'
 t0=$(now_ms)
 wait_for 5 grep -q "server fe2 .* of pool web is DOWN" "$T/proxy.log"
-dt=$(($(now_ms) - t0))
-echo "fe2 marked down after ${dt} ms"
-# 400 ms of slack for this script's own polling on a loaded 2-core machine
-# (the sanitizer build, other tests): it measures when grep saw the line.
-[ "$dt" -le 1100 ] || fail "fe2 was marked down after ${dt} ms, more than 700 ms (+400 ms slack)"
+dt=$(($(log_ms "$T/proxy.log" "server fe2 .* of pool web is DOWN") - t0))
+echo "fe2 marked down ${dt} ms after it stopped listening"
+# One more check interval (200 ms) of margin for a late timer on a loaded
+# machine (the sanitizer build's suite runs beside this one on 2 cores).
+[ "$dt" -le $((200 * 2 + 300 + 200)) ] || fail "fe2 was marked down after ${dt} ms, more than 700 ms (+200 ms margin)"
 grep "of pool web is DOWN" "$T/proxy.log"
 grep -q "server fe2 127.0.0.3:$Q of pool web is DOWN: connection refused (2 failed http checks in a row)" \
 	"$T/proxy.log" || fail "the DOWN line does not give the cause"
-lines_before=$(grep -c '^.*conn vip=web ' "$T/proxy.log")
-for i in $(seq 8); do curl -fsS -m 2 "http://127.0.0.1:$A/" || fail "request $i with fe2 down"; done | sort | uniq -c
-wait_for 3 test "$(grep -c 'conn vip=web ' "$T/proxy.log")" -ge $((lines_before + 8))
+lines_before=$(grep -c 'conn vip=web ' "$T/proxy.log")
+answers 8
+[ "$(grep -cx fe1 "$T/answers")" -eq 8 ] || fail "with fe2 down, not all 8 requests were answered by fe1"
+wait_for 3 lines_at_least $((lines_before + 8)) "$T/proxy.log" 'conn vip=web '
 grep 'conn vip=web ' "$T/proxy.log" | tail -n 8 >"$T/after"
 grep -q 'server=fe2' "$T/after" && fail "a connection went to fe2 while it was down: $(grep fe2 "$T/after")"
 grep -q 'retries=[1-9]' "$T/after" && fail "connections were retried: fe2 was still tried"
@@ -115,9 +127,9 @@ info "restart fe2: up again after rise = 2 checks"
 t0=$(now_ms)
 nginx_start fe2 127.0.0.3 "$Q"
 wait_for 5 grep -q "server fe2 .* of pool web is UP: 2 successful http checks in a row" "$T/proxy.log"
-echo "fe2 up again $(($(now_ms) - t0)) ms after its restart"
-for i in 1 2 3 4; do curl -fsS -m 2 "http://127.0.0.1:$A/"; done | sort | uniq -c | tee "$T/r2"
-grep -q fe2 "$T/r2" || fail "fe2 does not get connections again"
+echo "fe2 up again $(($(log_ms "$T/proxy.log" "server fe2 .* of pool web is UP") - t0)) ms after its restart"
+answers 4
+two_and_two || fail "with fe2 back, 4 requests were not answered 2 by fe1 and 2 by fe2"
 
 info "every primary down, a backup: the backup serves without a retry"
 out=$(curl -fsS -m 2 "http://127.0.0.1:$D/") || fail "the backup did not serve"
@@ -125,12 +137,15 @@ out=$(curl -fsS -m 2 "http://127.0.0.1:$D/") || fail "the backup did not serve"
 wait_for 3 grep -qE 'conn vip=spare .*server=spare/.* retries=0 ' "$T/proxy.log"
 
 info "nothing left: clients are refused at once"
-t0=$(now_ms)
 curl -sS -m 5 "http://127.0.0.1:$E/" 2>"$T/curl.err" && fail "a pool with no server up served"
-dt=$(($(now_ms) - t0))
-echo "refused after ${dt} ms: $(cat "$T/curl.err")"
-[ "$dt" -lt 1000 ] || fail "the refusal took ${dt} ms"
+echo "refused: $(cat "$T/curl.err")"
+# The proxy's own account of how long the client was held: no connect was
+# tried, so nothing to wait for (a connect would have been logged with its
+# server, and a connect timeout lasts seconds).
 wait_for 3 grep -qE 'conn vip=nothing .*end=no-server' "$T/proxy.log"
+grep -E 'conn vip=nothing .*end=no-server' "$T/proxy.log"
+grep -qE 'conn vip=nothing .*server=-/- .*duration_ms=[0-9]{1,2} .*end=no-server' "$T/proxy.log" ||
+	fail "the refusal was not at once (under 100 ms, no server tried)"
 
 info "passive: 2 failed client connects to 'gone' mark it down before any second check"
 for i in 1 2 3 4; do curl -fsS -m 2 "http://127.0.0.1:$F/" >/dev/null || fail "request $i via pool passive"; done

@@ -54,16 +54,21 @@ not_listening() { ! lab_listening fe2 "$LAB_FE2" "$LAB_PORT"; }
 lab_wait 5 "nginx on fe2 to stop" not_listening
 t0=$(now_ms)
 lab_wait 5 "fe2 marked down" grep -q "server fe2 .* is DOWN" "$LOG"
-dt=$(($(now_ms) - t0))
+# From the DOWN line's own timestamp: this script's polling of a loaded
+# machine is not in the figure.
+down=$(grep -m1 "server fe2 .* is DOWN" "$LOG")
+dt=$(($(date -d "${down%% *}" +%s%3N) - t0))
 lab_stop nginx-fe2
 echo "fe2 stopped: marked down after $dt ms (bound: 200ms * 2 + 500ms = 900 ms)"
-# 400 ms of slack for the polling of a loaded 2-core machine.
-[ "$dt" -le 1300 ] || fail "fe2 marked down after $dt ms (bound 900 ms + 400 ms slack)"
+# One more check interval (200 ms) of margin for a late timer on a loaded
+# 2-core machine.
+[ "$dt" -le $((200 * 2 + 500 + 200)) ] || fail "fe2 marked down after $dt ms (bound 900 ms + 200 ms margin)"
 conns=$(grep -c ' conn ' "$LOG")
 read -r ok _ by _ < <(round down)
 echo "fe2 down: $ok of $N answered, by $by"
 [ "$ok" -eq "$N" ] && [ "$by" = "fe1x$N" ] || fail "with fe2 down: $ok of $N, answered by $by"
-lab_wait 5 "the connection lines" test "$(grep -c ' conn ' "$LOG")" -ge $((conns + N))
+conn_lines_at_least() { [ "$(grep -c ' conn ' "$LOG")" -ge "$1" ]; }
+lab_wait 5 "the connection lines" conn_lines_at_least $((conns + N))
 tail -n "$N" <(grep ' conn ' "$LOG") | grep -q 'retries=[1-9]' && fail "a connection still tried fe2"
 n=$(grep -c "fe2" <(grep -v ' conn ' "$LOG"))
 [ "$n" -eq 1 ] || fail "$n log lines about fe2, expected one"

@@ -26,6 +26,7 @@ config() { # WEIGHT CHECK [RISE]
 	CFG
 }
 answers() { for _ in 1 2 3 4 5 6; do curl -fsS -m 2 "http://127.0.0.1:$A/" || echo failed; done | sort | uniq -c | tr -s ' \n' ' '; }
+conns() { grep -c 'conn vip=web ' "$T/proxy.log"; }
 reload() { # N-TH
 	kill -HUP "$PID_proxy"
 	wait_for 5 bash -c "[ \$(grep -c 'SIGHUP: .* reloaded' '$T/proxy.log') -ge $1 ]"
@@ -39,9 +40,16 @@ wait "$PID_nginx_fe2" 2>/dev/null
 wait_for 5 grep -q "server fe2 .* is DOWN" "$T/proxy.log"
 config 2 http
 reload 1
+n0=$(conns)
 r=$(answers)
 echo "after the reload: $r"
 [[ $r == " 6 fe1 " ]] || fail "requests after the reload: $r (expected all on fe1)"
+# A retry to fe1 would hide a reset of fe2's state: fe2 tried first, refused,
+# then fe1. None of the 6 may have gone to fe2 or needed a retry.
+wait_for 5 lines_at_least $((n0 + 6)) "$T/proxy.log" 'conn vip=web '
+grep 'conn vip=web ' "$T/proxy.log" | tail -n 6 >"$T/after-reload"
+[ "$(grep -cE 'server=fe1/.* retries=0 ' "$T/after-reload")" -eq 6 ] ||
+	{ cat "$T/after-reload"; fail "after the reload, a connection went to fe2 or was retried: fe2's down state was reset"; }
 
 info "fe2 restarted: the new generation's checks bring it back up"
 nginx_start fe2 127.0.0.3 "$Q"

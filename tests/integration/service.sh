@@ -92,7 +92,11 @@ MANWIDTH=80 man --warnings -l "$T/inst/usr/share/man/man8/snatproxy.8" >"$T/man.
 grep -q 'snatproxy - user-space SNAT load balancer' "$T/man.txt" || fail "man page NAME"
 grep -q 'POST /pools/POOL/servers/SERVER/drain' "$T/man.txt" || fail "man page lacks the admin endpoint"
 
-if command -v systemd-analyze >/dev/null; then
+if ! command -v systemd-analyze >/dev/null; then
+	# A part of the test left out is a skip too: loud, and a failure on CI.
+	[ -z "${SNATPROXY_NO_SKIP:-}" ] || fail "systemd-analyze is not installed (make deps), and SNATPROXY_NO_SKIP is set"
+	echo "NOTE: systemd-analyze is not installed (make deps): the unit is not verified"
+else
 	info "systemd-analyze verify the unit (ExecStart pointed at the staged binary)"
 	sed "s|/usr/sbin/|$T/inst/usr/sbin/|" "$T/inst/usr/lib/systemd/system/snatproxy.service" \
 		>"$T/snatproxy.service"

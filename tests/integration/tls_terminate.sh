@@ -4,12 +4,14 @@
 # without harming the others. A bad certificate path is a start error.
 . "$(dirname "$0")/../lib.sh"
 need nginx curl openssl
-P=$(pick_port); Q=$(pick_port)
+P=$(pick_port); Q=$(pick_port); E=$(pick_port); H=$(pick_port)
 tls_ca
 tls_cert one pool01.lab.test
 tls_cert two www.two.test rsa
 nginx_start fe1 127.0.0.2 "$P"
 nginx_start fe2 127.0.0.3 "$P"
+bg echo "$TOOLS/streamer" serve "127.0.0.2:$E" echo
+wait_for 5 listening 127.0.0.2 "$E"
 cat >"$T/p.ini" <<CFG
 [global]
 workers = 2
@@ -25,6 +27,14 @@ tls_key = one.key
 tls_cert = two.pem
 tls_key = two.key
 timeout_connect = 1s
+[pool echo]
+server = e 127.0.0.2:$E
+[vip echo]
+listen = 127.0.0.1:$H
+pool = echo
+tls = terminate
+tls_cert = one.pem
+tls_key = one.key
 CFG
 "$SNATPROXY" -t -c "$T/p.ini" || fail "config refused"
 proxy_start proxy "$T/p.ini"
@@ -38,17 +48,21 @@ subject() { # NAME: the certificate's subject the VIP presents to SNI NAME
 		openssl x509 -noout -subject
 }
 
-info "the certificate chosen by SNI, checked by curl; requests balanced"
-for i in 1 2 3 4; do get pool01.lab.test || fail "request $i (pool01.lab.test)"; done >"$T/a"
-for i in 1 2; do get www.two.test || fail "request $i (www.two.test)"; done >>"$T/a"
+info "the certificate chosen by SNI, checked by curl; requests balanced 3 and 3"
+for _ in 1 2 3 4; do get pool01.lab.test || echo failed; done >"$T/a"
+for _ in 1 2; do get www.two.test || echo failed; done >>"$T/a"
 sort "$T/a" | uniq -c
-[ "$(sort -u "$T/a" | wc -l)" -eq 2 ] || fail "not balanced over both servers"
+# Round robin over two servers of weight 1: the pool's first 6 connections
+# alternate.
+[ "$(grep -cx fe1 "$T/a")" -eq 3 ] && [ "$(grep -cx fe2 "$T/a")" -eq 3 ] ||
+	fail "6 requests were not answered 3 by fe1 and 3 by fe2"
 subject pool01.lab.test | grep -q "CN = pool01.lab.test" || fail "wrong certificate for pool01.lab.test"
 subject www.two.test | grep -q "CN = www.two.test" || fail "wrong certificate for www.two.test"
 subject other.test | grep -q "CN = pool01.lab.test" || fail "unknown SNI did not get the first certificate"
 get pool01.lab.test --tlsv1.2 --tls-max 1.2 >/dev/null || fail "TLS 1.2 refused"
 wait_for 5 grep -qE 'conn vip=web .* end=[a-z-]+ tls=TLSv1.3 cipher=TLS_[A-Z0-9_]+ sni=pool01.lab.test' "$T/proxy.log"
-grep -qE 'tls=TLSv1.2 cipher=ECDHE-' "$T/proxy.log" || fail "no TLS 1.2 log line"
+# The line is written when the connection ends, after curl has its answer.
+wait_for 5 grep -qE 'tls=TLSv1.2 cipher=ECDHE-' "$T/proxy.log"
 
 info "a large download through the TLS layer"
 head -c 3000000 /dev/urandom >"$T/nginx-fe1/html/big"
@@ -71,11 +85,71 @@ for v in -tls1_2 -tls1_3; do
 done
 
 info "close_notify from the client is relayed as a half-close"
-# The echo stops s_client's input: it sends close_notify and reads on;
-# nginx sees the half-close of its request only after the answer.
-printf 'GET / HTTP/1.0\r\nHost: x\r\n\r\n' | openssl s_client -quiet -connect "127.0.0.1:$Q" \
-	-servername pool01.lab.test -CAfile "$T/ca.pem" >"$T/hc" 2>&1
-grep -qE '^fe[12]$' "$T/hc" || { cat "$T/hc"; fail "no answer after the client's close_notify"; }
+# A client that sends 600 KB, then its close_notify, and reads on: the echo
+# server gets a FIN only if the proxy relays the close_notify as a
+# half-close, and only then ends its echo; the whole echo must come back
+# after the close_notify, then the proxy's own close_notify (a clean EOF).
+python3 - "$H" "$T/ca.pem" >"$T/hc" 2>&1 <<'PY' || { cat "$T/hc"; fail "the half-close was not relayed"; }
+import select, socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
+N = 600000
+data = bytes((i * 7 + i // 251) & 0xff for i in range(N))
+ctx = ssl.create_default_context(cafile=ca)
+inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inb, outb, server_hostname="pool01.lab.test")
+sock = socket.create_connection(("127.0.0.1", port))
+sock.setblocking(False)
+pending, got, wrote, notified, eof = b"", bytearray(), 0, None, None
+deadline = time.monotonic() + 20
+handshaken = False
+while eof is None:
+    if time.monotonic() > deadline:
+        sys.exit(f"timeout: {len(got)} of {N} bytes echoed, close_notify sent: {notified is not None}")
+    if not handshaken:
+        try:
+            tls.do_handshake()
+            handshaken = True
+        except ssl.SSLWantReadError:
+            pass
+    if handshaken and wrote < N and outb.pending < 65536:
+        wrote += tls.write(data[wrote:wrote + 16384])
+    if handshaken and wrote == N and notified is None:
+        try:
+            tls.unwrap()  # queues our close_notify; the peer's comes later
+        except ssl.SSLWantReadError:
+            pass
+        notified = len(got)
+    pending += outb.read()
+    r, w, _ = select.select([sock], [sock] if pending else [], [], 0.2)
+    if w:
+        pending = pending[sock.send(pending):]
+    if r:
+        chunk = sock.recv(65536)
+        if chunk:
+            inb.write(chunk)
+        else:
+            inb.write_eof()
+    while handshaken:
+        try:
+            got += tls.read(65536)
+        except ssl.SSLWantReadError:
+            break
+        except ssl.SSLZeroReturnError:
+            eof = "close_notify"
+            break
+        except ssl.SSLEOFError:
+            eof = "TCP EOF without close_notify"
+            break
+print(f"{len(got)} bytes echoed, {len(got) - notified} of them after our close_notify; ended by {eof}")
+if bytes(got) != data:
+    sys.exit(f"the echo differs: {len(got)} bytes of {N}")
+if len(got) == notified:
+    sys.exit("every byte came back before our close_notify: the half-close was not exercised")
+if eof != "close_notify":
+    sys.exit(f"the stream ended by {eof}")
+PY
+cat "$T/hc"
+wait_for 5 grep -qE 'conn vip=echo .* to_client=600000 .*end=client-closed' "$T/proxy.log"
 
 info "a garbage client and a truncated handshake are closed; others go on"
 exec 3<>"/dev/tcp/127.0.0.1/$Q"

@@ -69,7 +69,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
-	@tests/run build build-san
+	@tests/run build 'build-san:!^fuzz_smoke$$'
 
 demo: deps
 	@$(MAKE) --no-print-directory all

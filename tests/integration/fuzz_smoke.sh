@@ -4,11 +4,9 @@
 # finding: the config parser, the health checks' HTTP response parser, the
 # ClientHello parser and the admin request parser. `make fuzz` runs them for
 # minutes; this keeps them building and keeps the seeds passing. The
-# harnesses compile the sources themselves with their own sanitizers, so the
-# suite runs this once, with the normal build, not again for build-san.
+# harnesses compile the sources themselves with their own sanitizers, so
+# `make test` runs this once, with the normal build (tests/run 'build-san:!^fuzz_smoke$').
 . "$(dirname "$0")/../lib.sh"
-[ "${BUILD_TAG:-build}" != build-san ] ||
-	skip "runs once per suite, in the normal build's run (build-fuzz/ has its own sanitizers)"
 command -v clang >/dev/null 2>&1 || skip "clang is not installed (make deps installs clang and libclang-rt-dev)"
 printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n; }\n' >"$T/probe.c"
 clang -fsanitize=fuzzer,address,undefined -o "$T/probe" "$T/probe.c" >"$T/probe.log" 2>&1 ||

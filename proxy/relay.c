@@ -850,10 +850,15 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 		return;
 	}
 	relay_server_addr(c, c->server, &sa);
-	if (res == -ECANCELED || res == -ETIMEDOUT)
+	bool timeout = res == -ECANCELED || res == -ETIMEDOUT;
+	if (timeout)
 		snat_transparent_hint(c->vip, &sa.sa);
 	atomic_fetch_add(&p->stats[c->server].connect_fail, 1);
-	health_passive(p, c->server, false, res);
+	/* Without SNAT, a connect that times out says more about where the
+	 * client is (the server's answer went straight to it) than about the
+	 * server: it must not take the server out for every other client. */
+	if (!(timeout && c->vip->cfg->snat == CONFIG_SNAT_OFF))
+		health_passive(p, c->server, false, res);
 	c->failed = c->server;
 	balance_release(&p->bal, c->server);
 	c->server = -1;

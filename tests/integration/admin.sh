@@ -142,7 +142,7 @@ info "drain fe1 under a request loop: nginx fe1 sees no new request"
 	>"$T/loop.out" 2>&1 &
 loop=$!
 PIDS+=($loop)
-wait_for 10 eval '[ "$(wc -l <"$T/fe2.access")" -ge 30 ]'
+wait_for 30 eval '[ "$(wc -l <"$T/fe2.access")" -ge 30 ]'
 curl -fsS -m 5 -X POST "$A/pools/web/servers/fe1/drain" >/dev/null || fail "drain fe1"
 wait_for 5 metric_is 'snatproxy_server_connections_active{pool="web",server="fe1"}' 0
 n1=$(wc -l <"$T/fe1.access")

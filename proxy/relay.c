@@ -129,7 +129,6 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d);
 static void relay_connect(struct relay *r, struct relay_conn *c);
 static void relay_hello(struct relay *r, struct relay_conn *c);
 static void relay_tls_pump(struct relay *r, struct relay_conn *c);
-static bool relay_nofile(int err);
 
 static inline enum loop_op recv_op(int d)
 {
@@ -146,6 +145,14 @@ static inline enum loop_op send_op(int d)
 static inline struct relay_lru *conn_lru(struct relay_conn *c)
 {
 	return &c->gen->lru[c->vip - c->gen->rt->vips];
+}
+
+/* Errors of accept and socket that mean "no descriptor (or memory for one)
+ * now": the client is left in the kernel's backlog or kept waiting, never
+ * dropped. */
+static bool relay_nofile(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
 }
 
 /* ---- bookkeeping: LRU for idle timeouts, the starved list ---- */
@@ -907,7 +914,6 @@ static void relay_submit_connect(struct relay *r, struct relay_conn *c, const un
  * meanwhile (relay_on_accept pauses). */
 static void relay_wait_fd(struct relay *r, struct relay_conn *c)
 {
-	c->snat.sa.sa_family = 0;
 	if (!c->fd_waiting)
 		atomic_fetch_add(&r->rt->root->nofile_waits, 1);
 	c->fd_waiting = 1;
@@ -1058,14 +1064,6 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 			relay_connect(r, c);
 	}
 	relay_maybe_free(r, c);
-}
-
-/* Errors of accept and socket that mean "no descriptor (or memory for one)
- * now": the client is left in the kernel's backlog or kept waiting, never
- * dropped. */
-static bool relay_nofile(int err)
-{
-	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
 }
 
 static void relay_log_pause(struct relay *r, struct relay_listener *ls, enum runtime_pause why)

@@ -1,5 +1,6 @@
 # snatproxy: `make` builds build/snatproxy; `make SAN=1` builds an
-# AddressSanitizer/UBSan variant in build-san/ that the same tests run against.
+# AddressSanitizer/UBSan variant in build-san/ that the same tests run against;
+# `make SAN=thread` a ThreadSanitizer one in build-tsan/.
 
 CC      ?= gcc
 PKGS    := liburing inih openssl
@@ -8,6 +9,9 @@ VERSION := 0.1.0
 ifeq ($(SAN),1)
 BUILD   := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),thread)
+BUILD   := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 else
 BUILD   := build
 SANFLAGS :=
@@ -65,11 +69,15 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run-local $(BUILD)/snatproxy
 
-# The whole suite against the normal build, then against the sanitizer build.
+# The whole suite against the normal build and the sanitizer build, and the
+# tests where threads meet (reloads, the admin endpoint, health checks)
+# against the ThreadSanitizer build.
+TSAN_TESTS ?= reload|admin|health
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
-	@tests/run build build-san
+	@$(MAKE) --no-print-directory SAN=thread all
+	@tests/run build build-san 'build-tsan:$(TSAN_TESTS)'
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -103,4 +111,4 @@ format:
 	clang-format -i proxy/*.c include/*.h tests/unit/*.c tests/tools/*.c
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan

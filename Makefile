@@ -39,7 +39,7 @@ MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/snatproxy
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
-.PHONY: all deps run test test-san demo bench check-format format clean install uninstall
+.PHONY: all deps run test test-san demo bench soak check-format format clean install uninstall
 all: $(BUILD)/snatproxy $(UNITS) $(TOOLS)
 
 $(BUILD)/snatproxy: $(OBJS)
@@ -78,6 +78,13 @@ test: deps
 	@$(MAKE) --no-print-directory SAN=1 all
 	@$(MAKE) --no-print-directory SAN=thread all
 	@tests/run build build-san 'build-tsan:$(TSAN_TESTS)'
+
+# Everything at once against the built binary for SOAK_MINUTES (default 10);
+# see docs/reliability.md.
+SOAK_MINUTES ?= 10
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@tests/soak/soak --minutes $(SOAK_MINUTES)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -72,7 +72,7 @@ run: deps
 # The whole suite against the normal build and the sanitizer build, and the
 # tests where threads meet (reloads, the admin endpoint, health checks)
 # against the ThreadSanitizer build.
-TSAN_TESTS ?= reload|admin|health
+TSAN_TESTS ?= ^(reload|admin|health)
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all

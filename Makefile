@@ -1,5 +1,6 @@
 # snatproxy: `make` builds build/snatproxy; `make SAN=1` builds an
-# AddressSanitizer/UBSan variant in build-san/ that the same tests run against.
+# AddressSanitizer/UBSan variant in build-san/ that the same tests run against;
+# `make SAN=thread` a ThreadSanitizer one in build-tsan/.
 
 CC      ?= gcc
 PKGS    := liburing inih openssl
@@ -8,6 +9,9 @@ VERSION := 0.1.0
 ifeq ($(SAN),1)
 BUILD   := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),thread)
+BUILD   := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 else
 BUILD   := build
 SANFLAGS :=
@@ -35,7 +39,7 @@ MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/snatproxy
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
-.PHONY: all deps run test test-san demo bench check-format format clean install uninstall
+.PHONY: all deps run test test-san demo bench soak check-format format clean install uninstall
 all: $(BUILD)/snatproxy $(UNITS) $(TOOLS)
 
 $(BUILD)/snatproxy: $(OBJS)
@@ -65,11 +69,22 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run-local $(BUILD)/snatproxy
 
-# The whole suite against the normal build, then against the sanitizer build.
+# The whole suite against the normal build and the sanitizer build, and the
+# tests where threads meet (reloads, the admin endpoint, health checks)
+# against the ThreadSanitizer build.
+TSAN_TESTS ?= ^(reload|admin|health)
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
-	@tests/run build 'build-san:!^fuzz_smoke$$'
+	@$(MAKE) --no-print-directory SAN=thread all
+	@tests/run build 'build-san:!^fuzz_smoke$$' 'build-tsan:$(TSAN_TESTS)'
+
+# Everything at once against the built binary for SOAK_MINUTES (default 10);
+# see docs/reliability.md.
+SOAK_MINUTES ?= 10
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@tests/soak/soak --minutes $(SOAK_MINUTES)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -103,7 +118,7 @@ format:
 	clang-format -i proxy/*.c include/*.h tests/unit/*.c tests/tools/*.c
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan
 
 # ---- Fuzzing: libFuzzer harnesses (tests/fuzz/fuzz_NAME.c), built with clang
 # and AddressSanitizer/UBSan into build-fuzz/. A harness's seeds are in

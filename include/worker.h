@@ -17,12 +17,16 @@ enum worker_stop { WORKER_RUN, WORKER_DRAIN, WORKER_STOP_NOW };
 /* What a worker switches to on reload, prepared by the main thread: the new
  * runtime, the worker's share of it, and its complete set of listeners (the
  * kept ones are the worker's own, the new ones already bound). vips[i] is
- * the VIP of listeners[i] in the new runtime. */
+ * the VIP of listeners[i] in the new runtime; opened[i] says the plan bound
+ * listeners[i] itself. The main thread never reads a kept listener's state
+ * (its worker changes it at any time): opened[] alone says what a plan not
+ * handed over must close. */
 struct worker_reload {
 	struct runtime *rt;
 	struct relay_gen *gen;
 	struct relay_listener **listeners;
 	struct runtime_vip **vips;
+	bool *opened;
 	int nlisteners;
 };
 

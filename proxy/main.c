@@ -46,6 +46,16 @@ static const char usage[] =
 	"signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
 	"logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
 
+#ifdef __SANITIZE_THREAD__
+/* make SAN=thread: the first data race ends the process with status 66, so
+ * the test that stops the proxy sees it fail; TSAN_OPTIONS still overrides. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+	return "halt_on_error=1:exitcode=66:second_deadlock_stack=1";
+}
+#endif
+
 struct options {
 	const char *config, *cert, *key, *ca;
 	bool test, keys, verbose;
@@ -122,8 +132,10 @@ static bool workers_exited(struct worker *w, int n)
 	return true;
 }
 
-/* While the workers drain, a second SIGINT or SIGTERM closes everything now. */
-static void wait_workers(struct worker *w, int n, const sigset_t *set)
+/* While the workers drain, a second SIGINT or SIGTERM closes everything now.
+ * `cfg` is the current generation's, as the main thread knows it: a worker's
+ * own w->rt is its to change (a late reload switch) until it has exited. */
+static void wait_workers(struct worker *w, int n, const sigset_t *set, const struct config *cfg)
 {
 	const struct timespec poll = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
 	bool now = false;
@@ -131,7 +143,7 @@ static void wait_workers(struct worker *w, int n, const sigset_t *set)
 	while (!workers_exited(w, n)) {
 		int sig = sigtimedwait(set, NULL, &poll);
 		if (sig == SIGUSR1)
-			reopen_access_log(w->rt->cfg);
+			reopen_access_log(cfg);
 		if (sig == SIGINT || sig == SIGTERM) {
 			if (!now)
 				log_info("%s: closing open connections now", strsignal(sig));
@@ -199,7 +211,7 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 	}
 	for (int i = 0; i < n; i++)
 		worker_signal(&w[i], status ? WORKER_STOP_NOW : WORKER_DRAIN);
-	wait_workers(w, n, &set);
+	wait_workers(w, n, &set, reload_current(rl)->cfg);
 	for (int i = 0; i < n; i++)
 		worker_join(&w[i]);
 	pthread_barrier_destroy(&ready);

@@ -224,6 +224,10 @@ void worker_free(struct worker *w)
 
 /* ---- reload ---- */
 
+/* On the main thread: w->listeners and their addresses change only when the
+ * worker applies a plan, which happens before it clears w->reload (the
+ * atomic that hands the plan over and back), and a reload starts only once
+ * every worker has cleared it. */
 static struct relay_listener *worker_find_listener(struct worker *w,
 						   const struct sockaddr_storage *addr)
 {
@@ -238,7 +242,8 @@ static int worker_plan_alloc(struct worker_reload *plan, int n)
 {
 	plan->listeners = calloc((size_t)n + 1, sizeof(*plan->listeners));
 	plan->vips = calloc((size_t)n + 1, sizeof(*plan->vips));
-	return plan->listeners && plan->vips ? 0 : -ENOMEM;
+	plan->opened = calloc((size_t)n + 1, sizeof(*plan->opened));
+	return plan->listeners && plan->vips && plan->opened ? 0 : -ENOMEM;
 }
 
 int worker_reload_prepare(struct worker *w, struct runtime *rt, struct worker_reload **out)
@@ -259,9 +264,13 @@ int worker_reload_prepare(struct worker *w, struct runtime *rt, struct worker_re
 	for (int v = 0; v < cfg->nvips; v++)
 		for (int i = 0; i < cfg->vips[v].nlisten; i++) {
 			struct relay_listener *ls = worker_find_listener(w, &cfg->vips[v].listen[i]);
-			if (!ls && !(ls = worker_listener_open(cfg, v, i, why, sizeof(why)))) {
-				worker_reload_discard(plan);
-				return -EADDRNOTAVAIL;
+			if (!ls) {
+				ls = worker_listener_open(cfg, v, i, why, sizeof(why));
+				if (!ls) {
+					worker_reload_discard(plan);
+					return -EADDRNOTAVAIL;
+				}
+				plan->opened[plan->nlisteners] = true;
 			}
 			plan->vips[plan->nlisteners] = &rt->vips[v];
 			plan->listeners[plan->nlisteners++] = ls;
@@ -271,17 +280,18 @@ int worker_reload_prepare(struct worker *w, struct runtime *rt, struct worker_re
 }
 
 /* Frees a plan not handed over: only the listeners it opened are its own
- * (those not armed yet; the kept ones belong to the worker). */
+ * (never armed); the kept ones belong to the worker. */
 void worker_reload_discard(struct worker_reload *plan)
 {
 	if (!plan)
 		return;
-	for (int i = 0; plan->listeners && i < plan->nlisteners; i++)
-		if (!plan->listeners[i]->armed && plan->listeners[i]->vip == NULL)
+	for (int i = 0; i < plan->nlisteners; i++)
+		if (plan->opened[i])
 			worker_free_listener(plan->listeners[i]);
 	relay_gen_discard(plan->gen);
 	free(plan->listeners);
 	free(plan->vips);
+	free(plan->opened);
 	free(plan);
 }
 
@@ -328,9 +338,8 @@ static void worker_apply_reload(struct worker *w)
 	relay_switch(&w->relay, plan->gen);
 	for (int i = 0; i < plan->nlisteners; i++) {
 		struct relay_listener *ls = plan->listeners[i];
-		bool fresh = ls->vip == NULL;
 		ls->vip = plan->vips[i];
-		if (fresh && w->stopping == WORKER_RUN)
+		if (plan->opened[i] && w->stopping == WORKER_RUN)
 			relay_listen(&w->relay, ls);
 	}
 	free(w->listeners);
@@ -341,6 +350,7 @@ static void worker_apply_reload(struct worker *w)
 		log_err("worker %d: out of memory: some servers of the new configuration are "
 			"not checked", w->id);
 	free(plan->vips);
+	free(plan->opened);
 	free(plan);
 	atomic_store(&w->reload, NULL);
 }

@@ -18,7 +18,21 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
 	done
+	sanitizer_reports
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+}
+# A data race the ThreadSanitizer build reported in any process's log fails
+# the test, whatever the test saw (make SAN=thread; the binary stops at the
+# first race with status 66, see main.c).
+sanitizer_reports() {
+	local f
+	for f in "$T"/*.log; do
+		[ -f "$f" ] && grep -q 'WARNING: ThreadSanitizer' "$f" || continue
+		grep -A 24 -m 1 'WARNING: ThreadSanitizer' "$f" >&2
+		echo "FAIL: $(grep -m 1 "SUMMARY: ThreadSanitizer" "$f") (in $(basename "$f"))" >&2
+		[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+		exit 1
+	done
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

@@ -67,7 +67,9 @@ struct admin_conn {
 
 struct admin {
 	struct runtime *rt;		/* the generation requests are answered from */
-	_Atomic(struct runtime *) next; /* set by a reload */
+	/* A generation a reload handed over, not yet taken (NULL: none). It
+	 * holds the reference the reload counted for the admin endpoint. */
+	_Atomic(struct runtime *) next;
 	int lfd, efd, stopfd;
 	pthread_t thread;
 	bool started;
@@ -745,8 +747,8 @@ static void *admin_main(void *arg)
 	struct epoll_event ev[32];
 
 	for (;;) {
-		struct runtime *next = atomic_load(&a->next);
-		if (next != a->rt) { /* a reload: let the old generation go */
+		struct runtime *next = atomic_exchange(&a->next, NULL);
+		if (next) { /* a reload: let the old generation go */
 			atomic_fetch_sub(&a->rt->refs, 1);
 			a->rt = next;
 		}
@@ -806,7 +808,6 @@ int admin_open(struct admin **out, struct runtime *rt, const struct sockaddr *ad
 		return -ENOMEM;
 	}
 	a->rt = rt;
-	atomic_store(&a->next, rt);
 	a->lfd = a->efd = a->stopfd = -1;
 	addr_format(addr, a->addr, sizeof(a->addr));
 	a->loopback = config_addr_loopback(addr);
@@ -829,10 +830,14 @@ int admin_start(struct admin *a)
 	return -ret;
 }
 
+/* Two reloads within one of the admin thread's waits: the generation it
+ * never took gives back its reference here, or it would never be freed. */
 void admin_set_runtime(struct admin *a, struct runtime *rt)
 {
-	if (a)
-		atomic_store(&a->next, rt);
+	struct runtime *skipped = a ? atomic_exchange(&a->next, rt) : NULL;
+
+	if (skipped)
+		atomic_fetch_sub(&skipped->refs, 1);
 }
 
 void admin_close(struct admin *a)

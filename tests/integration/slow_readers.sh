@@ -79,7 +79,7 @@ config 4096 >"$T/one.ini"
 proxy_start one "$T/one.ini"
 curl -fsS --limit-rate 100k -o /dev/null -m 30 "http://127.0.0.1:$H/big" &
 reader=$!
-PIDS+=($reader)
+PIDS+=("$reader")
 peak=0
 for _ in $(seq 20); do
 	sleep 0.1

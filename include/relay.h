@@ -29,6 +29,7 @@ struct relay_listener {
 	uint16_t port; /* network order: a server with no port gets this one */
 	bool armed;
 	bool retired; /* dropped by a reload: its vip is of an older generation */
+	bool stopping;	/* shutdown: accepting for the last time (relay_stop_listen) */
 	uint8_t paused; /* 1 + enum runtime_pause while not accepting */
 	struct relay_listener *pause_next; /* on the worker's paused list */
 	struct runtime_vip *vip;
@@ -82,6 +83,10 @@ void relay_free(struct relay *r);
 void relay_listen(struct relay *r, struct relay_listener *ls);
 /* Stops accepting on a listener and closes it. */
 void relay_unlisten(struct relay *r, struct relay_listener *ls);
+/* Shutdown: stops accepting on a listener, but first takes the connections
+ * already waiting in its queue (closing it would reset them, unseen); they
+ * are served and logged like any other. ls->fd is -1 once it is closed. */
+void relay_stop_listen(struct relay *r, struct relay_listener *ls);
 
 /* Periodic work: idle timeouts, and receives starved of buffers. */
 void relay_tick(struct relay *r);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1087,7 +1088,7 @@ static void relay_log_pause(struct relay *r, struct relay_listener *ls, enum run
  * meanwhile wait in the kernel's backlog; relay_resume starts again. */
 static void relay_pause(struct relay *r, struct relay_listener *ls, enum runtime_pause why)
 {
-	if (ls->paused || ls->fd < 0)
+	if (ls->paused || ls->fd < 0 || ls->stopping)
 		return;
 	ls->paused = (uint8_t)(1 + why);
 	if (ls->armed)
@@ -1098,6 +1099,27 @@ static void relay_pause(struct relay *r, struct relay_listener *ls, enum runtime
 		r->nofile_retry_ms = r->loop->now_ms + RELAY_NOFILE_RETRY_MS;
 	atomic_fetch_add(&r->rt->root->paused[why], 1);
 	relay_log_pause(r, ls, why);
+}
+
+/* The kernel completes handshakes for a listener on its own: closing it
+ * resets the connections waiting in its queue, which the client saw
+ * connected and the proxy never logged. So the last accept request ends
+ * first (no completion can come after the close), then the queue is taken
+ * here, without waiting, and only then is the listener closed. */
+static void relay_drain_close(struct relay *r, struct relay_listener *ls)
+{
+	if (fcntl(ls->fd, F_SETFL, O_NONBLOCK) == 0)
+		for (;;) {
+			int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0) {
+				atomic_fetch_add(&r->rt->root->live, 1);
+				relay_accepted(r, ls, fd);
+			} else if (errno != ECONNABORTED && errno != EINTR) {
+				break;
+			}
+		}
+	close(ls->fd);
+	ls->fd = -1;
 }
 
 static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
@@ -1125,7 +1147,9 @@ static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 		log_warn("vip %s: accept failed: %s (%lu more since last message)",
 			 ls->vip->cfg->name, strerror(-res), suppressed);
 	}
-	if (!ls->armed && !ls->paused && ls->fd >= 0)
+	if (!ls->armed && ls->stopping && ls->fd >= 0)
+		relay_drain_close(r, ls);
+	else if (!ls->armed && !ls->paused && ls->fd >= 0)
 		relay_listen(r, ls);
 }
 
@@ -1158,6 +1182,19 @@ void relay_unlisten(struct relay *r, struct relay_listener *ls)
 		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
 	close(ls->fd);
 	ls->fd = -1;
+}
+
+void relay_stop_listen(struct relay *r, struct relay_listener *ls)
+{
+	if (ls->fd < 0 || ls->stopping)
+		return;
+	ls->stopping = true;
+	if (ls->paused)
+		relay_unpause(r, ls);
+	if (ls->armed) /* its last completion drains the queue (relay_on_accept) */
+		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+	else
+		relay_drain_close(r, ls);
 }
 
 /* ---- completion handlers ---- */

@@ -99,6 +99,16 @@ static void worker_on_wake(void *ctx, void *owner, struct io_uring_cqe *cqe)
 	worker_arm_wake(owner);
 }
 
+/* Listeners still open: each takes what its queue holds once its accept
+ * request has ended (relay_stop_listen). */
+static bool worker_listening(const struct worker *w)
+{
+	for (int i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i]->fd >= 0)
+			return true;
+	return false;
+}
+
 /* Acts on a stop request; returns true when the thread may leave its loop. */
 static bool worker_check_stop(struct worker *w)
 {
@@ -107,7 +117,7 @@ static bool worker_check_stop(struct worker *w)
 	if (want > w->stopping) {
 		if (w->stopping == WORKER_RUN) {
 			for (int i = 0; i < w->nlisteners; i++)
-				relay_unlisten(&w->relay, w->listeners[i]);
+				relay_stop_listen(&w->relay, w->listeners[i]);
 			w->deadline_ms = w->loop.now_ms + w->rt->cfg->grace_ms;
 		}
 		w->stopping = want;
@@ -121,7 +131,7 @@ static bool worker_check_stop(struct worker *w)
 				 w->relay.live);
 		relay_close_all(&w->relay);
 	}
-	return w->relay.nconns == 0 && health_worker_idle(&w->health);
+	return w->relay.nconns == 0 && health_worker_idle(&w->health) && !worker_listening(w);
 }
 
 static int worker_setup(struct worker *w)

@@ -85,7 +85,8 @@ struct runtime {
 
 int runtime_init(struct runtime *rt, const struct config *cfg);
 /* A generation after `prev`: servers and VIPs that keep their names keep
- * their operator/health flags and their counters. */
+ * their operator/health flags and their counters; a server down for failed
+ * client connects (check = none) keeps its wait if its address stays too. */
 int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct runtime *prev);
 void runtime_free(struct runtime *rt);
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 
+#include "addr.h"
 #include "runtime.h"
 
 static int runtime_pool_init(struct runtime_pool *rp, const struct config_pool *cfg)
@@ -134,18 +135,38 @@ void runtime_free(struct runtime *rt)
 	memset(rt, 0, sizeof(*rt));
 }
 
+/* Down stays down across a reload where something can bring the server
+ * back: the new pool's checks, or with check = none its trial after
+ * fail_timeout. Down from failed client connects (check = none on both
+ * sides) keeps its timer, so a dead server does not cost check_fall slow
+ * connects again after each reload; that is the same server only at the
+ * same address, and a shorter new fail_timeout shortens the wait. Down by
+ * checks the pool no longer has, or without fail_timeout, nothing would end
+ * it: the server starts up. */
+static unsigned runtime_carry_down(struct runtime_pool *to, int i, const struct runtime_pool *from,
+				   int j, unsigned flags)
+{
+	const struct sockaddr *na = (const struct sockaddr *)&to->cfg->servers[i].addr;
+	const struct sockaddr *oa = (const struct sockaddr *)&from->cfg->servers[j].addr;
+
+	if (!(flags & BALANCE_DOWN) || to->cfg->check.type != CONFIG_CHECK_NONE)
+		return flags;
+	if (!to->bal.fail_timeout_ms || !from->bal.fail_timeout_ms || !addr_equal(na, oa))
+		return flags & ~(unsigned)BALANCE_DOWN;
+	uint64_t at = atomic_load(&from->bal.srv[j].retry_ms);
+	uint64_t latest = balance_now_ms() + to->bal.fail_timeout_ms;
+	atomic_store(&to->bal.srv[i].retry_ms, at < latest ? at : latest);
+	return flags;
+}
+
 static void runtime_carry_server(struct runtime_pool *to, int i, const struct runtime_pool *from,
 				 int j)
 {
 	const struct runtime_server_stats *a = &from->stats[j];
 	struct runtime_server_stats *b = &to->stats[i];
-
 	unsigned flags = atomic_load(&from->bal.srv[j].flags);
 
-	/* Only checks bring a server back up: without them, down means nothing. */
-	if (to->cfg->check.type == CONFIG_CHECK_NONE)
-		flags &= ~(unsigned)BALANCE_DOWN;
-	atomic_store(&to->bal.srv[i].flags, flags);
+	atomic_store(&to->bal.srv[i].flags, runtime_carry_down(to, i, from, j, flags));
 	atomic_store(&b->conns, atomic_load(&a->conns));
 	atomic_store(&b->bytes_in, atomic_load(&a->bytes_in));
 	atomic_store(&b->bytes_out, atomic_load(&a->bytes_out));

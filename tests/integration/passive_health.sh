@@ -8,7 +8,12 @@
 #    with how the connection ended), not every other request;
 #  - then it is skipped for fail_timeout, and the live servers alternate;
 #  - then one request tries it (slow again), and it is skipped again;
-#  - once it answers, its trial brings it back into the rotation.
+#  - a reload keeps it down, with its timer: no request pays for it again,
+#    and its trial comes when it would have;
+#  - once it answers, its trial brings it back into the rotation;
+#  - down again (refused), a reload that moves it to another address, where
+#    a server answers, gives it its share at once: a new address is a new
+#    server.
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
 need nginx curl nft
@@ -21,20 +26,29 @@ NFT
 P=$(pick_port); V=$(pick_port)
 nginx_start fe1 127.0.0.2 "$P"
 nginx_start fe3 127.0.0.4 "$P"
-cat >"$T/p.ini" <<CFG
-[global]
-workers = 2
-[pool p]
-check_fall = 2
-fail_timeout = 3s
-server = fe1 127.0.0.2:$P
-server = hole 198.18.99.1:$P
-server = fe3 127.0.0.4:$P
-[vip v]
-listen = 127.0.0.1:$V
-pool = p
-timeout_connect = 500ms
-CFG
+config() { # ADDRESS_OF_HOLE TIMEOUT_IDLE
+	cat >"$T/p.ini" <<-CFG
+	[global]
+	workers = 2
+	[pool p]
+	check_fall = 2
+	fail_timeout = 3s
+	server = fe1 127.0.0.2:$P
+	server = hole $1:$P
+	server = fe3 127.0.0.4:$P
+	[vip v]
+	listen = 127.0.0.1:$V
+	pool = p
+	timeout_connect = 500ms
+	timeout_idle = $2
+	CFG
+}
+# reload N: sends SIGHUP and waits for the N-th "reloaded" line.
+reload() {
+	kill -HUP "$PID_proxy"
+	wait_for 5 lines_at_least "$1" "$T/proxy.log" 'SIGHUP: .* reloaded'
+}
+config 198.18.99.1 1m
 proxy_start proxy "$T/p.ini"
 
 # requests N: N requests in turn; $T/answers gets "NAME SECONDS" for each,
@@ -83,6 +97,17 @@ t_down=$(date +%s%3N)
 requests 6
 [ "$slow" -eq 0 ] || fail "$slow requests paid after the failed trial"
 
+info "a reload (timeout_idle changed) keeps it down with its timer: no request pays"
+# Half way through the wait: a timer started again by the reload would
+# put the trial below 1.5 s after the one the next step waits for.
+sleep_until $((t_down + 1500))
+config 198.18.99.1 2m
+reload 1
+requests 6
+[ "$slow" -eq 0 ] || fail "$slow requests paid the connect timeout after the reload: its down state was reset"
+[ "$(answered hole)" -eq 0 ] || fail "the blackholed server answered"
+[ $(($(date +%s%3N) - t_down)) -lt 2500 ] || fail "too slow to tell: the wait may have ended meanwhile"
+
 info "the server comes back: its trial connects, and it is in the rotation again"
 nft delete table ip blackhole || fail "cannot remove the drop rule"
 nginx_start hole 198.18.99.1 "$P"
@@ -93,5 +118,17 @@ requests 9
 [ "$slow" -eq 0 ] && [ "$(answered hole)" -eq 3 ] && [ "$(answered fe1)" -eq 3 ] ||
 	fail "after its return: $(sort "$T/answers" | uniq -c)"
 grep -E "hole|retries=1" "$T/proxy.log"
+
+info "down again (refused), then moved by a reload to an address that answers: served at once"
+kill -TERM "$PID_nginx_hole"
+wait "$PID_nginx_hole" 2>/dev/null
+ip addr add 198.18.99.2/32 dev lo || fail "cannot add 198.18.99.2"
+nginx_start moved 198.18.99.2 "$P"
+requests 6
+wait_for 5 grep -q "WARN server hole 198.18.99.1:$P of pool p is DOWN: 2 client connects in a row failed (last: connection refused)" "$T/proxy.log"
+config 198.18.99.2 2m
+reload 2
+requests 6
+[ "$(answered moved)" -eq 2 ] || fail "hole at its new address: $(sort "$T/answers" | uniq -c)"
 proxy_stop proxy
-pass "a dead server without checks: at most check_fall slow requests, then skipped for fail_timeout, one trial each time"
+pass "a dead server without checks: at most check_fall slow requests, then skipped for fail_timeout, one trial each time, across reloads too"

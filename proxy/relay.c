@@ -986,14 +986,17 @@ static const unsigned char *hello_bytes(struct relay *r, struct relay_half *h, s
 	return r->scratch;
 }
 
-static struct runtime_pool *hello_pool(struct relay *r, struct relay_conn *c)
+/* In the connection's own generation: a route's pool is an index into its
+ * configuration's pools, and only that generation is held while the
+ * connection lives (a reload may have come since the accept). */
+static struct runtime_pool *hello_pool(struct relay_conn *c)
 {
 	const struct config_vip *v = c->vip->cfg;
 
 	if (c->sni)
 		for (int i = 0; i < v->nroutes; i++)
 			if (tlshello_match(v->routes[i].sni, c->sni))
-				return &r->rt->pools[v->routes[i].pool];
+				return &c->gen->rt->pools[v->routes[i].pool];
 	return c->vip->pool;
 }
 
@@ -1020,7 +1023,7 @@ static void relay_hello(struct relay *r, struct relay_conn *c)
 	}
 	if (sni[0])
 		c->sni = strdup(sni);
-	c->pool = hello_pool(r, c);
+	c->pool = hello_pool(c);
 	c->state = S_CONNECTING;
 	relay_hello_done(r, c);
 	relay_connect(r, c);

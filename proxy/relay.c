@@ -1455,10 +1455,12 @@ static void relay_publish(struct relay *r)
  * judged by the server of the same pool and name in the current one. */
 static bool relay_server_disabled(struct relay *r, struct relay_conn *c)
 {
-	const struct config_pool *cp = c->vip->pool->cfg;
+	/* The connection's own pool: a route VIP's SNI may have chosen
+	 * another than the VIP's default, with other servers. */
+	const struct config_pool *cp = c->pool->cfg;
 	const char *name = cp->servers[c->server].name;
 
-	if (atomic_load(&c->vip->pool->bal.srv[c->server].flags) & BALANCE_DISABLED)
+	if (atomic_load(&c->pool->bal.srv[c->server].flags) & BALANCE_DISABLED)
 		return true;
 	for (int p = 0; c->gen != r->gens && p < r->rt->cfg->npools; p++) {
 		const struct runtime_pool *rp = &r->rt->pools[p];

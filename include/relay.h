@@ -17,6 +17,8 @@
 #include "loop.h"
 #include "runtime.h"
 
+#define RELAY_SPARE_FDS 4
+
 struct relay_conn;
 TAILQ_HEAD(relay_conn_list, relay_conn);
 
@@ -66,6 +68,8 @@ struct relay {
 	struct relay_listener *paused; /* listeners not accepting for now */
 	uint64_t nofile_retry_ms;      /* when a listener paused for descriptors tries again */
 	bool fd_freed;                 /* this worker closed sockets since the last check */
+	int spare[RELAY_SPARE_FDS];    /* descriptors kept for server sockets (relay.c) */
+	int nspare;
 	unsigned snat_cursor;
 	int live;                 /* this worker's open client connections */
 	int nconns;               /* allocated, including those closing */

@@ -69,6 +69,9 @@ struct runtime {
 	struct log_ratelimit rl_maxconn, rl_nofile;
 	_Atomic uint64_t paused[RUNTIME_PAUSE_N]; /* listeners paused, by cause */
 	_Atomic uint64_t nofile_waits; /* connections that waited for a server socket */
+	/* Connections waiting for one now, over all workers: while any does,
+	 * no worker accepts (the descriptor table is the process's). */
+	_Atomic int nofile_waiting;
 	struct runtime_worker_stats *wstats; /* nworkers */
 	/* Bumped by the admin endpoint when a server is disabled: each worker
 	 * then closes that server's connections at its next tick. */

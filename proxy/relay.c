@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,7 @@ static void starved_remove(struct relay *r, struct relay_conn *c)
 static void fdwait_remove(struct relay *r, struct relay_conn *c)
 {
 	TAILQ_REMOVE(&r->fdwait, c, fdwait_link);
+	atomic_fetch_sub(&r->rt->root->nofile_waiting, 1);
 	c->fd_waiting = 2;
 }
 
@@ -909,6 +911,32 @@ static void relay_submit_connect(struct relay *r, struct relay_conn *c, const un
 	c->inflight += 2;
 }
 
+/* A few descriptors each worker keeps open on /dev/null. One accept can
+ * take every free descriptor in a burst, before any of those connections
+ * has opened its server socket: each would then wait for a descriptor that
+ * only another's end could free, and none would ever end. A spare given up
+ * lets a connection go on, end, and give two back; spares are taken again
+ * before accepting resumes. */
+static bool relay_spares_fill(struct relay *r)
+{
+	while (r->nspare < RELAY_SPARE_FDS) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return false;
+		r->spare[r->nspare++] = fd;
+	}
+	return true;
+}
+
+/* A server socket that found no descriptor, with a spare given up for it. */
+static int relay_socket_spare(struct relay *r, struct relay_conn *c)
+{
+	if (!r->nspare)
+		return -EMFILE;
+	close(r->spare[--r->nspare]);
+	return snat_socket(c->vip, &c->client.sa, &c->snat.sa, c->snat_idx);
+}
+
 /* No descriptor for the server socket: the connection waits (its server
  * chosen and counted) until this worker frees one or the next tick, for at
  * most timeout_connect from its accept; new clients wait in the backlog
@@ -919,6 +947,7 @@ static void relay_wait_fd(struct relay *r, struct relay_conn *c)
 		atomic_fetch_add(&r->rt->root->nofile_waits, 1);
 	c->fd_waiting = 1;
 	TAILQ_INSERT_TAIL(&r->fdwait, c, fdwait_link);
+	atomic_fetch_add(&r->rt->root->nofile_waiting, 1);
 }
 
 /* Picks a server (never the one that just failed) and starts connecting. */
@@ -944,6 +973,8 @@ static void relay_connect(struct relay *r, struct relay_conn *c)
 	c->snat_set = 0;
 	relay_server_addr(c, c->server, &c->snat);
 	fd = snat_socket(c->vip, &c->client.sa, &c->snat.sa, c->snat_idx);
+	if (fd == -EMFILE)
+		fd = relay_socket_spare(r, c);
 	if (relay_nofile(fd)) {
 		relay_wait_fd(r, c);
 		return;
@@ -1139,8 +1170,9 @@ static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 	} else if (res >= 0) {
 		int live = atomic_fetch_add(&r->rt->root->live, 1) + 1;
 		relay_accepted(r, ls, res);
-		/* Connections still waiting for a descriptor go first. */
-		if (!TAILQ_EMPTY(&r->fdwait))
+		/* Connections still waiting for a descriptor, in any worker,
+		 * go first. */
+		if (atomic_load_explicit(&r->rt->root->nofile_waiting, memory_order_relaxed) > 0)
 			relay_pause(r, ls, RUNTIME_PAUSE_NOFILE);
 		else if (live >= r->rt->max_connections)
 			relay_pause(r, ls, RUNTIME_PAUSE_MAXCONN);
@@ -1249,6 +1281,7 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	TAILQ_INIT(&r->starved[0]);
 	TAILQ_INIT(&r->starved[1]);
 	TAILQ_INIT(&r->fdwait);
+	relay_spares_fill(r);
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
@@ -1332,6 +1365,8 @@ void relay_free(struct relay *r)
 	}
 	free(r->scratch);
 	r->scratch = NULL;
+	while (r->nspare)
+		close(r->spare[--r->nspare]);
 }
 
 /* Arms the receives of one list's waiting connections while `free` stays
@@ -1376,6 +1411,7 @@ static void relay_retry_fdwait(struct relay *r)
 	TAILQ_CONCAT(&retry, &r->fdwait, fdwait_link);
 	while ((c = TAILQ_FIRST(&retry))) {
 		TAILQ_REMOVE(&retry, c, fdwait_link);
+		atomic_fetch_sub(&r->rt->root->nofile_waiting, 1);
 		c->fd_waiting = 2;
 		relay_connect(r, c);
 		relay_maybe_free(r, c);
@@ -1389,8 +1425,8 @@ static void relay_resume_listeners(struct relay *r)
 {
 	struct relay_listener **p = &r->paused;
 	bool below = atomic_load(&r->rt->root->live) < r->rt->max_connections;
-	bool fds = TAILQ_EMPTY(&r->fdwait) &&
-		   (r->fd_freed || r->loop->now_ms >= r->nofile_retry_ms);
+	bool fds = atomic_load(&r->rt->root->nofile_waiting) == 0 &&
+		   (r->fd_freed || r->loop->now_ms >= r->nofile_retry_ms) && relay_spares_fill(r);
 
 	while (*p) {
 		struct relay_listener *ls = *p;
@@ -1414,6 +1450,8 @@ void relay_resume(struct relay *r)
 		r->nofile_retry_ms = r->loop->now_ms + RELAY_NOFILE_RETRY_MS;
 		relay_retry_fdwait(r);
 	}
+	if (r->fd_freed && r->nspare < RELAY_SPARE_FDS && TAILQ_EMPTY(&r->fdwait))
+		relay_spares_fill(r);
 	if (r->paused)
 		relay_resume_listeners(r);
 	r->fd_freed = false;

@@ -51,7 +51,7 @@ static int runtime_nofile_reserve(const struct config *cfg, int nworkers)
 		n += cfg->vips[v].nlisten * nworkers;
 	for (int p = 0; p < cfg->npools; p++)
 		n += cfg->pools[p].nservers; /* a health check each */
-	return n + 4 * nworkers;          /* rings, eventfds */
+	return n + 8 * nworkers;          /* rings, eventfds, relay's spare descriptors */
 }
 
 /* A client connection holds two descriptors (client and server sockets).

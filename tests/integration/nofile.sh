@@ -3,8 +3,15 @@
 # 1,000 clients at once, the proxy stops accepting (the clients wait in the
 # kernel's backlog), serves them as descriptors come back, resets nobody,
 # logs a handful of lines and does not spin. Once with max_connections =
-# auto (derived from the limit) and once with a max_connections the limit
-# cannot hold (then server sockets run out too and connections wait).
+# auto (derived from the limit), once with a max_connections the limit
+# cannot hold (then server sockets run out too and connections wait), and
+# once with all 1,000 already in the backlog when the proxy accepts: one
+# accept then takes every descriptor before any server socket is opened.
+# Without the workers' spare descriptors every such connection waited for
+# one that only another's end would free, and none ever got one; with them
+# the first few go on and each end frees two, so all are served, the last
+# after a few seconds (timeout_connect, which bounds that wait, is 30 s
+# there).
 . "$(dirname "$0")/../lib.sh"
 need python3 prlimit curl
 ulimit -n 4096 2>/dev/null || skip "needs 4096 open files for the clients (ulimit -Hn is $(ulimit -Hn))"
@@ -43,9 +50,11 @@ clients() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run NAME MAXCONN: the proxy under a hard limit of 256 descriptors.
+# run NAME MAXCONN [burst]: the proxy under a hard limit of 256
+# descriptors; with burst, stopped while the clients connect.
 run() {
-	local name=$1 max=$2 pid t0 c0 out lines cpu wall
+	local name=$1 max=$2 burst=${3:-} pid t0 c0 out lines cpu wall tc=5s
+	[ -z "$burst" ] || tc=30s
 	cat >"$T/$name.ini" <<-CFG
 	[global]
 	workers = 2
@@ -57,11 +66,16 @@ run() {
 	[vip echo]
 	listen = 127.0.0.1:$V
 	pool = echo
+	timeout_connect = $tc
 	CFG
 	bg "$name" prlimit --nofile=256:256 "$SNATPROXY" -c "$T/$name.ini"
 	wait_for 10 grep -q "worker(s)" "$T/$name.log"
 	pid=$(eval echo "\$PID_$name")
 	t0=$(date +%s%N); c0=$(cpu_ticks "$pid")
+	if [ -n "$burst" ]; then
+		kill -STOP "$pid"
+		(sleep 3; kill -CONT "$pid") &
+	fi
 	out=$(clients 1000 1)
 	wall=$((($(date +%s%N) - t0) / 1000000))
 	cpu=$((($(cpu_ticks "$pid") - c0) * 1000 / $(getconf CLK_TCK)))
@@ -83,4 +97,6 @@ run auto auto
 info "max_connections = 1000 under 256 descriptors: accept and server sockets run out"
 run over 1000
 grep -q "needs .* file descriptors" "$T/over.log" || fail "no warning that max_connections exceeds the limit"
+info "1000 clients in the backlog before the first accept"
+run burst 1000 burst
 pass "descriptor exhaustion"

@@ -453,12 +453,19 @@ static void relay_wait_buffers(struct relay *r, struct relay_conn *c, int d)
 
 /* After a receive has ended without error: receive again unless the queue
  * is full (the send completion re-arms) or the peer has finished. */
+/* A receive is armed once the queue is at most half the mark, so that it
+ * may take at least half a mark: a bulk transfer pays one re-arm per half
+ * mark, not one per buffer as when re-armed with what a send in flight
+ * leaves. A half waiting for its hello is armed until the hello is whole. */
 static bool relay_may_arm(const struct relay *r, const struct relay_conn *c, int d)
 {
 	const struct relay_half *h = &c->half[d];
+	uint32_t mark = relay_mark(r, c);
+
 	/* Before the server is connected, only a route VIP's client receives. */
 	return c->state != S_CLOSING && (c->state == S_RELAYING || d == C_CLIENT) &&
-	       !(h->flags & (H_RECV | H_EOF | H_STARVED)) && h->queued < relay_mark(r, c);
+	       !(h->flags & (H_RECV | H_EOF | H_STARVED)) &&
+	       (c->state == S_HELLO ? h->queued < mark : h->queued <= mark / 2);
 }
 
 static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
@@ -659,8 +666,7 @@ static void relay_tls_pump(struct relay *r, struct relay_conn *c)
 				return;
 		}
 	for (int d = 0; d < 2; d++)
-		if (c->half[d].queued <= relay_mark(r, c) / 2)
-			relay_rearm(r, c, d);
+		relay_rearm(r, c, d);
 	if (c->in_hello && tls_client_ready(c->tls))
 		relay_hello_done(r, c);
 }
@@ -777,8 +783,7 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 		half_sent(l, h, (uint32_t)cqe->res);
 		relay_touch(r, c);
 		relay_flush(r, c, d);
-		if (h->queued <= relay_mark(r, c) / 2)
-			relay_rearm(r, c, d);
+		relay_rearm(r, c, d);
 	}
 	relay_maybe_free(r, c);
 }

@@ -73,10 +73,11 @@ run: deps
 # tests where threads meet (reloads, the admin endpoint, health checks)
 # against the ThreadSanitizer build.
 TSAN_TESTS ?= ^(reload|admin|health)
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory SAN=1 all
-	@$(MAKE) --no-print-directory SAN=thread all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@$(MAKE) --no-print-directory -j$(NPROC) SAN=1 all
+	@$(MAKE) --no-print-directory -j$(NPROC) SAN=thread all
 	@tests/run build 'build-san:!^fuzz_smoke$$' 'build-tsan:$(TSAN_TESTS)'
 
 # Everything at once against the built binary for SOAK_MINUTES (default 10);

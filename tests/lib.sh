@@ -170,6 +170,17 @@ in_netns() {
 	SNATPROXY_IN_NETNS=1 exec unshare --net bash -c 'ip link set lo up && exec bash "$0"' "$1"
 }
 
+# blackhole ADDR: ADDR exists on lo but every SYN to it is dropped, as a
+# dead server behind a firewall (in the test's own namespace: in_netns).
+blackhole() {
+	ip addr add "$1/32" dev lo || fail "cannot add $1"
+	nft -f - <<-NFT || fail "cannot load the nftables drop rule for $1"
+	table ip blackhole {
+		chain input { type filter hook input priority 0; ip daddr $1 tcp flags syn drop; }
+	}
+	NFT
+}
+
 # ---- TLS: a private CA, certificates and nginx HTTPS servers ----
 
 # tls_ca: a P-256 CA in $T/ca.pem and $T/ca.key.

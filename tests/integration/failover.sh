@@ -6,12 +6,7 @@ in_netns "$0"
 need nginx curl
 need nft
 # A blackholed server: its address exists, but every SYN to it is dropped.
-ip addr add 198.18.99.1/32 dev lo || fail "cannot add 198.18.99.1"
-nft -f - <<'NFT' || fail "cannot load the nftables drop rule"
-table ip blackhole {
-	chain input { type filter hook input priority 0; ip daddr 198.18.99.1 tcp flags syn drop; }
-}
-NFT
+blackhole 198.18.99.1
 
 P=$(pick_port); A=$(pick_port); B=$(pick_port); C=$(pick_port); D=$(pick_port)
 nginx_start fe1 127.0.0.2 "$P"

@@ -12,12 +12,7 @@
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
 need python3 nft
-ip addr add 198.18.99.1/32 dev lo || fail "cannot add 198.18.99.1"
-nft -f - <<'NFT' || fail "cannot load the nftables drop rule"
-table ip blackhole {
-	chain input { type filter hook input priority 0; ip daddr 198.18.99.1 tcp flags syn drop; }
-}
-NFT
+blackhole 198.18.99.1
 P=$(pick_port); V=$(pick_port)
 cat >"$T/p.ini" <<CFG
 [global]

@@ -10,13 +10,8 @@ in_netns "$0"
 need nginx curl nft
 ip addr add 198.18.77.1/32 dev lo || fail "cannot add 198.18.77.1"
 ip addr add 198.18.77.2/32 dev lo || fail "cannot add 198.18.77.2"
-ip addr add 198.18.77.3/32 dev lo || fail "cannot add 198.18.77.3"
 # 198.18.77.3 never answers: every SYN to it is dropped.
-nft -f - <<'NFT' || fail "cannot load the nftables drop rule"
-table ip blackhole {
-	chain input { type filter hook input priority 0; ip daddr 198.18.77.3 tcp flags syn drop; }
-}
-NFT
+blackhole 198.18.77.3
 P=$(pick_port); A=$(pick_port); B=$(pick_port); M=$(pick_port)
 nginx_start fe1 198.18.77.2 "$P"
 cat >"$T/p.ini" <<CFG

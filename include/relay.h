@@ -30,6 +30,7 @@ struct relay_listener {
 	_Alignas(16) int fd;
 	uint16_t port; /* network order: a server with no port gets this one */
 	bool armed;
+	bool multishot; /* the armed accept is multishot (relay_accept_scarce) */
 	bool retired; /* dropped by a reload: its vip is of an older generation */
 	bool stopping;	/* shutdown: accepting for the last time (relay_stop_listen) */
 	uint8_t paused; /* 1 + enum runtime_pause while not accepting */
@@ -74,6 +75,7 @@ struct relay {
 	int live;                 /* this worker's open client connections */
 	int nconns;               /* allocated, including those closing */
 	uint32_t high_mark;       /* bytes queued per half before receiving pauses */
+	uint32_t promised;        /* buffers bulk receives armed now may still take */
 	unsigned kick_seen; /* runtime.kick last acted on */
 };
 

@@ -72,6 +72,9 @@ struct runtime {
 	/* Connections waiting for one now, over all workers: while any does,
 	 * no worker accepts (the descriptor table is the process's). */
 	_Atomic int nofile_waiting;
+	/* Until then (monotonic ms), accepts take one connection at a time:
+	 * a worker ran out of descriptors a moment ago. */
+	_Atomic uint64_t nofile_scarce_ms;
 	struct runtime_worker_stats *wstats; /* nworkers */
 	/* Bumped by the admin endpoint when a server is disabled: each worker
 	 * then closes that server's connections at its next tick. */

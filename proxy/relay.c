@@ -78,6 +78,10 @@ static const char *const relay_end_name[] = {
 /* A listener paused for want of descriptors tries again after this long,
  * or as soon as this worker closes a socket. */
 #define RELAY_NOFILE_RETRY_MS 100
+/* Room under max_connections, per worker, below which accepts take one
+ * connection at a time, and how long they do so after descriptors ran out. */
+#define RELAY_ACCEPT_ROOM 64
+#define RELAY_SCARCE_MS 1000
 
 /* Buffers one send may gather: the high mark keeps about four queued. */
 #define RELAY_IOV 4
@@ -86,6 +90,7 @@ struct relay_half {
 	uint16_t head, tail; /* queued buffer ids, linked through loop->buf_next */
 	uint32_t head_off;   /* bytes of the head buffer already sent */
 	uint32_t queued;     /* bytes received and not yet sent */
+	uint16_t promised;   /* buffers its armed bulk receive may still take */
 	uint8_t flags;
 	/* A gathered send's message, read by the kernel when it is submitted. */
 	struct msghdr msg;
@@ -393,9 +398,40 @@ static uint32_t relay_mark(const struct relay *r, const struct relay_conn *c)
 	return c->state == S_HELLO && mark < TLSHELLO_MAX ? TLSHELLO_MAX : mark;
 }
 
+/* A connection that has relayed more than a half's high mark is a bulk
+ * transfer: while buffers are short, it waits behind lighter ones. */
+static bool relay_heavy(const struct relay *r, const struct relay_conn *c)
+{
+	return c->bytes[0] + c->bytes[1] >= r->high_mark;
+}
+
+static bool relay_starving(const struct relay *r)
+{
+	return !TAILQ_EMPTY(&r->starved[0]) || !TAILQ_EMPTY(&r->starved[1]);
+}
+
+/* Buffers that bulk transfers may not take: an eighth of the pool stays for
+ * new requests however many slow readers hold the rest. */
+static uint32_t relay_reserve(const struct relay *r)
+{
+	return r->loop->nbufs / 8;
+}
+
+/* Buffers a bulk receive may be promised now: the free ones less the
+ * reserve and less what bulk receives armed before may still take. Armed
+ * together, bulk receives would otherwise each count the same free buffers
+ * and take the reserve between them; and what they take may stay held for
+ * minutes by a send to a reader whose socket is full. */
+static int64_t relay_bulk_room(const struct relay *r)
+{
+	return (int64_t)r->loop->buf_free - relay_reserve(r) - r->promised;
+}
+
 /* Arms a receive that may take no more than the half's mark allows, so its
  * bound holds whatever arrives before the completions are seen (a
- * multishot receive otherwise goes on filling buffers within one batch). */
+ * multishot receive otherwise goes on filling buffers within one batch).
+ * A bulk receive takes no more than relay_bulk_room either, which the
+ * caller has seen to be at least one buffer. */
 static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
@@ -403,6 +439,15 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 	struct io_uring_sqe *sqe = loop_sqe(l);
 	uint32_t budget = relay_mark(r, c) - h->queued;
 
+	if (relay_heavy(r, c)) {
+		int64_t room = relay_bulk_room(r);
+		if (room < 1)
+			room = 1;
+		if ((uint64_t)budget > (uint64_t)room * l->buf_size)
+			budget = (uint32_t)room * l->buf_size;
+		h->promised = (uint16_t)((budget + l->buf_size - 1) / l->buf_size);
+		r->promised += h->promised;
+	}
 	io_uring_prep_recv(sqe, c->fd[d], NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = l->bgid;
@@ -421,23 +466,20 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 	c->inflight++;
 }
 
-/* A connection that has relayed more than a half's high mark is a bulk
- * transfer: while buffers are short, it waits behind lighter ones. */
-static bool relay_heavy(const struct relay *r, const struct relay_conn *c)
+/* What a completion of half d's receive took from its promise: all of it
+ * once the receive has ended. */
+static void relay_keep_promise(struct relay *r, struct relay_half *h, const struct io_uring_cqe *cqe)
 {
-	return c->bytes[0] + c->bytes[1] >= r->high_mark;
-}
+	uint32_t took = h->promised;
 
-static bool relay_starving(const struct relay *r)
-{
-	return !TAILQ_EMPTY(&r->starved[0]) || !TAILQ_EMPTY(&r->starved[1]);
-}
-
-/* Buffers that bulk transfers may not take: an eighth of the pool stays for
- * new requests however many slow readers hold the rest. */
-static uint32_t relay_reserve(const struct relay *r)
-{
-	return r->loop->nbufs / 8;
+	if ((cqe->flags & IORING_CQE_F_MORE) && cqe->res > 0) {
+		uint32_t bufs = ((uint32_t)cqe->res + r->loop->buf_size - 1) / r->loop->buf_size;
+		took = bufs < took ? bufs : took;
+	} else if (cqe->flags & IORING_CQE_F_MORE) {
+		took = 0;
+	}
+	h->promised = (uint16_t)(h->promised - took);
+	r->promised -= took;
 }
 
 /* Half d waits for buffers, behind those that waited before it; a light
@@ -474,7 +516,7 @@ static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 		return;
 	/* While receives wait for buffers, or only the reserve is left, a bulk
 	 * transfer takes its turn behind them rather than take the next ones. */
-	if (relay_heavy(r, c) && (relay_starving(r) || r->loop->buf_free <= relay_reserve(r)))
+	if (relay_heavy(r, c) && (relay_starving(r) || relay_bulk_room(r) < 1))
 		relay_wait_buffers(r, c, d);
 	else
 		relay_arm_recv(r, c, d);
@@ -555,6 +597,8 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 	struct relay_half *h = &c->half[d];
 	int res = cqe->res;
 
+	if (h->promised)
+		relay_keep_promise(r, h, cqe);
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		h->flags &= (uint8_t)~(H_RECV | H_CANCELLING);
 		c->inflight--;
@@ -1134,8 +1178,10 @@ static void relay_pause(struct relay *r, struct relay_listener *ls, enum runtime
 		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
 	ls->pause_next = r->paused;
 	r->paused = ls;
-	if (why == RUNTIME_PAUSE_NOFILE)
+	if (why == RUNTIME_PAUSE_NOFILE) {
 		r->nofile_retry_ms = r->loop->now_ms + RELAY_NOFILE_RETRY_MS;
+		atomic_store(&r->rt->root->nofile_scarce_ms, r->loop->now_ms + RELAY_SCARCE_MS);
+	}
 	atomic_fetch_add(&r->rt->root->paused[why], 1);
 	relay_log_pause(r, ls, why);
 }
@@ -1159,6 +1205,21 @@ static void relay_drain_close(struct relay *r, struct relay_listener *ls)
 		}
 	close(ls->fd);
 	ls->fd = -1;
+}
+
+/* A multishot accept takes the whole backlog in one go before the worker
+ * sees any of it: past max_connections, and into the descriptors that
+ * connections waiting for a server socket need (in any worker, since the
+ * descriptor table is the process's). Close to either limit, each accept
+ * takes one connection, and the limits are checked before the next. */
+static bool relay_accept_scarce(const struct relay *r)
+{
+	struct runtime *root = r->rt->root;
+	int room = r->rt->max_connections - atomic_load_explicit(&root->live, memory_order_relaxed);
+
+	return room < RELAY_ACCEPT_ROOM * r->rt->nworkers ||
+	       atomic_load_explicit(&root->nofile_waiting, memory_order_relaxed) > 0 ||
+	       r->loop->now_ms < atomic_load_explicit(&root->nofile_scarce_ms, memory_order_relaxed);
 }
 
 static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
@@ -1191,12 +1252,22 @@ static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 		relay_drain_close(r, ls);
 	else if (!ls->armed && !ls->paused && ls->fd >= 0)
 		relay_listen(r, ls);
+	else if (ls->armed && ls->multishot && !ls->paused && !ls->stopping &&
+		 relay_accept_scarce(r)) {
+		ls->multishot = false; /* its last completion re-arms, one at a time */
+		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+	}
 }
 
 void relay_listen(struct relay *r, struct relay_listener *ls)
 {
 	struct io_uring_sqe *sqe = loop_sqe(r->loop);
-	io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
+
+	ls->multishot = !relay_accept_scarce(r);
+	if (ls->multishot)
+		io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, loop_ud(ls, LOOP_OP_ACCEPT));
 	ls->armed = true;
 }
@@ -1374,14 +1445,15 @@ void relay_free(struct relay *r)
 		close(r->spare[--r->nspare]);
 }
 
-/* Arms the receives of one list's waiting connections while `free` stays
- * above `keep` plus what those just armed may take (under pressure a
- * receive takes at most about two buffers). */
-static void relay_unstarve_list(struct relay *r, struct relay_conn_list *q, uint32_t keep)
+/* Arms the receives of one list's waiting connections while buffers are
+ * left for them: light ones while `free` stays above what those just armed
+ * may take (under pressure a receive takes at most about two buffers),
+ * bulk ones while relay_bulk_room has a buffer to promise. */
+static void relay_unstarve_list(struct relay *r, struct relay_conn_list *q, bool bulk)
 {
 	uint32_t armed = 0;
 
-	while (!TAILQ_EMPTY(q) && r->loop->buf_free > keep + 2 * armed) {
+	while (!TAILQ_EMPTY(q) && (bulk ? relay_bulk_room(r) >= 1 : r->loop->buf_free > 2 * armed)) {
 		struct relay_conn *c = TAILQ_FIRST(q);
 		starved_remove(r, c);
 		for (int d = 0; d < 2; d++) {
@@ -1401,9 +1473,9 @@ static void relay_unstarve_list(struct relay *r, struct relay_conn_list *q, uint
  * takes more), then bulk transfers, which leave the reserve alone. */
 static void relay_unstarve(struct relay *r)
 {
-	relay_unstarve_list(r, &r->starved[0], 0);
+	relay_unstarve_list(r, &r->starved[0], false);
 	if (TAILQ_EMPTY(&r->starved[0]))
-		relay_unstarve_list(r, &r->starved[1], relay_reserve(r));
+		relay_unstarve_list(r, &r->starved[1], true);
 }
 
 /* Connections waiting for a descriptor try again, in the order they came;

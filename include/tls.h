@@ -81,6 +81,9 @@ bool tls_closed(const struct tls_conn *t, int d);
 bool tls_finish(struct tls_conn *t, int d);
 /* A failure's alert for side s, sent without waiting (best effort). */
 void tls_send_alert(struct tls_conn *t, int s, int fd);
+/* Drives side s's handshake alone, reading none of its data (the client's,
+ * while no server is connected). 0 (done, or waiting for bytes) or -EPROTO. */
+int tls_handshake(struct tls_conn *t, int s);
 /* The client's handshake is complete. */
 bool tls_client_ready(const struct tls_conn *t);
 /* True once the connection failed during a handshake. */

@@ -30,8 +30,10 @@ enum {
 	H_STARVED = 1 << 5,   /* the receive ended with ENOBUFS */
 };
 
-/* S_HELLO: tls = route, reading the ClientHello before choosing a pool. */
-enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING, S_HELLO };
+/* S_HELLO: tls = route, reading the ClientHello before choosing a pool.
+ * S_HANDSHAKE: tls = terminate, the client's handshake before any server
+ * is chosen. */
+enum relay_state { S_CONNECTING, S_RELAYING, S_CLOSING, S_HELLO, S_HANDSHAKE };
 
 enum relay_end {
 	END_NONE,
@@ -524,9 +526,10 @@ static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 
 static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 {
-	if (c->state == S_HELLO) { /* closed before its hello was complete */
+	if (c->state == S_HELLO || c->state == S_HANDSHAKE) {
+		/* closed before its hello or its handshake was complete */
 		c->err = ENODATA;
-		relay_close(r, c, END_BAD_HELLO, 0);
+		relay_close(r, c, c->state == S_HELLO ? END_BAD_HELLO : END_TLS_HANDSHAKE, 0);
 		return;
 	}
 	c->half[d].flags |= H_EOF;
@@ -672,6 +675,11 @@ static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
 
 	if (h->flags & (H_SENDING | H_SHUT))
 		return 0;
+	/* No server yet: only the client's handshake moves; what the client
+	 * sends after it waits, encrypted, until the server is connected (and,
+	 * with server_tls, its own TLS is ready to take it). */
+	if (c->state == S_HANDSHAKE && d == C_CLIENT)
+		return tls_handshake(c->tls, C_CLIENT);
 	if ((ret = tls_output(c->tls, d, &p, &n)) < 0)
 		return ret;
 	if (n == 0 && tls_closed(c->tls, d) && !(h->flags & H_EOF)) {
@@ -706,13 +714,18 @@ static void relay_tls_pump(struct relay *r, struct relay_conn *c)
 				relay_tls_fail(r, c);
 				return;
 			}
-			if (c->state != S_RELAYING)
+			if (c->state == S_CLOSING)
 				return;
 		}
 	for (int d = 0; d < 2; d++)
 		relay_rearm(r, c, d);
-	if (c->in_hello && tls_client_ready(c->tls))
+	if (c->in_hello && tls_client_ready(c->tls)) {
 		relay_hello_done(r, c);
+		if (c->state == S_HANDSHAKE) {
+			c->state = S_CONNECTING;
+			relay_connect(r, c);
+		}
+	}
 }
 
 /* Should the server connection end with a reset rather than our FIN? When
@@ -768,7 +781,7 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 	struct relay_half *h = &c->half[d];
 	struct loop *l = r->loop;
 
-	if (c->state != S_RELAYING)
+	if (c->state != S_RELAYING && c->state != S_HANDSHAKE)
 		return;
 	if (c->tls) {
 		relay_tls_pump(r, c);
@@ -1109,6 +1122,25 @@ static void relay_hello(struct relay *r, struct relay_conn *c)
 	relay_connect(r, c);
 }
 
+/* ---- tls = terminate: the client's handshake first ---- */
+
+/* The server is chosen and connected once the client's handshake is done
+ * (relay_tls_pump), as HAProxy does: a failed or abandoned handshake (a
+ * scanner, a client refusing the certificate) costs no server connection
+ * and shows in no server's counters, and a handshake does not wait for a
+ * server's accept. */
+static void relay_wait_handshake(struct relay *r, struct relay_conn *c)
+{
+	c->state = S_HANDSHAKE;
+	c->in_hello = 1;
+	lru_append(relay_list(c), c);
+	if (!(c->tls = tls_conn_new(&c->vip->tls))) {
+		relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
+		return;
+	}
+	relay_arm_recv(r, c, C_CLIENT);
+}
+
 /* ---- accepting ---- */
 
 static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
@@ -1139,13 +1171,11 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	atomic_fetch_add(&c->vip->active, 1);
 	if (c->vip->cfg->tls == CONFIG_TLS_ROUTE) {
 		relay_wait_hello(r, c);
+	} else if (c->vip->cfg->tls == CONFIG_TLS_TERMINATE) {
+		relay_wait_handshake(r, c);
 	} else {
-		c->in_hello = c->vip->cfg->tls == CONFIG_TLS_TERMINATE;
 		lru_append(relay_list(c), c);
-		if (c->in_hello && !(c->tls = tls_conn_new(&c->vip->tls)))
-			relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
-		else
-			relay_connect(r, c);
+		relay_connect(r, c);
 	}
 	relay_maybe_free(r, c);
 }

@@ -548,6 +548,21 @@ void tls_send_alert(struct tls_conn *t, int s, int fd)
 		return; /* the client is gone or not reading: nothing to do */
 }
 
+int tls_handshake(struct tls_conn *t, int s)
+{
+	struct tls_side *side = &t->side[s];
+
+	if (t->failed)
+		return -EPROTO;
+	if (!side->ssl || side->done)
+		return 0;
+	int n = SSL_do_handshake(side->ssl);
+	if (n != 1)
+		return tls_result(t, s, n);
+	tls_check_done(t, s);
+	return 0;
+}
+
 bool tls_client_ready(const struct tls_conn *t)
 {
 	return t->side[0].done;

@@ -164,6 +164,19 @@ exec 3<>"/dev/tcp/127.0.0.1/$Q"
 get www.two.test >/dev/null || fail "a half-open handshake blocked another client"
 exec 3<&-
 
+info "a failed or abandoned handshake opens no server connection"
+# The server is chosen and connected once the client's handshake is done:
+# before, each of these opened a connection to fe1 or fe2 (server=fe1/...).
+for _ in 1 2 3 4 5; do
+	openssl s_client -connect "127.0.0.1:$Q" -servername pool01.lab.test -tls1_2 \
+		-cipher aNULL </dev/null >/dev/null 2>&1 && fail "a handshake with no common cipher passed"
+	exec 3<>"/dev/tcp/127.0.0.1/$Q"
+	exec 3<&-
+done
+wait_for 5 test "$(grep -c 'conn vip=web .*end=tls-handshake-failed' "$T/proxy.log")" -ge 11
+grep 'conn vip=web .*end=tls-handshake-failed' "$T/proxy.log" | grep -v ' server=-/- ' &&
+	fail "a failed handshake was given a server"
+
 info "a silent client is closed after timeout_connect, others go on"
 exec 3<>"/dev/tcp/127.0.0.1/$Q"
 get pool01.lab.test >/dev/null || fail "a silent client blocked another"

@@ -41,8 +41,17 @@ enum loop_op {
 struct loop;
 typedef void (*loop_handler)(void *ctx, void *owner, struct io_uring_cqe *cqe);
 
+/* Histograms of the loop's batches, for finding what holds a request: the
+ * completions one batch handled (bucket i: fewer than 2^(i+1), the last
+ * for the rest) and the time handling them took (bucket 0: under 16 us,
+ * then under 4^(i+1) * 4 us: 64, 256, 1024, 4096 and 16384 us, the last
+ * for the rest). */
+#define LOOP_HIST 7
+
 struct loop_stats {
 	uint64_t submitted, completed, enobufs, cq_overflow;
+	uint64_t batch_n[LOOP_HIST], batch_us[LOOP_HIST];
+	uint64_t busy_us; /* the sum of the batches' times */
 };
 
 struct loop {

@@ -14,11 +14,30 @@
 #define LOOP_CQ_ENTRIES 16384
 #define LOOP_BGID 0
 
-static uint64_t loop_clock_ms(void)
+static uint64_t loop_clock_us(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t loop_clock_ms(void)
+{
+	return loop_clock_us() / 1000;
+}
+
+static unsigned loop_log2(uint64_t v)
+{
+	return v ? 63u - (unsigned)__builtin_clzll(v) : 0;
+}
+
+static void loop_count_batch(struct loop_stats *s, unsigned n, uint64_t us)
+{
+	unsigned i = loop_log2(n), j = us < 16 ? 0 : (loop_log2(us) - 4) / 2 + 1;
+
+	s->batch_n[i < LOOP_HIST ? i : LOOP_HIST - 1]++;
+	s->batch_us[j < LOOP_HIST ? j : LOOP_HIST - 1]++;
+	s->busy_us += us;
 }
 
 static void loop_ignore(void *ctx, void *owner, struct io_uring_cqe *cqe)
@@ -278,7 +297,8 @@ int loop_run_once(struct loop *l)
 		return ret;
 	if (ret > 0)
 		l->stats.submitted += (unsigned)ret;
-	l->now_ms = loop_clock_ms();
+	uint64_t t0 = loop_clock_us();
+	l->now_ms = t0 / 1000;
 	io_uring_for_each_cqe(&l->ring, head, cqe)
 	{
 		uint64_t ud = cqe->user_data;
@@ -287,6 +307,8 @@ int loop_run_once(struct loop *l)
 	}
 	io_uring_cq_advance(&l->ring, seen);
 	l->stats.completed += seen;
+	if (seen)
+		loop_count_batch(&l->stats, seen, loop_clock_us() - t0);
 	if (*l->ring.cq.koverflow)
 		l->stats.cq_overflow = *l->ring.cq.koverflow;
 	return 0;

@@ -321,6 +321,43 @@ static void prom_workers(FILE *out, const struct runtime *rt)
 	}
 }
 
+/* Upper bounds of the loop's batch histograms (loop.h), the last bucket
+ * being +Inf: completions per batch, and seconds per batch. */
+static const double batch_le_n[RUNTIME_HIST - 1] = {1, 3, 7, 15, 31, 63};
+static const double batch_le_s[RUNTIME_HIST - 1] = {16e-6, 64e-6, 256e-6, 1024e-6, 4096e-6,
+						    16384e-6};
+
+/* One histogram per worker, cumulative as Prometheus counts buckets. */
+static void prom_batches(FILE *out, const struct runtime *rt, bool time)
+{
+	const char *n = time ? "loop_batch_seconds" : "loop_batch_completions";
+
+	fprintf(out, "# HELP snatproxy_worker_%s %s\n# TYPE snatproxy_worker_%s histogram\n", n,
+		time ? "Time one batch of completions took to handle."
+		     : "Completions handled in one batch.",
+		n);
+	for (int w = 0; w < rt->nworkers; w++) {
+		const struct runtime_worker_stats *ws = &rt->root->wstats[w];
+		unsigned long long cum = 0;
+		for (int i = 0; i < RUNTIME_HIST; i++) {
+			cum += time ? LD(ws->batch_us[i]) : LD(ws->batch_n[i]);
+			if (i < RUNTIME_HIST - 1)
+				fprintf(out, "snatproxy_worker_%s_bucket{worker=\"%d\",le=\"%g\"} %llu\n",
+					n, w, time ? batch_le_s[i] : batch_le_n[i], cum);
+			else
+				fprintf(out, "snatproxy_worker_%s_bucket{worker=\"%d\",le=\"+Inf\"} %llu\n",
+					n, w, cum);
+		}
+		if (time)
+			fprintf(out, "snatproxy_worker_%s_sum{worker=\"%d\"} %.6f\n", n, w,
+				(double)LD(ws->busy_us) / 1e6);
+		else
+			fprintf(out, "snatproxy_worker_%s_sum{worker=\"%d\"} %llu\n", n, w,
+				(unsigned long long)LD(ws->completed));
+		fprintf(out, "snatproxy_worker_%s_count{worker=\"%d\"} %llu\n", n, w, cum);
+	}
+}
+
 void metrics_prometheus(FILE *out, const struct runtime *rt)
 {
 	fprintf(out,
@@ -356,6 +393,8 @@ void metrics_prometheus(FILE *out, const struct runtime *rt)
 	prom_servers(out, rt, false);
 	prom_snat(out, rt);
 	prom_workers(out, rt);
+	prom_batches(out, rt, false);
+	prom_batches(out, rt, true);
 }
 
 /* ---- JSON ---- */
@@ -407,9 +446,18 @@ static void json_worker(FILE *out, const struct runtime *rt, int w)
 	fprintf(out,
 		"{\"worker\":%d,\"ring_submissions\":%llu,\"ring_completions\":%llu,"
 		"\"ring_cq_overflows\":%llu,\"buffer_exhausted\":%llu,\"buffers_free\":%llu,"
-		"\"buffers\":%llu,\"connections_active\":%llu}",
+		"\"buffers\":%llu,\"connections_active\":%llu",
 		w, wk_get(ws, 0), wk_get(ws, 1), wk_get(ws, 2), wk_get(ws, 3), wk_get(ws, 4),
 		wk_get(ws, 5), wk_get(ws, 6));
+	/* Per bucket, not cumulative: batches by completions (1, 2-3, ...,
+	 * 64 and more) and by time (under 16 us, 64, ..., 16384 us and more). */
+	for (int t = 0; t < 2; t++) {
+		fputs(t ? "],\"batch_us\":[" : ",\"batch_completions\":[", out);
+		for (int i = 0; i < RUNTIME_HIST; i++)
+			fprintf(out, "%s%llu", i ? "," : "",
+				(unsigned long long)(t ? LD(ws->batch_us[i]) : LD(ws->batch_n[i])));
+	}
+	fputs("]}", out);
 }
 
 void metrics_json(FILE *out, const struct runtime *rt)

@@ -1590,6 +1590,12 @@ static void relay_publish(struct relay *r)
 	atomic_store_explicit(&w->completed, l->stats.completed, memory_order_relaxed);
 	atomic_store_explicit(&w->cq_overflow, l->stats.cq_overflow, memory_order_relaxed);
 	atomic_store_explicit(&w->enobufs, l->stats.enobufs, memory_order_relaxed);
+	_Static_assert(RUNTIME_HIST == LOOP_HIST, "one histogram, two names");
+	for (int i = 0; i < LOOP_HIST; i++) {
+		atomic_store_explicit(&w->batch_n[i], l->stats.batch_n[i], memory_order_relaxed);
+		atomic_store_explicit(&w->batch_us[i], l->stats.batch_us[i], memory_order_relaxed);
+	}
+	atomic_store_explicit(&w->busy_us, l->stats.busy_us, memory_order_relaxed);
 	atomic_store_explicit(&w->buffers_free, l->buf_free, memory_order_relaxed);
 	atomic_store_explicit(&w->buffers, l->nbufs, memory_order_relaxed);
 	atomic_store_explicit(&w->live, r->live, memory_order_relaxed);

@@ -42,7 +42,8 @@ metric_is() { [ "$(metric "$1")" = "$2" ]; }
 
 # Strict exposition check: every line is a HELP, a TYPE or a sample with
 # valid names, labels and value; each family has one TYPE, given before its
-# samples; counters end in _total; no series appears twice.
+# samples; counters end in _total; no series appears twice; a histogram's
+# buckets never decrease and its +Inf bucket equals its _count.
 validate_metrics() {
 	python3 - "$1" <<'PY'
 import re, sys
@@ -53,6 +54,12 @@ type_re = re.compile(r'^# TYPE (' + name + r') (counter|gauge|histogram|summary|
 sample_re = re.compile(r'^(' + name + r')(\{' + label + r'(?:,' + label + r')*\})? '
                        r'(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|[+-]Inf|NaN)$')
 types, seen, errors, samples = {}, set(), [], 0
+buckets = {}  # histogram series (labels without le) -> counts in order, and _count
+def family(n):
+    for suffix in ('_bucket', '_sum', '_count'):
+        if n.endswith(suffix) and types.get(n[:-len(suffix)]) == 'histogram':
+            return n[:-len(suffix)]
+    return n
 text = open(sys.argv[1], encoding='utf-8').read()
 if not text.endswith('\n'):
     errors.append('no newline at the end')
@@ -72,12 +79,23 @@ for n, line in enumerate(text.split('\n')[:-1], 1):
         errors.append(f'{n}: not valid exposition: {line!r}')
         continue
     samples += 1
-    if m.group(1) not in types:
+    fam = family(m.group(1))
+    if fam not in types:
         errors.append(f'{n}: sample of {m.group(1)} before its TYPE')
+    if types.get(fam) == 'histogram' and fam != m.group(1):
+        key = fam + re.sub(r',?le="[^"]*"', '', m.group(2) or '').replace('{,', '{').replace('{}', '')
+        h = buckets.setdefault(key, {'b': [], 'count': None})
+        if m.group(1).endswith('_bucket'):
+            h['b'].append(float(m.group(3)))
+        elif m.group(1).endswith('_count'):
+            h['count'] = float(m.group(3))
     series = m.group(1) + (m.group(2) or '')
     if series in seen:
         errors.append(f'{n}: series {series} appears twice')
     seen.add(series)
+for key, h in buckets.items():
+    if h['b'] != sorted(h['b']) or not h['b'] or h['b'][-1] != h['count']:
+        errors.append(f'histogram {key}: buckets {h["b"]}, count {h["count"]}')
 for e in errors[:20]:
     print(e)
 print(f'{samples} samples, {len(types)} families, {len(errors)} errors')
@@ -110,6 +128,12 @@ b=$(metric 'snatproxy_vip_bytes_total{vip="web",direction="to_client"}')
 curl -fsS -m 5 "$A/metrics" >"$T/m2"
 validate_metrics "$T/m2" || fail "/metrics after traffic is not valid"
 wait_for 3 eval '[ "$(metric "snatproxy_worker_ring_completions_total{worker=\"0\"}")" -gt 0 ]'
+# The loop's batch histograms count the same batches twice: by completions
+# and by time.
+n=$(metric 'snatproxy_worker_loop_batch_completions_count{worker="0"}')
+t=$(metric 'snatproxy_worker_loop_batch_seconds_count{worker="0"}')
+[ "$n" != missing ] && [ "$n" -gt 0 ] && [ "$((t - n))" -ge -100 ] && [ "$((t - n))" -le 100 ] ||
+	fail "batch histograms: $n batches by completions, $t by time"
 
 info "GET /stats is JSON, GET / is HTML"
 curl -fsS -m 5 "$A/stats" | python3 -c '

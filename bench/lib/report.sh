@@ -13,6 +13,10 @@ lat_p50_us|L|µs|Open-loop latency p50 at LAT_RATE req/s
 lat_p99_us|L|µs|Open-loop latency p99 at LAT_RATE req/s
 lat_p999_us|L|µs|Open-loop latency p99.9 at LAT_RATE req/s
 lat_err|C|count|Open-loop failed or unsent requests
+lathi_p50_us|L|µs|Open-loop latency p50 at LAT_RATE_HI req/s
+lathi_p99_us|L|µs|Open-loop latency p99 at LAT_RATE_HI req/s
+lathi_p999_us|L|µs|Open-loop latency p99.9 at LAT_RATE_HI req/s
+lathi_err|C|count|Open-loop failed or unsent requests at LAT_RATE_HI req/s
 burst_cps|H|conn/s|New connections/s, burst (BURST s, fresh servers)
 burst_err|C|count|Burst: failed requests
 burst_synretrans|C|count|Burst: SYN retransmits (all namespaces)
@@ -35,6 +39,7 @@ cpu_bulk1_s|L|s|Balancer CPU seconds, bulk 1 stream
 cpu_bulk8_s|L|s|Balancer CPU seconds, bulk 8 streams
 cpu_ka_s|L|s|Balancer CPU seconds, keep-alive
 cpu_lat_s|L|s|Balancer CPU seconds, open-loop latency
+cpu_lathi_s|L|s|Balancer CPU seconds, open-loop latency at LAT_RATE_HI req/s
 cpu_burst_s|L|s|Balancer CPU seconds, new-connection burst
 cpu_sust_s|L|s|Balancer CPU seconds, sustained new connections'
 
@@ -51,7 +56,8 @@ figure_na() { # TARGET FIGURE
 
 figure_meta() {
 	local i1=${IDLE_STEPS%%,*} i2=${IDLE_STEPS##*,}
-	sed -e "s/LAT_RATE/$LAT_RATE/; s/BURST s/$BURST s/; s/SUST s/$SUST s/" \
+	sed -e "s/LAT_RATE_HI/${LAT_RATE_HI:-20000}/; s/LAT_RATE/$LAT_RATE/" \
+		-e "s/BURST s/$BURST s/; s/SUST s/$SUST s/" \
 		-e "s/IDLE1/$i1/; s/IDLE2/$i2/" <<<"$FIGURES"
 }
 

@@ -89,13 +89,15 @@ wl_keepalive() {
 # loadgen_field FILE KEY: a key=value of loadgen's result line.
 loadgen_field() { awk -v k="$2" '/^result / {for (i = 2; i <= NF; i++) {split($i, kv, "="); if (kv[1] == k) print kv[2]}}' "$1"; }
 
+# wl_latency RATE ID: open-loop keep-alive requests at RATE a second; the
+# figures ID_p50_us, ID_p99_us, ID_p999_us, ID_err and cpu_ID_s.
 wl_latency() {
-	local f="$LOGDIR/latency.txt" q
-	WL_SECS=$DUR with_cpu lat client "$TOOLS/loadgen" --rate "$LAT_RATE" --keepalive --conns 256 \
+	local rate=$1 id=$2 f="$LOGDIR/latency-$1.txt" q
+	WL_SECS=$DUR with_cpu "$id" client "$TOOLS/loadgen" --rate "$rate" --keepalive --conns 256 \
 		--duration "$DUR" --timeout 5 --quiet ${HTTP_DSTS//,/ } >"$f" 2>&1
 	grep -q '^result ' "$f" || return 0
-	for q in p50 p99 p999; do record "lat_${q}_us" "$(loadgen_field "$f" "${q}_us")"; done
-	record lat_err "$(loadgen_field "$f" err)"
+	for q in p50 p99 p999; do record "${id}_${q}_us" "$(loadgen_field "$f" "${q}_us")"; done
+	record "${id}_err" "$(loadgen_field "$f" err)"
 }
 
 # wl_newconn burst|sust SECONDS: one request per connection, closed loop

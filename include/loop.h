@@ -33,6 +33,7 @@ enum loop_op {
 	LOOP_OP_WAKE,
 	LOOP_OP_CHECK,
 	LOOP_OP_CHECK_TIMEOUT,
+	LOOP_OP_DEFER, /* tls = terminate: the server connect waiting for the client */
 	LOOP_OP_MAX = 16
 };
 

@@ -84,6 +84,8 @@ void tls_send_alert(struct tls_conn *t, int s, int fd);
 /* Drives side s's handshake alone, reading none of its data (the client's,
  * while no server is connected). 0 (done, or waiting for bytes) or -EPROTO. */
 int tls_handshake(struct tls_conn *t, int s);
+/* After its handshake, the client has sent more (records not read yet). */
+bool tls_client_sent(const struct tls_conn *t);
 /* The client's handshake is complete. */
 bool tls_client_ready(const struct tls_conn *t);
 /* True once the connection failed during a handshake. */

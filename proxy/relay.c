@@ -84,6 +84,10 @@ static const char *const relay_end_name[] = {
  * connection at a time, and how long they do so after descriptors ran out. */
 #define RELAY_ACCEPT_ROOM 64
 #define RELAY_SCARCE_MS 1000
+/* tls = terminate: how long a client that has finished its handshake may
+ * stay silent before the server is connected anyway (the server speaks
+ * first: IMAPS, SMTPS). */
+static const struct __kernel_timespec relay_defer_ts = {.tv_nsec = 2 * 1000 * 1000};
 
 /* Buffers one send may gather: the high mark keeps about four queued. */
 #define RELAY_IOV 4
@@ -118,6 +122,7 @@ struct relay_conn {
 	uint16_t port; /* the VIP port the client connected to */
 	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
 	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
+	uint8_t defer;       /* S_HANDSHAKE: the connect's timer armed (1), or fired (2) */
 	uint8_t snat_set;    /* snat is our source address; while connecting, the server's */
 	int16_t failed; /* server whose connect failed, avoided on retry */
 	uint8_t retry_end, retry_err; /* why the first connect failed (tries > 1) */
@@ -526,6 +531,10 @@ static void relay_rearm(struct relay *r, struct relay_conn *c, int d)
 
 static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 {
+	if (c->state == S_HANDSHAKE && tls_client_ready(c->tls)) {
+		relay_close(r, c, END_CLIENT_CLOSED, 0); /* before any server */
+		return;
+	}
 	if (c->state == S_HELLO || c->state == S_HANDSHAKE) {
 		/* closed before its hello or its handshake was complete */
 		c->err = ENODATA;
@@ -704,6 +713,25 @@ static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
 	return 0;
 }
 
+/* The client's handshake is through. The server is connected once the
+ * client sends more, or relay_defer_ts later when it stays silent (the
+ * server speaks first): a client that finishes its handshake and goes (a
+ * probe, a handshake benchmark, a check of the VIP) costs the server
+ * nothing, as with HAProxy. */
+static void relay_handshake_done(struct relay *r, struct relay_conn *c)
+{
+	if (c->defer == 2 || tls_client_sent(c->tls) || c->half[C_CLIENT].head != LOOP_BUF_NONE) {
+		c->state = S_CONNECTING;
+		relay_connect(r, c);
+	} else if (!c->defer) {
+		struct io_uring_sqe *sqe = loop_sqe(r->loop);
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&relay_defer_ts, 0, 0);
+		io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_DEFER));
+		c->defer = 1;
+		c->inflight++;
+	}
+}
+
 /* Moves everything that can move, in both directions: progress in one (a
  * handshake message read) often makes output for the other. */
 static void relay_tls_pump(struct relay *r, struct relay_conn *c)
@@ -719,13 +747,10 @@ static void relay_tls_pump(struct relay *r, struct relay_conn *c)
 		}
 	for (int d = 0; d < 2; d++)
 		relay_rearm(r, c, d);
-	if (c->in_hello && tls_client_ready(c->tls)) {
+	if (c->in_hello && tls_client_ready(c->tls))
 		relay_hello_done(r, c);
-		if (c->state == S_HANDSHAKE) {
-			c->state = S_CONNECTING;
-			relay_connect(r, c);
-		}
-	}
+	if (c->state == S_HANDSHAKE && tls_client_ready(c->tls))
+		relay_handshake_done(r, c);
 }
 
 /* Should the server connection end with a reset rather than our FIN? When
@@ -1354,6 +1379,18 @@ static void relay_on_connect_timeout(void *ctx, void *owner, struct io_uring_cqe
 	relay_maybe_free(r, c);
 }
 
+static void relay_on_defer(void *ctx, void *owner, struct io_uring_cqe *cqe)
+{
+	struct relay *r = ctx;
+	struct relay_conn *c = owner;
+	(void)cqe;
+	c->inflight--;
+	c->defer = 2;
+	if (c->state == S_HANDSHAKE)
+		relay_handshake_done(r, c);
+	relay_maybe_free(r, c);
+}
+
 static void relay_on_recv_client(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
 	relay_on_recv(ctx, owner, C_CLIENT, cqe);
@@ -1401,6 +1438,7 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
 	loop_on(l, LOOP_OP_CONNECT, relay_on_connect_cqe);
 	loop_on(l, LOOP_OP_CONNECT_TIMEOUT, relay_on_connect_timeout);
+	loop_on(l, LOOP_OP_DEFER, relay_on_defer);
 	loop_on(l, LOOP_OP_RECV_CLIENT, relay_on_recv_client);
 	loop_on(l, LOOP_OP_RECV_SERVER, relay_on_recv_server);
 	loop_on(l, LOOP_OP_SEND_CLIENT, relay_on_send_client);

@@ -563,6 +563,13 @@ int tls_handshake(struct tls_conn *t, int s)
 	return 0;
 }
 
+bool tls_client_sent(const struct tls_conn *t)
+{
+	const struct tls_side *side = &t->side[0];
+
+	return BIO_ctrl_pending(side->rbio) > 0 || SSL_pending(side->ssl) > 0;
+}
+
 bool tls_client_ready(const struct tls_conn *t)
 {
 	return t->side[0].done;

@@ -1,10 +1,13 @@
 # tls = terminate: TLS ends at the VIP with the certificate the client's SNI
 # names, sessions resume, close_notify is relayed as a half-close, and a
 # client that fails its handshake is closed (counted, logged with the reason)
-# without harming the others. A bad certificate path is a start error.
+# without harming the others. The server is connected only once the client
+# has finished its handshake and sent more (or stayed silent 2 ms, for
+# servers that speak first), so failed and abandoned handshakes cost the
+# servers nothing. A bad certificate path is a start error.
 . "$(dirname "$0")/../lib.sh"
 need nginx curl openssl
-P=$(pick_port); Q=$(pick_port); E=$(pick_port); H=$(pick_port)
+P=$(pick_port); Q=$(pick_port); E=$(pick_port); H=$(pick_port); G=$(pick_port); GV=$(pick_port)
 tls_ca
 tls_cert one pool01.lab.test
 tls_cert two www.two.test rsa
@@ -12,6 +15,15 @@ nginx_start fe1 127.0.0.2 "$P"
 nginx_start fe2 127.0.0.3 "$P"
 bg echo "$TOOLS/streamer" serve "127.0.0.2:$E" echo
 wait_for 5 listening 127.0.0.2 "$E"
+# A server that speaks first, as IMAP and SMTP servers do.
+bg greeter python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(16)
+while True:
+    c, _ = s.accept(); c.sendall(b"220 greeter ready\r\n"); c.close()
+' "$G"
+wait_for 5 listening 127.0.0.2 "$G"
 cat >"$T/p.ini" <<CFG
 [global]
 workers = 2
@@ -27,6 +39,14 @@ tls_key = one.key
 tls_cert = two.pem
 tls_key = two.key
 timeout_connect = 1s
+[pool greet]
+server = g 127.0.0.2:$G
+[vip greet]
+listen = 127.0.0.1:$GV
+pool = greet
+tls = terminate
+tls_cert = one.pem
+tls_key = one.key
 [pool echo]
 server = e 127.0.0.2:$E
 [vip echo]
@@ -176,6 +196,30 @@ done
 wait_for 5 test "$(grep -c 'conn vip=web .*end=tls-handshake-failed' "$T/proxy.log")" -ge 11
 grep 'conn vip=web .*end=tls-handshake-failed' "$T/proxy.log" | grep -v ' server=-/- ' &&
 	fail "a failed handshake was given a server"
+
+info "a client that finishes its handshake and goes opens no server connection"
+# s_time resets each connection right after its handshake: before, each
+# opened a connection to a server. The wait for the client's next bytes is
+# 2 ms, so a loaded machine may connect a few; most must not.
+n0=$(grep -c 'conn vip=web ' "$T/proxy.log")
+openssl s_time -connect "127.0.0.1:$Q" -new -time 1 >"$T/s_time" 2>&1 || { cat "$T/s_time"; fail "s_time"; }
+hs=$(awk '/connections in [0-9.]+ real/ {print $1}' "$T/s_time")
+[ "${hs:-0}" -ge 20 ] || { cat "$T/s_time"; fail "s_time made ${hs:-no} handshakes"; }
+wait_for 5 eval '[ "$(($(grep -c "conn vip=web " "$T/proxy.log") - n0))" -ge "$hs" ]'
+none=$(tail -n +"$((n0 + 1))" "$T/proxy.log" | grep 'conn vip=web ' | grep -c ' server=-/- .*end=client-')
+echo "$hs handshakes, $none ended without a server connection"
+[ "$((none * 2))" -ge "$hs" ] || fail "only $none of $hs abandoned handshakes went without a server connection"
+info "a server that speaks first is connected without waiting for the client"
+python3 - "$GV" <<'PY' || fail "no greeting through the TLS VIP"
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t0 = time.monotonic()
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as raw:
+    with ctx.wrap_socket(raw, server_hostname="pool01.lab.test") as s:
+        line = s.recv(100)
+print("greeting %r after %.1f ms" % (line, (time.monotonic() - t0) * 1000))
+sys.exit(0 if line.startswith(b"220 greeter") else 1)
+PY
 
 info "a silent client is closed after timeout_connect, others go on"
 exec 3<>"/dev/tcp/127.0.0.1/$Q"

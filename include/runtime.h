@@ -44,12 +44,12 @@ struct runtime_vip {
 	_Atomic uint64_t bytes_in, bytes_out; /* from / to clients, counted at close */
 };
 
-/* A worker's ring counters, published by the worker itself once per tick
- * (relaxed stores), so the admin endpoint reads them without touching the
- * worker's ring or slowing its completion path. */
 /* Buckets of the loop's batch histograms (LOOP_HIST in loop.h). */
 #define RUNTIME_HIST 7
 
+/* A worker's ring counters, published by the worker itself once per tick
+ * (relaxed stores), so the admin endpoint reads them without touching the
+ * worker's ring or slowing its completion path. */
 struct runtime_worker_stats {
 	_Atomic uint64_t submitted, completed, cq_overflow, enobufs;
 	_Atomic uint64_t batch_n[RUNTIME_HIST], batch_us[RUNTIME_HIST], busy_us;

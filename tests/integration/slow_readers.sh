@@ -76,9 +76,11 @@ d["buffers_free"]=s and [w["buffers_free"] for w in s["workers"]]; print(json.du
 	d = json.load(open(sys.argv[1]))
 	ok = (d["idle_open"] == 4000 and d["probes_failed"] == 0 and d["p99_ms"] < 500
 	      and d["readers_without_bytes"] == 0)
-	# An eighth of the pool is kept from bulk transfers; a receive may
-	# take a buffer past its promise when data comes in pieces.
-	reserve = int(sys.argv[2]) // 8 - 1
+	# An eighth of the pool is kept from bulk transfers. Light connections
+	# (new requests, a reader still in its first high mark) may use it, and
+	# did take 7 of 32 in one loaded run: bulk transfers alone left 0 to 19
+	# before receives were promised their buffers. Half must stay.
+	reserve = int(sys.argv[2]) // 16
 	if d["snapshot"] and any(w["buffers_free"] < reserve for w in d["snapshot"]["workers"]):
 	    print("a worker has fewer than %d buffers free" % reserve)
 	    ok = False
@@ -117,8 +119,9 @@ crowd pressure 256
 # until their sockets drain, which may take minutes (TCP backs off against a
 # closed window): bulk receives armed together must not share out the
 # reserve between them, or later requests find no buffer at all (before:
-# workers were left with 10 to 19 of their 32 reserved buffers free, and
-# once none, so half the probes failed). Freezing the proxy for a second
+# workers were left with 0 to 19 of their 32 reserved buffers free in 5 of 8
+# runs, 3 of them under the 16 this asserts, and with none, half the probes
+# failed). Freezing the proxy for a second
 # while the readers read gives it one large batch of such receives.
 info "256 buffers per worker, the readers stall after 4 s: the reserve stays"
 FREEZE_AT=2 crowd stalled 256 --stall-after 4 --snapshot "http://127.0.0.1:$A/stats"

@@ -324,8 +324,8 @@ static void prom_workers(FILE *out, const struct runtime *rt)
 /* Upper bounds of the loop's batch histograms (loop.h), the last bucket
  * being +Inf: completions per batch, and seconds per batch. */
 static const double batch_le_n[RUNTIME_HIST - 1] = {1, 3, 7, 15, 31, 63};
-static const double batch_le_s[RUNTIME_HIST - 1] = {16e-6, 64e-6, 256e-6, 1024e-6, 4096e-6,
-						    16384e-6};
+static const double batch_le_s[RUNTIME_HIST - 1] = {16e-6,   64e-6,   256e-6,
+						    1024e-6, 4096e-6, 16384e-6};
 
 /* One histogram per worker, cumulative as Prometheus counts buckets. */
 static void prom_batches(FILE *out, const struct runtime *rt, bool time)
@@ -340,13 +340,13 @@ static void prom_batches(FILE *out, const struct runtime *rt, bool time)
 		const struct runtime_worker_stats *ws = &rt->root->wstats[w];
 		unsigned long long cum = 0;
 		for (int i = 0; i < RUNTIME_HIST; i++) {
-			cum += time ? LD(ws->batch_us[i]) : LD(ws->batch_n[i]);
+			char le[24] = "+Inf";
 			if (i < RUNTIME_HIST - 1)
-				fprintf(out, "snatproxy_worker_%s_bucket{worker=\"%d\",le=\"%g\"} %llu\n",
-					n, w, time ? batch_le_s[i] : batch_le_n[i], cum);
-			else
-				fprintf(out, "snatproxy_worker_%s_bucket{worker=\"%d\",le=\"+Inf\"} %llu\n",
-					n, w, cum);
+				snprintf(le, sizeof(le), "%g",
+					 time ? batch_le_s[i] : batch_le_n[i]);
+			cum += time ? LD(ws->batch_us[i]) : LD(ws->batch_n[i]);
+			fprintf(out, "snatproxy_worker_%s_bucket{worker=\"%d\",le=\"%s\"} %llu\n",
+				n, w, le, cum);
 		}
 		if (time)
 			fprintf(out, "snatproxy_worker_%s_sum{worker=\"%d\"} %.6f\n", n, w,

@@ -479,11 +479,10 @@ static void relay_keep_promise(struct relay *r, struct relay_half *h, const stru
 {
 	uint32_t took = h->promised;
 
-	if ((cqe->flags & IORING_CQE_F_MORE) && cqe->res > 0) {
-		uint32_t bufs = ((uint32_t)cqe->res + r->loop->buf_size - 1) / r->loop->buf_size;
+	if (cqe->flags & IORING_CQE_F_MORE) {
+		uint32_t size = r->loop->buf_size;
+		uint32_t bufs = cqe->res > 0 ? ((uint32_t)cqe->res + size - 1) / size : 0;
 		took = bufs < took ? bufs : took;
-	} else if (cqe->flags & IORING_CQE_F_MORE) {
-		took = 0;
 	}
 	h->promised = (uint16_t)(h->promised - took);
 	r->promised -= took;

@@ -17,6 +17,8 @@ lathi_p50_us|L|µs|Open-loop latency p50 at LAT_RATE_HI req/s
 lathi_p99_us|L|µs|Open-loop latency p99 at LAT_RATE_HI req/s
 lathi_p999_us|L|µs|Open-loop latency p99.9 at LAT_RATE_HI req/s
 lathi_err|C|count|Open-loop failed or unsent requests at LAT_RATE_HI req/s
+fin_p50_us|L|µs|Server FIN to client FIN through the balancer, p50 (one connection at a time)
+fin_p99_us|L|µs|Server FIN to client FIN through the balancer, p99
 burst_cps|H|conn/s|New connections/s, burst (BURST s, fresh servers)
 burst_err|C|count|Burst: failed requests
 burst_synretrans|C|count|Burst: SYN retransmits (all namespaces)
@@ -50,6 +52,7 @@ figure_na() { # TARGET FIGURE
 	idle* | cpu_*)
 		[ "$1" = direct ] || [ "$1" = kernel-nat ] || [ -n "${EXT_TARGETS[$1]:-}" ] ;;
 	bulk*) [ -n "${EXT_TARGETS[$1]:-}" ] && [ -z "${EXT_IPERF_PORT:-}" ] ;;
+	fin_*) [ -n "${EXT_TARGETS[$1]:-}" ] ;; # needs the balancer's namespace
 	*) return 1 ;;
 	esac
 }

@@ -100,6 +100,35 @@ wl_latency() {
 	record "${id}_err" "$(loadgen_field "$f" err)"
 }
 
+# wl_fingap: how soon the balancer passes a server's FIN on to the client.
+# One connection at a time asks for a close (wrk, "Connection: close", for
+# FIN_SECS), and tcpdump in the balancer's namespace stamps each FIN from
+# port 80 as it comes in from the servers' side and as it leaves on the
+# clients' side: one kernel clock for both. With a single connection open
+# the pairs never interleave. Figures fin_p50_us and fin_p99_us (what the
+# balancer adds between the server's last byte and the client learning of
+# it; direct and kernel-nat show the forwarding alone).
+wl_fingap() {
+	local f="$LOGDIR/fingap.pcap.txt" tpid
+	[ -n "$RUN_NS" ] && [ -n "$NS_B" ] || return 0
+	in_ns "$NS_B" timeout -k 2 $((FIN_SECS + 10)) tcpdump -i any -nn -tt -l -Q inout \
+		'tcp[tcpflags] & tcp-fin != 0 and src port 80' >"$f" 2>"$f.err" &
+	tpid=$!
+	wait_until 5 grep -q 'listening on' "$f.err" || { kill "$tpid" 2>/dev/null; return 0; }
+	WL_SECS=$FIN_SECS client wrk -t1 -c1 -d"${FIN_SECS}s" -H 'Connection: close' "${HTTP_URL}${FIN_PATH:-}" \
+		>"$LOGDIR/fingap.wrk.txt" 2>&1
+	sleep 0.3
+	kill -INT "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null
+	# "TIME IF In|Out IP SRC > DST: Flags [F.]...": a FIN in from srv opens
+	# a pair, the next one out on cli closes it.
+	awk '$2 == "srv" && $3 == "In" {t = $1; next}
+		$2 == "cli" && $3 == "Out" && t {printf "%.1f\n", ($1 - t) * 1e6; t = 0}' "$f" |
+		sort -n >"$LOGDIR/fingap.us"
+	[ -s "$LOGDIR/fingap.us" ] || return 0
+	record fin_p50_us "$(awk '{v[NR] = $1} END {print v[int((NR - 1) * 0.5) + 1]}' "$LOGDIR/fingap.us")"
+	record fin_p99_us "$(awk '{v[NR] = $1} END {print v[int((NR - 1) * 0.99) + 1]}' "$LOGDIR/fingap.us")"
+}
+
 # wl_newconn burst|sust SECONDS: one request per connection, closed loop
 # (NEWCONN_INFLIGHT at once), from the client addresses CLI_SRCS, with the
 # counters of every namespace before and after, sampled each second.

@@ -34,8 +34,6 @@ enum loop_op {
 	LOOP_OP_CHECK,
 	LOOP_OP_CHECK_TIMEOUT,
 	LOOP_OP_DEFER, /* tls = terminate: the server connect waiting for the client */
-	LOOP_OP_SHUT_CLIENT, /* a shutdown linked behind the last send to the client */
-	LOOP_OP_SHUT_SERVER,
 	LOOP_OP_MAX = 16
 };
 
@@ -95,10 +93,6 @@ static inline uint64_t loop_ud(const void *owner, enum loop_op op)
 
 /* A free SQE, submitting what is queued if the SQ is full. Never NULL. */
 struct io_uring_sqe *loop_sqe(struct loop *l);
-
-/* Two consecutive SQEs in the same submission, for a link: a chain cut by a
- * submission boundary would run its second request unlinked. */
-void loop_sqe_pair(struct loop *l, struct io_uring_sqe **first, struct io_uring_sqe **second);
 
 static inline unsigned char *loop_buf(struct loop *l, uint16_t bid)
 {

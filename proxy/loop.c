@@ -222,16 +222,6 @@ struct io_uring_sqe *loop_sqe(struct loop *l)
 	return sqe;
 }
 
-void loop_sqe_pair(struct loop *l, struct io_uring_sqe **first, struct io_uring_sqe **second)
-{
-	if (io_uring_sq_space_left(&l->ring) < 2) {
-		loop_publish_buffers(l);
-		l->stats.submitted += (unsigned)io_uring_submit(&l->ring);
-	}
-	*first = loop_sqe(l);
-	*second = loop_sqe(l);
-}
-
 /* The kernel consumes ring entries strictly from the head, and a completion
  * is posted together with its buffers' consumption, so counting the entries
  * completions have taken tells where each one's buffers start. A bundle's

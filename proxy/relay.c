@@ -28,7 +28,6 @@ enum {
 	H_EOF = 1 << 3,       /* the sender shut its side */
 	H_SHUT = 1 << 4,      /* ... and that was relayed with shutdown(SHUT_WR) */
 	H_STARVED = 1 << 5,   /* the receive ended with ENOBUFS */
-	H_SHUT_LINKED = 1 << 6, /* a shutdown is linked behind the half's send */
 };
 
 /* S_HELLO: tls = route, reading the ClientHello before choosing a pool.
@@ -154,11 +153,6 @@ static inline enum loop_op recv_op(int d)
 static inline enum loop_op send_op(int d)
 {
 	return d == C_CLIENT ? LOOP_OP_SEND_SERVER : LOOP_OP_SEND_CLIENT;
-}
-
-static inline enum loop_op shut_op(int d)
-{
-	return d == C_CLIENT ? LOOP_OP_SHUT_SERVER : LOOP_OP_SHUT_CLIENT;
 }
 
 /* The idle list of the connection's VIP, in its own generation. */
@@ -372,13 +366,8 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 		if (c->fd[d] >= 0) {
 			if (rst & (1u << d))
 				relay_reset_on_close(c->fd[d]);
-			/* A linked shutdown takes its socket only when its send
-			 * is done, after any close queued now: its completion
-			 * closes the socket instead (relay_on_shut). */
-			if (!(c->half[1 - d].flags & H_SHUT_LINKED)) {
-				loop_close(r->loop, c->fd[d]);
-				c->fd[d] = -1;
-			}
+			loop_close(r->loop, c->fd[d]);
+			c->fd[d] = -1;
 		}
 	}
 	relay_log(r, c);
@@ -811,84 +800,10 @@ static void half_sent(struct loop *l, struct relay_half *h, uint32_t sent)
 	}
 }
 
-/* Should the end of half d's stream go right behind its last bytes, as a
- * shutdown linked to their send? Once the sender's EOF is in and the send
- * takes everything queued: then the destination's FIN leaves as soon as the
- * data is in its socket, not a loop iteration later. Not when the server's
- * own side is done already: that end may be a reset (relay_server_done). */
-static bool relay_link_shut(const struct relay_conn *c, int d, int n)
-{
-	const struct relay_half *h = &c->half[d];
-	size_t len = 0;
-
-	if (!(h->flags & H_EOF) || (d == C_CLIENT && (c->half[C_SERVER].flags & H_SHUT)))
-		return false;
-	for (int i = 0; i < n; i++)
-		len += h->iov[i].iov_len;
-	return len == h->queued;
-}
-
-/* Sends what half d has queued. Several buffers (a receive bundle's, say)
- * go in one sendmsg: one request and one completion instead of one each. A
- * linked shutdown needs the whole send done first: MSG_WAITALL makes the
- * kernel finish a short send itself, and a failed one cancels the link. */
-static void relay_send(struct relay *r, struct relay_conn *c, int d)
-{
-	struct relay_half *h = &c->half[d];
-	struct io_uring_sqe *sqe, *shut = NULL;
-	int n = relay_gather(r->loop, h), flags = MSG_NOSIGNAL;
-
-	if (relay_link_shut(c, d, n)) {
-		loop_sqe_pair(r->loop, &sqe, &shut);
-		flags |= MSG_WAITALL;
-	} else {
-		sqe = loop_sqe(r->loop);
-	}
-	if (n == 1) {
-		io_uring_prep_send(sqe, c->fd[1 - d], h->iov[0].iov_base, h->iov[0].iov_len, flags);
-	} else {
-		h->msg = (struct msghdr){.msg_iov = h->iov, .msg_iovlen = (size_t)n};
-		io_uring_prep_sendmsg(sqe, c->fd[1 - d], &h->msg, (unsigned)flags);
-	}
-	io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
-	h->flags |= H_SENDING;
-	c->inflight++;
-	if (shut) {
-		sqe->flags |= IOSQE_IO_LINK;
-		io_uring_prep_shutdown(shut, c->fd[1 - d], SHUT_WR);
-		io_uring_sqe_set_data64(shut, loop_ud(c, shut_op(d)));
-		h->flags |= H_SHUT_LINKED;
-		c->inflight++;
-	}
-}
-
-/* The shutdown linked behind half d's last send completed: ECANCELED when
- * that send failed or was cancelled (or, on kernels before 5.18, was short:
- * the flush then ends the half by itself). The socket waits for this to be
- * closed (relay_close). */
-static void relay_on_shut(struct relay *r, struct relay_conn *c, int d, struct io_uring_cqe *cqe)
-{
-	struct relay_half *h = &c->half[d];
-
-	c->inflight--;
-	h->flags &= (uint8_t)~H_SHUT_LINKED;
-	if (c->state == S_CLOSING) {
-		if (c->fd[1 - d] >= 0) {
-			loop_close(r->loop, c->fd[1 - d]);
-			c->fd[1 - d] = -1;
-		}
-	} else if (cqe->res == -ECANCELED) {
-		relay_flush(r, c, d);
-	} else {
-		h->flags |= H_SHUT;
-		relay_check_done(r, c);
-	}
-	relay_maybe_free(r, c);
-}
-
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 {
 	struct relay_half *h = &c->half[d];
+	struct loop *l = r->loop;
 
 	if (c->state != S_RELAYING && c->state != S_HANDSHAKE)
 		return;
@@ -899,10 +814,23 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 	if (h->flags & H_SENDING)
 		return;
 	if (h->head != LOOP_BUF_NONE) {
-		relay_send(r, c, d);
+		struct io_uring_sqe *sqe = loop_sqe(l);
+		int n = relay_gather(l, h);
+		/* Several queued buffers (a receive bundle's, say) go in one
+		 * sendmsg: one request and one completion instead of one each. */
+		if (n == 1) {
+			io_uring_prep_send(sqe, c->fd[1 - d], h->iov[0].iov_base, h->iov[0].iov_len,
+					   MSG_NOSIGNAL);
+		} else {
+			h->msg = (struct msghdr){.msg_iov = h->iov, .msg_iovlen = (size_t)n};
+			io_uring_prep_sendmsg(sqe, c->fd[1 - d], &h->msg, MSG_NOSIGNAL);
+		}
+		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
+		h->flags |= H_SENDING;
+		c->inflight++;
 		return;
 	}
-	if ((h->flags & (H_EOF | H_SHUT | H_SHUT_LINKED)) == H_EOF) {
+	if ((h->flags & (H_EOF | H_SHUT)) == H_EOF) {
 		if (d == C_CLIENT && relay_server_done(c)) {
 			relay_close(r, c, c->end, 1u << C_SERVER);
 			return;
@@ -1477,16 +1405,6 @@ static void relay_on_send_server(void *ctx, void *owner, struct io_uring_cqe *cq
 	relay_on_send(ctx, owner, C_CLIENT, cqe);
 }
 
-static void relay_on_shut_server(void *ctx, void *owner, struct io_uring_cqe *cqe)
-{
-	relay_on_shut(ctx, owner, C_CLIENT, cqe);
-}
-
-static void relay_on_shut_client(void *ctx, void *owner, struct io_uring_cqe *cqe)
-{
-	relay_on_shut(ctx, owner, C_SERVER, cqe);
-}
-
 static void relay_on_send_client(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
 	relay_on_send(ctx, owner, C_SERVER, cqe);
@@ -1524,8 +1442,6 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	loop_on(l, LOOP_OP_RECV_SERVER, relay_on_recv_server);
 	loop_on(l, LOOP_OP_SEND_CLIENT, relay_on_send_client);
 	loop_on(l, LOOP_OP_SEND_SERVER, relay_on_send_server);
-	loop_on(l, LOOP_OP_SHUT_CLIENT, relay_on_shut_client);
-	loop_on(l, LOOP_OP_SHUT_SERVER, relay_on_shut_server);
 	return 0;
 }
 

@@ -38,6 +38,8 @@ SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/snatproxy
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The unit reads /etc/snatproxy/snatproxy.ini whatever the PREFIX.
+SYSCONFDIR ?= /etc
 
 .PHONY: all deps run test test-san demo bench soak check-format format clean install uninstall
 all: $(BUILD)/snatproxy $(UNITS) $(TOOLS)
@@ -96,17 +98,23 @@ bench: deps
 	@bench/run
 	@bench/tls
 
-# The binary, example configs, the systemd unit (with the binary's installed
-# path) and the man page; DESTDIR stages the tree for a package.
+# The binary, example configs (config/tls.ini among them), the docs, the
+# systemd unit (with the binary's installed path), the man page, and the
+# starter /etc/snatproxy/snatproxy.ini unless one exists (an operator's file
+# is never replaced); DESTDIR stages the tree for a package.
 install: $(BUILD)/snatproxy
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR)/examples \
-		$(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(DATADIR)/docs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/snatproxy
 	install -m 755 $(BUILD)/snatproxy $(DESTDIR)$(SBINDIR)/snatproxy
 	install -m 644 config/*.ini $(DESTDIR)$(DATADIR)/examples/
+	install -m 644 README.md docs/*.md docs/*.svg $(DESTDIR)$(DATADIR)/docs/
 	install -m 644 docs/snatproxy.8 $(DESTDIR)$(MANDIR)/man8/snatproxy.8
 	sed 's|@SBINDIR@|$(SBINDIR)|g' config/snatproxy.service >$(DESTDIR)$(UNITDIR)/snatproxy.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/snatproxy.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/snatproxy/snatproxy.ini ] || \
+		install -m 644 config/snatproxy.ini $(DESTDIR)$(SYSCONFDIR)/snatproxy/snatproxy.ini
 
+# The starter configuration stays: it may be the operator's by now.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/snatproxy $(DESTDIR)$(MANDIR)/man8/snatproxy.8 \
 		$(DESTDIR)$(UNITDIR)/snatproxy.service

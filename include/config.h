@@ -35,8 +35,15 @@ struct config_server {
 	int weight;                   /* 1..256, default 1 */
 	int max_conn;                 /* 0: unlimited */
 	bool backup;
+	/* server_tls and https checks: the name sent as SNI and verified in
+	 * the server's certificate; "": the pool's server_name, else the
+	 * server's address (resolved after parsing) */
+	char server_name[CONFIG_SNI_MAX];
 	int line;
 };
+
+/* Where a pool's health checks leave from (check_source). */
+enum config_check_source { CONFIG_SOURCE_AUTO, CONFIG_SOURCE_SNAT, CONFIG_SOURCE_ADDR };
 
 enum config_check_type { CONFIG_CHECK_NONE, CONFIG_CHECK_TCP, CONFIG_CHECK_HTTP, CONFIG_CHECK_HTTPS };
 enum config_check_method { CONFIG_METHOD_GET, CONFIG_METHOD_HEAD, CONFIG_METHOD_POST };
@@ -70,7 +77,11 @@ struct config_check {
 	uint64_t interval_ms, timeout_ms;
 	int rise, fall;
 	char cert[CONFIG_PATH_MAX], key[CONFIG_PATH_MAX], ca[CONFIG_PATH_MAX]; /* "": none */
+	enum config_check_source source;
+	struct sockaddr_storage source_addr; /* CONFIG_SOURCE_ADDR */
+	int source_vip; /* CONFIG_SOURCE_SNAT: the VIP whose snat addresses (-1: none) */
 	int line, port_line, cert_line, key_line, ca_line; /* where given, 0: not given */
+	int source_line;
 };
 
 struct config_pool {
@@ -82,6 +93,7 @@ struct config_pool {
 	uint64_t fail_timeout_ms;
 	struct config_server *servers;
 	int nservers;
+	char server_name[CONFIG_SNI_MAX]; /* the servers' default server_name; "": none */
 	int line; /* of the [pool NAME] header */
 };
 
@@ -104,6 +116,14 @@ struct config_vip {
 	struct config_file client_ca;
 	bool server_tls; /* re-encrypt toward the servers (tls = terminate) */
 	struct config_file server_cert, server_key, server_ca;
+	/* tls = terminate, toward the clients: TLS 1.x versions (0..3, for
+	 * 1.0..1.3), OpenSSL's cipher lists, and ALPN names in wire format
+	 * (each name after its length byte) */
+	int tls_min, tls_max;
+	char tls_ciphers[CONFIG_TEXT_MAX], tls_ciphersuites[CONFIG_TEXT_MAX];
+	unsigned char tls_alpn[CONFIG_TEXT_MAX];
+	int tls_alpn_len;
+	int tls_min_line, tls_max_line, tls_ciphers_line, tls_ciphersuites_line, tls_alpn_line;
 	int tls_line, server_tls_line;
 	int line;
 };

@@ -24,6 +24,10 @@ int snat_socket(struct runtime_vip *vip, const struct sockaddr *client,
  * off. Returns 0 or -errno (-EADDRNOTAVAIL: not this host's). */
 int snat_check_addr(const struct sockaddr *addr);
 
+/* Can this process make transparent sockets of FAMILY (IP_TRANSPARENT needs
+ * CAP_NET_ADMIN)? Returns 0 or -errno (-EPERM: it cannot). */
+int snat_check_transparent(int family);
+
 /* A connect from pool address `idx` failed with EADDRNOTAVAIL: counted, and
  * logged at most once per interval for the VIP. */
 void snat_exhausted(struct runtime_vip *vip, unsigned idx);

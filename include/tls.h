@@ -55,6 +55,11 @@ void tls_vip_free(struct tls_vip *tv);
 int tls_check_pair(const char *cert, const char *key, char *why, size_t len);
 /* Checks a file of CA certificates. Returns 0 or -errno. */
 int tls_check_ca(const char *ca, char *why, size_t len);
+/* Checks tls_ciphers (each item must name a suite; `legacy`: at security
+ * level 0, as with TLS 1.0 and 1.1) and tls_ciphersuites (TLS 1.3 names).
+ * Returns 0 or -EINVAL with the reason in `why`. */
+int tls_check_ciphers(const char *list, bool legacy, char *why, size_t len);
+int tls_check_ciphersuites(const char *list, char *why, size_t len);
 
 struct tls_conn;
 
@@ -62,9 +67,12 @@ struct tls_conn;
  * Returns NULL when out of memory. */
 struct tls_conn *tls_conn_new(struct tls_vip *tv);
 void tls_conn_free(struct tls_conn *t);
-/* server_tls: the connection to server `server` is up; starts TLS toward
- * it, offering the worker's last session with that server. 0 or -ENOMEM. */
-int tls_conn_server(struct tls_conn *t, int worker, int server);
+/* server_tls: the connection to server `server` (configured as `cs`) is
+ * up; starts TLS toward it, offering the worker's last session with that
+ * server, sending its server_name (else the client's SNI) and verifying its
+ * certificate's name (server_name; with server_ca, else its address).
+ * 0 or -ENOMEM. */
+int tls_conn_server(struct tls_conn *t, int worker, int server, const struct config_server *cs);
 
 /* Offers `len` received bytes of direction d; returns how many were taken
  * (0: come back after some output was sent) or -EPROTO. */

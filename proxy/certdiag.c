@@ -192,6 +192,57 @@ static bool certdiag_print_chain(const struct certdiag *d, const char *ca, FILE 
 	return false;
 }
 
+/* A chain that does not verify for either use is a matter of which CA, not
+ * of the certificate's purposes. */
+static void certdiag_chain_advice(const struct certdiag *d, const char *cert, const char *ca,
+				  FILE *out)
+{
+	int err = d->chain_server;
+
+	if (!(ca && *ca))
+		fprintf(out,
+			"advice: the chain does not verify against the system's CA store (%s): "
+			"if a private CA issued %s, give its certificate with -a CA (check_ca, "
+			"server_ca and tls_client_ca take the same file)\n",
+			certdiag_verify_string(err), cert);
+	else if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+		 err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
+		fprintf(
+		    out,
+		    "advice: %s holds no issuer of %s: give the root that issued it with -a, "
+		    "and put any intermediate certificates in %s after the certificate itself\n",
+		    ca, cert, cert);
+	else
+		fprintf(out, "advice: the chain does not verify against %s: %s\n", ca,
+			certdiag_verify_string(err));
+}
+
+/* One line of advice per problem, each fitting its cause. */
+static void certdiag_print_advice(const struct certdiag *d, const char *cert, const char *key,
+				  const char *ca, FILE *out)
+{
+	bool client_trust = d->chain_client == X509_V_ERR_CERT_REJECTED ||
+			    d->chain_client == X509_V_ERR_CERT_UNTRUSTED;
+
+	if (d->expired || d->not_yet_valid)
+		fprintf(out, "advice: %s is %s: issue a new one\n", cert,
+			d->expired ? "expired" : "not valid yet (or this host's clock is wrong)");
+	if (d->key == CERTDIAG_KEY_MISMATCH)
+		fprintf(out,
+			"advice: %s is not the key of %s: give the key made with its request "
+			"(-k KEY; check_key, tls_key, server_key)\n",
+			key && *key ? key : cert, cert);
+	if (d->chain_checked && d->chain_server != X509_V_OK && !client_trust &&
+	    d->chain_server != X509_V_ERR_CERT_REJECTED &&
+	    d->chain_server != X509_V_ERR_CERT_UNTRUSTED)
+		certdiag_chain_advice(d, cert, ca, out);
+	/* The seed's cause: the certificate, or its root, for servers only. */
+	if (!d->client_ok ||
+	    (d->chain_checked && d->chain_server == X509_V_OK && d->chain_client != X509_V_OK) ||
+	    client_trust)
+		fprintf(out, "advice: %s\n", certdiag_advice);
+}
+
 int certdiag_print(const struct certdiag *d, const char *cert, const char *key, const char *ca,
 		   FILE *out)
 {
@@ -225,7 +276,6 @@ int certdiag_print(const struct certdiag *d, const char *cert, const char *key, 
 	fprintf(out, "  TLS server:  %s\n", certdiag_use(d, false));
 	fprintf(out, "  TLS client:  %s\n", certdiag_use(d, true));
 	good = certdiag_print_chain(d, ca, out) && good && d->server_ok && d->client_ok;
-	if (!d->client_ok || (d->chain_checked && d->chain_client != X509_V_OK))
-		fprintf(out, "advice: %s\n", certdiag_advice);
+	certdiag_print_advice(d, cert, key, ca, out);
 	return good ? 0 : 1;
 }

@@ -75,7 +75,8 @@ struct loader {
 	bool after_key; /* inih continues the last key on an indented line */
 	int *seen;	/* per key: line it was first given in this section */
 	int global_seen[CONFIG_KEYS_MAX], sect_seen[CONFIG_KEYS_MAX];
-	bool first; /* the key's first value in this section */
+	bool first;    /* the key's first value in this section */
+	bool defaults; /* the values are the table's defaults, not the file's */
 	const struct config_key *key;
 	char why[384];			     /* a parser's reason for refusing a value */
 	struct later_lines *plines, *vlines; /* parallel to cfg->pools, cfg->vips */
@@ -128,6 +129,13 @@ static int parse_server_tls(struct loader *ld, const char *v);
 static int parse_server_cert(struct loader *ld, const char *v);
 static int parse_server_key(struct loader *ld, const char *v);
 static int parse_server_ca(struct loader *ld, const char *v);
+static int parse_pool_server_name(struct loader *ld, const char *v);
+static int parse_check_source(struct loader *ld, const char *v);
+static int parse_tls_min_version(struct loader *ld, const char *v);
+static int parse_tls_max_version(struct loader *ld, const char *v);
+static int parse_tls_ciphers(struct loader *ld, const char *v);
+static int parse_tls_ciphersuites(struct loader *ld, const char *v);
+static int parse_tls_alpn(struct loader *ld, const char *v);
 
 /* Descriptions end up in a markdown table: no '|' in them. */
 static const struct config_key config_keys[] = {
@@ -166,8 +174,8 @@ static const struct config_key config_keys[] = {
      "How a new connection picks a server: roundrobin, leastconn or source (client address hash); "
      "all weighted."},
     {SEC_POOL, "server", parse_server, NULL, true,
-     "`NAME ADDR[:PORT] [weight=N] [max_conn=N] [backup]`, repeatable; no port: the port the "
-     "client connected to."},
+     "`NAME ADDR[:PORT] [weight=N] [max_conn=N] [server_name=NAME] [backup]`, repeatable; no "
+     "port: the port the client connected to."},
     {SEC_POOL, "check", parse_check, "none", false,
      "Health check of each server: none, tcp (connect), http or https (a request, see "
      "docs/health.md)."},
@@ -178,7 +186,8 @@ static const struct config_key config_keys[] = {
     {SEC_POOL, "check_method", parse_check_method, "GET", false,
      "Method of the http or https check's request: GET, HEAD or POST (with an empty body)."},
     {SEC_POOL, "check_host", parse_check_host, "", false,
-     "Host header and TLS server name (SNI, and the name verified); empty: the server's address."},
+     "Host header and TLS server name (SNI, and the name verified); empty: the server's "
+     "server_name, else its address."},
     {SEC_POOL, "check_expect", parse_check_expect, "200-399", false,
      "Status codes that mean up: codes and ranges separated by commas, such as 200-299,405."},
     {SEC_POOL, "check_body", parse_check_body, "", false,
@@ -200,6 +209,12 @@ static const struct config_key config_keys[] = {
      "PEM private key of check_cert; empty: in the check_cert file."},
     {SEC_POOL, "check_ca", parse_check_ca, "", false,
      "PEM CA certificates that verify the servers' chains and names; empty: the system's."},
+    {SEC_POOL, "check_source", parse_check_source, "auto", false,
+     "Source address of the checks: auto (the kernel's choice), snat (the first snat address "
+     "of the server's family of the first VIP using this pool) or an address of this host."},
+    {SEC_POOL, "server_name", parse_pool_server_name, "", false,
+     "Name sent as SNI and verified in the servers' certificates (server_tls, https checks), "
+     "for servers without their own server_name=; empty: the server's address."},
     {SEC_VIP, "listen", parse_listen, NULL, true,
      "`ADDR:PORT` or `[IPv6]:PORT` the VIP accepts clients on; repeatable, one port each."},
     {SEC_VIP, "pool", parse_pool, NULL, false,
@@ -235,6 +250,20 @@ static const struct config_key config_keys[] = {
     {SEC_VIP, "server_ca", parse_server_ca, "none", false,
      "server_tls: PEM CA certificates the servers' certificates must chain to; none: the "
      "system's CAs."},
+    {SEC_VIP, "tls_min_version", parse_tls_min_version, "1.2", false,
+     "tls = terminate: the oldest TLS version clients may use, 1.0 to 1.3; 1.0 and 1.1 (OCS "
+     "2007-era Windows clients) lower OpenSSL's security level to 0 for this VIP."},
+    {SEC_VIP, "tls_max_version", parse_tls_max_version, "1.3", false,
+     "tls = terminate: the newest TLS version clients may use, 1.0 to 1.3."},
+    {SEC_VIP, "tls_ciphers", parse_tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES", false,
+     "tls = terminate: cipher suites of TLS 1.2 and below, in OpenSSL's syntax; ECDHE+AES "
+     "includes the CBC suites (see docs/tls.md for a setting without them)."},
+    {SEC_VIP, "tls_ciphersuites", parse_tls_ciphersuites,
+     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", false,
+     "tls = terminate: TLS 1.3 cipher suites, colon-separated, in order of preference."},
+    {SEC_VIP, "tls_alpn", parse_tls_alpn, "none", false,
+     "tls = terminate: ALPN protocols offered to clients, comma-separated in order of "
+     "preference (such as h2,http/1.1); none: no ALPN."},
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
@@ -654,7 +683,20 @@ static int parse_balance(struct loader *ld, const char *v)
 	return bad(ld, "roundrobin, leastconn or source", v);
 }
 
-/* "weight=N", "max_conn=N" or "backup" after a server's address. */
+/* A name to send as SNI and verify: a host name, or an IP address (checked
+ * as one, and sent as no SNI). */
+static bool server_name_ok(const char *s)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789-_.:";
+	size_t n = strlen(s);
+
+	return n >= 1 && n < CONFIG_SNI_MAX && strspn(s, allowed) == n && s[0] != '.' &&
+	       !strstr(s, "..");
+}
+
+/* "weight=N", "max_conn=N", "server_name=NAME" or "backup" after a server's
+ * address. */
 static int parse_server_option(struct loader *ld, struct config_server *s, const char *opt,
 			       unsigned *given)
 {
@@ -679,10 +721,18 @@ static int parse_server_option(struct loader *ld, struct config_server *s, const
 	} else if (strcmp(opt, "backup") == 0) {
 		bit = 4;
 		s->backup = true;
+	} else if (strncmp(opt, "server_name=", 12) == 0) {
+		bit = 8;
+		if (!server_name_ok(opt + 12))
+			return reject(ld,
+				      "server %s: bad server_name: expected a host name or an "
+				      "address, got '%s'",
+				      s->name, opt + 12);
+		snprintf(s->server_name, sizeof(s->server_name), "%s", opt + 12);
 	} else {
 		return reject(ld,
-			      "server %s: unknown option '%s': expected weight=N, max_conn=N or "
-			      "backup",
+			      "server %s: unknown option '%s': expected weight=N, max_conn=N, "
+			      "server_name=NAME or backup",
 			      s->name, opt);
 	}
 	if (*given & bit)
@@ -701,7 +751,8 @@ static int parse_server_line(struct loader *ld, const char *v, struct config_ser
 	char *name = strtok_r(text, " \t", &save);
 	char *addr = name ? strtok_r(NULL, " \t", &save) : NULL;
 	if (!addr)
-		return bad(ld, "NAME ADDR[:PORT] [weight=N] [max_conn=N] [backup]", v);
+		return bad(
+		    ld, "NAME ADDR[:PORT] [weight=N] [max_conn=N] [server_name=NAME] [backup]", v);
 	if (!config_name_ok(name))
 		return reject(ld, "bad server name '%s': expected " NAME_RULE, name);
 	snprintf(s->name, sizeof(s->name), "%s", name);
@@ -930,6 +981,42 @@ static int parse_check_key(struct loader *ld, const char *v)
 static int parse_check_ca(struct loader *ld, const char *v)
 {
 	return parse_file(ld, v, cur_check(ld)->ca, &cur_check(ld)->ca_line);
+}
+
+/* Whether the address is this host's is checked with CONFIG_HOST_SNAT, as
+ * snat's; which family the servers need, once the pool is read whole. */
+static int parse_check_source(struct loader *ld, const char *v)
+{
+	struct config_check *c = cur_check(ld);
+	int ret;
+
+	c->source_line = ld->defaults ? 0 : ld->line;
+	c->source_vip = -1;
+	memset(&c->source_addr, 0, sizeof(c->source_addr));
+	if (strcmp(v, "auto") == 0) {
+		c->source = CONFIG_SOURCE_AUTO;
+		return 0;
+	}
+	if (strcmp(v, "snat") == 0) {
+		c->source = CONFIG_SOURCE_SNAT;
+		return 0;
+	}
+	if (addr_parse(v, ADDR_PORT_NONE, &c->source_addr) < 0 || addr_unspecified(&c->source_addr))
+		return bad(ld, "auto, snat or an IPv4 or IPv6 address without a port", v);
+	c->source = CONFIG_SOURCE_ADDR;
+	if ((ld->host & CONFIG_HOST_SNAT) &&
+	    (ret = snat_check_addr((const struct sockaddr *)&c->source_addr)) < 0)
+		return reject(ld, "check_source %s cannot be bound: %s%s", v, strerror(-ret),
+			      ret == -EADDRNOTAVAIL ? " (not an address of this host)" : "");
+	return 0;
+}
+
+static int parse_pool_server_name(struct loader *ld, const char *v)
+{
+	if (*v && !server_name_ok(v))
+		return bad(ld, "a host name such as pool01.lab.test, or an address", v);
+	snprintf(cur_pool(ld)->server_name, CONFIG_SNI_MAX, "%s", v);
+	return 0;
 }
 
 /* ---- [vip NAME] ---- */
@@ -1220,6 +1307,90 @@ static int parse_server_ca(struct loader *ld, const char *v)
 	return parse_optional_file(ld, v, &cur_vip(ld)->server_ca);
 }
 
+/* ---- [vip NAME]: what the TLS front door accepts ---- */
+
+/* The line a key was given on, 0 for its default. */
+static int given_line(const struct loader *ld)
+{
+	return ld->defaults ? 0 : ld->line;
+}
+
+static int parse_tls_version(struct loader *ld, const char *v, int *out, int *line)
+{
+	static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
+
+	*line = given_line(ld);
+	for (int i = 0; i < 4; i++)
+		if (strcmp(v, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return bad(ld, "1.0, 1.1, 1.2 or 1.3", v);
+}
+
+static int parse_tls_min_version(struct loader *ld, const char *v)
+{
+	return parse_tls_version(ld, v, &cur_vip(ld)->tls_min, &cur_vip(ld)->tls_min_line);
+}
+
+static int parse_tls_max_version(struct loader *ld, const char *v)
+{
+	return parse_tls_version(ld, v, &cur_vip(ld)->tls_max, &cur_vip(ld)->tls_max_line);
+}
+
+/* The lists are checked against OpenSSL once the VIP is read whole (the
+ * versions decide the security level they are checked at). */
+static int parse_tls_ciphers(struct loader *ld, const char *v)
+{
+	if (*v == '\0' || !config_printable(v, false))
+		return bad(ld, "an OpenSSL cipher list such as ECDHE+AESGCM:ECDHE+CHACHA20", v);
+	cur_vip(ld)->tls_ciphers_line = given_line(ld);
+	snprintf(cur_vip(ld)->tls_ciphers, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+static int parse_tls_ciphersuites(struct loader *ld, const char *v)
+{
+	if (*v == '\0' || !config_printable(v, false))
+		return bad(
+		    ld, "TLS 1.3 suites such as TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256", v);
+	cur_vip(ld)->tls_ciphersuites_line = given_line(ld);
+	snprintf(cur_vip(ld)->tls_ciphersuites, CONFIG_TEXT_MAX, "%s", v);
+	return 0;
+}
+
+/* "h2,http/1.1" into ALPN's wire format: each name after its length. */
+static int parse_tls_alpn(struct loader *ld, const char *v)
+{
+	struct config_vip *vip = cur_vip(ld);
+	const char *p = v;
+	int n = 0;
+
+	vip->tls_alpn_line = given_line(ld);
+	vip->tls_alpn_len = 0;
+	if (strcmp(v, "none") == 0)
+		return 0;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		if (len == 0 || len > 255 || (size_t)n + 1 + len > sizeof(vip->tls_alpn))
+			return bad(
+			    ld, "none or protocol names separated by commas, such as h2,http/1.1",
+			    v);
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)p[i] < 0x21 || p[i] == 0x7f)
+				return bad(ld, "protocol names without spaces, such as h2,http/1.1",
+					   v);
+		vip->tls_alpn[n++] = (unsigned char)len;
+		memcpy(vip->tls_alpn + n, p, len);
+		n += (int)len;
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	vip->tls_alpn_len = n;
+	return 0;
+}
+
 /* ---- sections ---- */
 
 static const struct config_key *config_find_key(enum config_section sec, const char *name)
@@ -1233,6 +1404,7 @@ static const struct config_key *config_find_key(enum config_section sec, const c
 
 static void config_apply_defaults(struct loader *ld, enum config_section sec)
 {
+	ld->defaults = true;
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 		if (k->section != sec || !k->def)
@@ -1242,6 +1414,7 @@ static void config_apply_defaults(struct loader *ld, enum config_section sec)
 		if (k->parse(ld, k->def) < 0) /* a bug in the table: say so loudly */
 			config_error(ld, ld->line, "default of '%s': %s", k->name, ld->why);
 	}
+	ld->defaults = false;
 }
 
 /* Grows *ARRAY of N elements of SIZE by one zeroed element. */
@@ -1599,6 +1772,47 @@ static void config_check_tls(struct loader *ld, struct config_vip *v)
 		config_error(ld, v->client_ca.line, "vip %s: %s", v->name, why);
 }
 
+/* What the TLS front door accepts: versions in order, cipher lists that
+ * OpenSSL knows (at the security level the VIP will use). */
+static void config_check_tls_front(struct loader *ld, const struct config_vip *v)
+{
+	static const char *const ver[] = {"1.0", "1.1", "1.2", "1.3"};
+	const int lines[] = {v->tls_min_line, v->tls_max_line, v->tls_ciphers_line,
+			     v->tls_ciphersuites_line, v->tls_alpn_line};
+	char why[384];
+
+	if (v->tls != CONFIG_TLS_TERMINATE) {
+		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+			if (lines[i]) {
+				config_error(
+				    ld, lines[i],
+				    "vip %s: tls_min_version, tls_max_version, tls_ciphers, "
+				    "tls_ciphersuites and tls_alpn need tls = terminate",
+				    v->name);
+				return;
+			}
+		return;
+	}
+	if (v->tls_min > v->tls_max) {
+		int line = v->tls_min_line > v->tls_max_line ? v->tls_min_line : v->tls_max_line;
+		config_error(ld, line, "vip %s: tls_min_version %s is above tls_max_version %s",
+			     v->name, ver[v->tls_min], ver[v->tls_max]);
+	} else if (v->tls_min < 2) {
+		config_warn(
+		    ld, v->tls_min_line,
+		    "vip %s: tls_min_version %s allows TLS %s, which OCS 2007-era Windows "
+		    "clients need but RFC 8996 deprecates; OpenSSL's security level is 0 for "
+		    "this VIP",
+		    v->name, ver[v->tls_min], v->tls_min == 0 ? "1.0 and 1.1" : "1.1");
+	}
+	if (tls_check_ciphers(v->tls_ciphers, v->tls_min < 2, why, sizeof(why)) < 0)
+		config_error(ld, v->tls_ciphers_line ? v->tls_ciphers_line : v->line,
+			     "vip %s: tls_ciphers: %s", v->name, why);
+	if (tls_check_ciphersuites(v->tls_ciphersuites, why, sizeof(why)) < 0)
+		config_error(ld, v->tls_ciphersuites_line ? v->tls_ciphersuites_line : v->line,
+			     "vip %s: tls_ciphersuites: %s", v->name, why);
+}
+
 /* server_tls and its files; the files are read now, like tls_cert's. */
 static void config_check_server_tls(struct loader *ld, struct config_vip *v)
 {
@@ -1645,16 +1859,30 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 		return;
 	}
 	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
+	if (v->snat == CONFIG_SNAT_OFF && (ld->host & CONFIG_HOST_SNAT) && v->nlisten &&
+	    snat_check_transparent(v->listen[0].ss_family) == -EPERM)
+		config_error(
+		    ld, vl->snat,
+		    "vip %s: snat = off needs CAP_NET_ADMIN (IP_TRANSPARENT), which this "
+		    "process lacks: start as root, or under the systemd unit add it with the "
+		    "drop-in of docs/operations.md",
+		    v->name);
 	config_check_routes(ld, v);
 	config_check_tls(ld, v);
+	config_check_tls_front(ld, v);
 	config_check_server_tls(ld, v);
 }
 
 /* Keys that only make sense together, once the pool is read whole. */
-static void config_check_pool_check(struct loader *ld, const struct config_pool *p)
+static void config_check_pool_check(struct loader *ld, struct config_pool *p)
 {
 	const struct config_check *c = &p->check;
 	int line = c->line ? c->line : p->line;
+
+	/* The pool's server_name may come after its servers. */
+	for (int i = 0; i < p->nservers; i++)
+		if (!p->servers[i].server_name[0])
+			snprintf(p->servers[i].server_name, CONFIG_SNI_MAX, "%s", p->server_name);
 
 	if (c->key_line && !c->cert_line)
 		config_error(ld, c->key_line, "pool %s: check_key without check_cert", p->name);
@@ -1671,6 +1899,57 @@ static void config_check_pool_check(struct loader *ld, const struct config_pool 
 				     p->name, p->servers[i].name);
 			return;
 		}
+}
+
+/* check_source: a family the servers can be reached from; snat takes its
+ * addresses from the first VIP whose traffic goes to the pool. */
+static void config_check_source(struct loader *ld, int pi)
+{
+	struct config_pool *p = &ld->cfg->pools[pi];
+	struct config_check *c = &p->check;
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+
+	if (!c->source_line)
+		return;
+	if (c->type == CONFIG_CHECK_NONE) {
+		config_error(ld, c->source_line, "pool %s: check_source needs a check", p->name);
+		return;
+	}
+	if (c->source == CONFIG_SOURCE_ADDR) {
+		for (int i = 0; i < p->nservers; i++)
+			if (p->servers[i].addr.ss_family != c->source_addr.ss_family) {
+				addr_format((const struct sockaddr *)&c->source_addr, a, sizeof(a));
+				addr_format((const struct sockaddr *)&p->servers[i].addr, b,
+					    sizeof(b));
+				config_error(ld, c->source_line,
+					     "pool %s: check_source %s cannot reach server %s %s: "
+					     "not the same address family",
+					     p->name, a, p->servers[i].name, b);
+				return;
+			}
+		return;
+	}
+	if (c->source != CONFIG_SOURCE_SNAT)
+		return;
+	for (int i = 0; i < ld->cfg->nvips && c->source_vip < 0; i++) {
+		const struct config_vip *v = &ld->cfg->vips[i];
+		if (v->pool == pi)
+			c->source_vip = i;
+		for (int r = 0; r < v->nroutes && c->source_vip < 0; r++)
+			if (v->routes[r].pool == pi)
+				c->source_vip = i;
+	}
+	if (c->source_vip < 0)
+		config_error(
+		    ld, c->source_line,
+		    "pool %s: check_source = snat, but no VIP sends its traffic to this pool",
+		    p->name);
+	else if (ld->cfg->vips[c->source_vip].snat == CONFIG_SNAT_OFF)
+		config_warn(ld, c->source_line,
+			    "pool %s: check_source = snat: vip %s is transparent (snat = off), its "
+			    "traffic leaves from the clients' addresses; the checks leave from the "
+			    "kernel's choice",
+			    p->name, ld->cfg->vips[c->source_vip].name);
 }
 
 /* Would the admin socket's bind fail against a VIP's listener on L? The same
@@ -1748,6 +2027,8 @@ static void config_check(struct loader *ld)
 				     cfg->pools[i].name);
 	for (int i = 0; i < cfg->nvips; i++)
 		config_check_vip(ld, &cfg->vips[i], &ld->vlines[i]);
+	for (int i = 0; i < cfg->npools; i++)
+		config_check_source(ld, i);
 	if (!admin_clash) /* one message about that line is enough */
 		config_check_admin_token(ld);
 	if (cfg->nvips == 0 && ld->nerrors == 0)

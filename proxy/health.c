@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,8 +27,13 @@
 #include "http.h"
 #include "log.h"
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
 #define HEALTH_NET_BUF	 8192 /* TLS bytes moved per send or receive */
 #define HEALTH_CAUSE_MAX 1024
+#define HEALTH_HOST_MAX	 (CONFIG_SNI_MAX + 8)
 
 enum health_state { ST_WAIT, ST_CONNECT, ST_SEND, ST_RECV };
 
@@ -60,6 +66,7 @@ struct health_check {
 	const struct config_check *cfg;
 	int server, rise_n, fall_n;
 	union health_sa addr;
+	union health_sa src; /* check_source; family 0: the kernel's choice */
 	uint64_t start_ms, deadline_ms, down_ms;
 	struct __kernel_timespec ts_wait, ts_link;
 	SSL *ssl;
@@ -257,6 +264,21 @@ static void health_recv(struct health_check *c, void *buf, size_t len)
 	health_link(c, sqe);
 }
 
+/* check_source: the port is left to connect(), which picks it for the
+ * whole 4-tuple, as the VIP's own SNAT sockets do (snat.c). */
+static int health_bind(struct health_check *c)
+{
+	char a[ADDR_STRLEN];
+	int one = 1;
+
+	if (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) == 0 &&
+	    bind(c->fd, &c->src.sa, addr_len(&c->src.sa)) == 0)
+		return 0;
+	health_fail(c, "cannot bind check_source %s: %s", addr_format(&c->src.sa, a, sizeof(a)),
+		    strerror(errno));
+	return -1;
+}
+
 static void health_start(struct health_check *c)
 {
 	struct loop *l = c->w->loop;
@@ -274,6 +296,8 @@ static void health_start(struct health_check *c)
 		health_fail(c, "cannot open a socket: %s", strerror(errno));
 		return;
 	}
+	if (c->src.sa.sa_family && health_bind(c) < 0)
+		return;
 	c->state = ST_CONNECT;
 	sqe = loop_sqe(l);
 	io_uring_prep_connect(sqe, c->fd, &c->addr.sa, addr_len(&c->addr.sa));
@@ -286,8 +310,10 @@ static void health_host(const struct health_check *c, char *buf, size_t len)
 {
 	char a[ADDR_STRLEN];
 
-	if (c->cfg->host[0]) {
-		snprintf(buf, len, "%s", c->cfg->host);
+	const char *name = c->rp->cfg->servers[c->server].server_name;
+
+	if (c->cfg->host[0] || name[0]) {
+		snprintf(buf, len, "%s", c->cfg->host[0] ? c->cfg->host : name);
 		return;
 	}
 	union health_sa sa = c->addr;
@@ -298,7 +324,7 @@ static void health_host(const struct health_check *c, char *buf, size_t len)
 static void health_build_request(struct health_check *c)
 {
 	static const char *const methods[] = {"GET", "HEAD", "POST"};
-	char host[CONFIG_TEXT_MAX + 8];
+	char host[HEALTH_HOST_MAX];
 	int n;
 
 	health_host(c, host, sizeof(host));
@@ -382,7 +408,7 @@ static void health_tls_error(struct health_check *c)
 {
 	long verify = SSL_get_verify_result(c->ssl);
 	unsigned long e = ERR_peek_last_error();
-	char host[CONFIG_TEXT_MAX + 8];
+	char host[HEALTH_HOST_MAX];
 
 	health_host(c, host, sizeof(host));
 	if (c->alert)
@@ -454,7 +480,7 @@ static bool health_is_ip(const char *s)
 
 static void health_tls_begin(struct health_check *c)
 {
-	char host[CONFIG_TEXT_MAX + 8];
+	char host[HEALTH_HOST_MAX];
 
 	c->ssl = SSL_new(c->rp->health->ctx);
 	c->net_in = BIO_new(BIO_s_mem());
@@ -754,6 +780,25 @@ void health_free(struct runtime *rt)
 
 /* ---- workers ---- */
 
+/* check_source: its address, or the first snat address of the server's
+ * family of the VIP config.c chose (none when that VIP has none). */
+static void health_source(struct health_check *c, const struct config *cfg)
+{
+	const struct config_check *cc = c->cfg;
+	int family = c->addr.sa.sa_family;
+
+	if (cc->source == CONFIG_SOURCE_ADDR)
+		memcpy(&c->src, &cc->source_addr, sizeof(c->src));
+	if (cc->source != CONFIG_SOURCE_SNAT || cc->source_vip < 0)
+		return;
+	const struct config_vip *v = &cfg->vips[cc->source_vip];
+	for (int i = 0; v->snat == CONFIG_SNAT_POOL && i < v->nsnat; i++)
+		if (v->snat_addrs[i].ss_family == family) {
+			memcpy(&c->src, &v->snat_addrs[i], sizeof(c->src));
+			return;
+		}
+}
+
 static int health_add(struct health_worker *h, struct runtime_pool *rp, int s, int g)
 {
 	const struct config_check *cfg = &rp->cfg->check;
@@ -774,6 +819,7 @@ static int health_add(struct health_worker *h, struct runtime_pool *rp, int s, i
 	memcpy(&c->addr, &rp->cfg->servers[s].addr, sizeof(c->addr));
 	if (cfg->port)
 		addr_set_port(&c->addr.sa, cfg->port);
+	health_source(c, h->rt->cfg);
 	/* Spread the first checks a little, so they do not all start at once. */
 	health_arm_wait(c, 1 + (uint64_t)(g * 37) %
 				   (cfg->interval_ms < 1000 ? cfg->interval_ms : 1000));

@@ -887,7 +887,8 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	c->err = 0;
 	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
 	health_passive(c->pool, c->server, true, 0);
-	if (c->tls && c->vip->cfg->server_tls && tls_conn_server(c->tls, r->worker, c->server) < 0) {
+	if (c->tls && c->vip->cfg->server_tls &&
+	    tls_conn_server(c->tls, r->worker, c->server, &c->pool->cfg->servers[c->server]) < 0) {
 		relay_close(r, c, END_INTERNAL, (1u << C_CLIENT) | (1u << C_SERVER));
 		return;
 	}

@@ -80,6 +80,19 @@ int snat_check_addr(const struct sockaddr *sa)
 	return ret;
 }
 
+int snat_check_transparent(int family)
+{
+	bool v6 = family == AF_INET6;
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret =
+	    snat_setopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT);
+	close(fd);
+	return ret;
+}
+
 static int snat_bind_transparent(int fd, const struct sockaddr *client)
 {
 	int level = client->sa_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;

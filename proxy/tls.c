@@ -1,6 +1,7 @@
 /* tls: OpenSSL endpoints between memory BIOs (see include/tls.h). */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -10,7 +11,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Forward secrecy only for TLS 1.2 (TLS 1.3's suites are all fine). */
+#include "addr.h"
+
+/* Toward the servers: forward secrecy only for TLS 1.2 (TLS 1.3's suites
+ * are all fine). Toward the clients, tls_ciphers says. */
 #define TLS_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES"
 
 struct tls_side {
@@ -32,8 +36,9 @@ struct tls_conn {
 	struct tls_side side[2]; /* [0] toward the client, [1] toward the server */
 	struct tls_out out[2];	 /* per direction */
 	SSL_SESSION **slot;	 /* server_tls: where this server's session is kept */
+	const struct config_server *server; /* server_tls: the one connected to */
 	bool failed, in_handshake;
-	char reason[96];
+	char reason[192];
 };
 
 /* ---- errors ---- */
@@ -108,7 +113,100 @@ int tls_check_ca(const char *ca, char *why, size_t len)
 	return 0;
 }
 
+/* Each item of an OpenSSL cipher list on its own, so that a misspelt one is
+ * named rather than silently dropped, as OpenSSL does when others match. */
+int tls_check_ciphers(const char *list, bool legacy, char *why, size_t len)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char buf[512], *save = NULL;
+	int ret = 0;
+
+	if (!ctx)
+		return -ENOMEM;
+	if (legacy)
+		SSL_CTX_set_security_level(ctx, 0);
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *t = strtok_r(buf, ":, ", &save); t && !ret; t = strtok_r(NULL, ":, ", &save))
+		if (!strchr("!-+@", t[0]) && SSL_CTX_set_cipher_list(ctx, t) != 1) {
+			snprintf(
+			    why, len,
+			    "'%s' names no cipher suite of TLS 1.2 or below that OpenSSL knows "
+			    "(see openssl ciphers -v)",
+			    t);
+			ret = -EINVAL;
+		}
+	if (!ret && SSL_CTX_set_cipher_list(ctx, list) != 1) {
+		snprintf(why, len, "'%s' leaves no cipher suite", list);
+		ret = -EINVAL;
+	}
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return ret;
+}
+
+int tls_check_ciphersuites(const char *list, char *why, size_t len)
+{
+	/* OpenSSL skips names it does not know: all of TLS 1.3's. */
+	static const char *const known[] = {
+	    "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256",
+	    "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"};
+	char buf[512], *save = NULL;
+	int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save), n++) {
+		size_t i = 0;
+		while (i < sizeof(known) / sizeof(known[0]) && strcmp(t, known[i]) != 0)
+			i++;
+		if (i == sizeof(known) / sizeof(known[0])) {
+			snprintf(why, len,
+				 "'%s' is not a TLS 1.3 cipher suite: expected names such as "
+				 "TLS_AES_256_GCM_SHA384, separated by colons",
+				 t);
+			return -EINVAL;
+		}
+	}
+	if (n == 0) {
+		snprintf(why, len, "no cipher suite given");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* ---- contexts ---- */
+
+/* The server's order of preference, of the names both sides know; none in
+ * common: the handshake goes on without ALPN, as nginx's does. */
+static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+			   const unsigned char *in, unsigned inlen, void *arg)
+{
+	const struct config_vip *v = arg;
+	unsigned char *sel;
+	(void)ssl;
+
+	if (SSL_select_next_proto(&sel, outlen, v->tls_alpn, (unsigned)v->tls_alpn_len, in,
+				  inlen) != OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* tls_min_version and the rest. TLS 1.0 and 1.1 sign their handshake with
+ * SHA-1 and MD5, which OpenSSL 3 refuses above security level 0 (and
+ * Debian's default is 2): allowing them needs level 0, for this VIP only. */
+static void tls_front_door(SSL_CTX *ctx, const struct config_vip *v)
+{
+	SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION + v->tls_min);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_VERSION + v->tls_max);
+	if (v->tls_min < 2)
+		SSL_CTX_set_security_level(ctx, 0);
+	/* Checked when the configuration was read. */
+	SSL_CTX_set_cipher_list(ctx, v->tls_ciphers);
+	SSL_CTX_set_ciphersuites(ctx, v->tls_ciphersuites);
+	if (v->tls_alpn_len)
+		SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, (void *)v);
+	ERR_clear_error();
+}
 
 /* Picks the certificate whose names match the client's SNI. */
 static int tls_servername(SSL *ssl, int *alert, void *arg)
@@ -138,10 +236,9 @@ static SSL_CTX *tls_server_ctx(struct tls_vip *tv, int i, const char *path, char
 
 	if (!ctx)
 		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	tls_front_door(ctx, v);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)v->name,
 				       (unsigned)strlen(v->name));
 	if (tls_check_pair(v->certs[i].path, v->keys[i].path, r, sizeof(r)) < 0 ||
@@ -305,20 +402,62 @@ struct tls_conn *tls_conn_new(struct tls_vip *tv)
 	return t;
 }
 
-int tls_conn_server(struct tls_conn *t, int worker, int server)
+/* An address as X509_VERIFY_PARAM_set1_ip_asc takes it: no port, no []. */
+static void tls_server_ip(const struct config_server *cs, char *buf, size_t len)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&cs->addr;
+	const void *a = sa->sa_family == AF_INET6
+			    ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+			    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+	if (!inet_ntop(sa->sa_family, a, buf, (socklen_t)len))
+		buf[0] = '\0';
+}
+
+static bool tls_is_ip(const char *s)
+{
+	unsigned char b[16];
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+/* The name the server's certificate must carry, as nginx's
+ * proxy_ssl_verify: server_name, else (with a server_ca, whose certificates
+ * the operator made for these servers) the server's address. */
+static const char *tls_expected(const struct tls_conn *t, char *buf, size_t len)
+{
+	const struct config_server *cs = t->server;
+
+	if (cs->server_name[0])
+		return cs->server_name;
+	if (!t->vip->cfg->server_ca.path[0])
+		return NULL;
+	tls_server_ip(cs, buf, len);
+	return buf[0] ? buf : NULL;
+}
+
+int tls_conn_server(struct tls_conn *t, int worker, int server, const struct config_server *cs)
 {
 	struct tls_vip *tv = t->vip;
 	struct tls_side *s = &t->side[1];
 	const char *sni = SSL_get_servername(t->side[0].ssl, TLSEXT_NAMETYPE_host_name);
+	char ip[INET6_ADDRSTRLEN];
+	const char *name;
 
 	if (tls_side_init(s, tv->client_ctx, false) < 0)
 		return -ENOMEM;
 	SSL_set_app_data(s->ssl, t);
+	t->server = cs;
 	t->slot = &tv->sessions[worker * tv->nservers + server];
 	if (*t->slot)
 		SSL_set_session(s->ssl, *t->slot);
-	if (sni) /* the name the client asked for, for servers with several */
+	name = tls_expected(t, ip, sizeof(ip));
+	if (cs->server_name[0] && !tls_is_ip(cs->server_name))
+		sni = cs->server_name;
+	if (sni) /* server_name, or the client's, for servers with several names */
 		SSL_set_tlsext_host_name(s->ssl, sni);
+	if (name && (tls_is_ip(name) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), name)
+				     : SSL_set1_host(s->ssl, name)) != 1)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -333,6 +472,27 @@ void tls_conn_free(struct tls_conn *t)
 	free(t);
 }
 
+/* The server's certificate did not verify: OpenSSL's error queue only says
+ * "certificate verify failed"; the verify result says why, and for a name
+ * the operator must know which one was expected. */
+static void tls_verify_reason(struct tls_conn *t)
+{
+	long v = SSL_get_verify_result(t->side[1].ssl);
+	char ip[INET6_ADDRSTRLEN];
+	const char *name;
+
+	if (v == X509_V_OK)
+		return;
+	name = tls_expected(t, ip, sizeof(ip));
+	if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		snprintf(t->reason, sizeof(t->reason),
+			 "certificate verify failed: %s (expected %s)",
+			 X509_verify_cert_error_string(v), name ? name : "?");
+	else
+		snprintf(t->reason, sizeof(t->reason), "certificate verify failed: %s",
+			 X509_verify_cert_error_string(v));
+}
+
 /* A fatal error on side s: counted, logged (rate-limited) when it broke a
  * handshake, and kept for the connection's log line. */
 static int tls_fail(struct tls_conn *t, int s)
@@ -343,12 +503,19 @@ static int tls_fail(struct tls_conn *t, int s)
 	t->failed = true;
 	t->in_handshake = !side->done;
 	tls_reason(t->reason, sizeof(t->reason), "protocol error");
+	if (s == 1 && t->server)
+		tls_verify_reason(t);
 	if (t->in_handshake) {
+		char who[CONFIG_NAME_MAX + ADDR_STRLEN + 16] = "the client", a[ADDR_STRLEN];
+		if (s == 1 && t->server)
+			snprintf(
+			    who, sizeof(who), "server %s %s", t->server->name,
+			    addr_format((const struct sockaddr *)&t->server->addr, a, sizeof(a)));
 		atomic_fetch_add(&t->vip->failures, 1);
 		if (log_ratelimit(&t->vip->rl_fail, 10000, &suppressed))
-			log_warn("vip %s: TLS handshake with the %s failed: %s (%llu failures in "
-				 "all, %lu not logged since the last message)",
-				 t->vip->cfg->name, s == 0 ? "client" : "server", t->reason,
+			log_warn("vip %s: TLS handshake with %s failed: %s (%llu failures in all, "
+				 "%lu not logged since the last message)",
+				 t->vip->cfg->name, who, t->reason,
 				 (unsigned long long)atomic_load(&t->vip->failures), suppressed);
 	}
 	return -EPROTO;

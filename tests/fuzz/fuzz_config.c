@@ -38,9 +38,17 @@ static void check_config(const struct config *cfg)
 		FUZZ_ASSERT(v->pool >= 0 && v->pool < cfg->npools);
 		for (int k = 0; k < v->nroutes; k++)
 			FUZZ_ASSERT(v->routes[k].pool >= 0 && v->routes[k].pool < cfg->npools);
+		FUZZ_ASSERT(v->tls_min >= 0 && v->tls_min <= v->tls_max && v->tls_max <= 3);
+		FUZZ_ASSERT(v->tls_alpn_len >= 0 && (size_t)v->tls_alpn_len <= sizeof(v->tls_alpn));
+		for (int k = 0; k < v->tls_alpn_len; k += 1 + v->tls_alpn[k]) /* names fit */
+			FUZZ_ASSERT(v->tls_alpn[k] > 0 && k + 1 + v->tls_alpn[k] <= v->tls_alpn_len);
 	}
-	for (int i = 0; i < cfg->npools; i++)
+	for (int i = 0; i < cfg->npools; i++) {
+		const struct config_check *c = &cfg->pools[i].check;
 		FUZZ_ASSERT(cfg->pools[i].nservers > 0);
+		FUZZ_ASSERT(c->source != CONFIG_SOURCE_SNAT ||
+			    (c->source_vip >= 0 && c->source_vip < cfg->nvips));
+	}
 	FUZZ_ASSERT(strlen(cfg->admin_token) <= CONFIG_TOKEN_MAX);
 }
 

@@ -57,6 +57,8 @@ pool = p'
 
 # ---- good configs ----
 for f in config/*.ini; do
+	# tls.ini needs its certificate beside it: tls_versions.sh and service.sh run it.
+	[ "$f" = config/tls.ini ] && continue
 	[ -e "$f" ] && expect_ok "$f"
 done
 cat >"$tmp/good.ini" <<'EOF'

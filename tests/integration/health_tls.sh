@@ -5,7 +5,9 @@
 # server (openssl s_server) each mark it down with their own cause. At start
 # and with -t, a key that does not match or an expired certificate is an
 # error and a certificate without clientAuth a warning; `snatproxy -C`
-# reports what a certificate can serve as.
+# reports what a certificate can serve as, with advice that fits the failure
+# (-a CA for a chain that does not verify, the event 61013 advice for a
+# missing clientAuth).
 . "$(dirname "$0")/../lib.sh"
 need nginx curl openssl
 
@@ -58,6 +60,19 @@ grep chain "$T/c6"
 [ "$rc" -eq 1 ] && grep -q "chain as client: certificate rejected: the root's trust settings do not allow Client Authentication" "$T/c6" &&
 	grep -q "chain as server: verified" "$T/c6" && grep -q "^advice: " "$T/c6" ||
 	fail "-C: a root trusted for serverAuth only is not reported ($rc)"
+info "snatproxy -C: advice that fits the failure"
+grep -q "^advice: " "$T/c1" && fail "-C: advice for a good certificate: $(grep advice "$T/c1")"
+grep -q "^advice: .*-a CA" "$T/c2" && fail "-C: chain advice for a chain that verifies"
+rc=0; "$SNATPROXY" -C "$K/fe.pem" -k "$K/fe.key" >"$T/c7" || rc=$?
+grep advice "$T/c7"
+[ "$rc" -eq 1 ] && grep -q "^advice: the chain does not verify against the system's CA store .*give its certificate with -a CA" "$T/c7" ||
+	fail "-C: a private CA's certificate without -a gets no advice to give -a"
+grep -q "event 61013" "$T/c7" && fail "-C: the 61013 advice for a chain problem"
+rc=0; "$SNATPROXY" -C "$K/fe.pem" -k "$K/fe.key" -a "$K/otherca.pem" >"$T/c8" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "^advice: .*otherca.pem holds no issuer of .*fe.pem" "$T/c8" ||
+	fail "-C: a wrong -a CA gets no advice: $(grep advice "$T/c8")"
+grep -q "^advice: .*noclient.key is not the key of" "$T/c3" || fail "-C: no advice for a wrong key"
+grep -q "^advice: .*old.pem is expired: issue a new one" "$T/c4" || fail "-C: no advice for an expired certificate"
 "$SNATPROXY" -C "$T/nothere.pem" 2>"$T/c5" && fail "-C on a missing file succeeded"
 grep -q "cannot open .*nothere.pem" "$T/c5" || fail "-C: no reason for a missing file: $(cat "$T/c5")"
 

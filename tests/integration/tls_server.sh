@@ -24,8 +24,8 @@ cat >"$T/p.ini" <<CFG
 [global]
 workers = 2
 [pool fes]
-server = fe1 127.0.0.2:$P
-server = fe2 127.0.0.3:$P
+server = fe1 127.0.0.2:$P server_name=fe1.lab.test
+server = fe2 127.0.0.3:$P server_name=fe2.lab.test
 [pool rogue]
 server = rogue 127.0.0.4:$P
 [vip web]
@@ -79,8 +79,8 @@ wait_for 5 lines_at_least 8 "$T/proxy.log" 'conn vip=web '
 
 info "a server whose certificate is not from server_ca: handshake failure, logged"
 get "$R" >/dev/null 2>&1 && fail "a request reached an unverified server"
-wait_for 5 grep -qE 'conn vip=bad .*end=tls-handshake-failed .*tls_error="certificate verify failed"' "$T/proxy.log"
-grep -q 'vip bad: TLS handshake with the server failed: certificate verify failed' "$T/proxy.log" ||
+wait_for 5 grep -qE 'conn vip=bad .*end=tls-handshake-failed .*tls_error="certificate verify failed: self-signed certificate"' "$T/proxy.log"
+grep -q 'vip bad: TLS handshake with server rogue 127.0.0.4:[0-9]* failed: certificate verify failed' "$T/proxy.log" ||
 	fail "server handshake failure not logged"
 [ "$(get "$Q")" != "" ] || fail "the good VIP stopped working"
 proxy_stop proxy

@@ -591,6 +591,8 @@ static void test_print_keys(void)
 	    "server_cert",	    "server_key",
 	    "server_ca",
 	    "admin_token_file",
+	    "check_source", "server_name", "tls_min_version", "tls_max_version", "tls_ciphers",
+	    "tls_ciphersuites", "tls_alpn",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;
@@ -609,6 +611,33 @@ static void test_print_keys(void)
 	free(out);
 }
 
+/* server_name (server option, pool default), check_source, and the TLS
+ * front door's values; tls = route so that no certificate is read. */
+static void test_names_and_tls(void)
+{
+	struct config cfg;
+
+	CHECK_EQ(load("[pool p]\nserver = a 198.18.0.11 server_name=a.lab.test\nserver = b "
+		      "198.18.0.12\nserver_name = pool.lab.test\ncheck = tcp\ncheck_port = 1\n"
+		      "check_source = snat\n" VIP_OK "snat = 198.18.0.10\n",
+		      &cfg),
+		 0);
+	CHECK(strcmp(cfg.pools[0].servers[0].server_name, "a.lab.test") == 0);
+	CHECK(strcmp(cfg.pools[0].servers[1].server_name, "pool.lab.test") == 0);
+	CHECK_EQ(cfg.pools[0].check.source, CONFIG_SOURCE_SNAT);
+	CHECK_EQ(cfg.pools[0].check.source_vip, 0);
+	config_free(&cfg);
+
+	CHECK_EQ(load(POOL_OK VIP_OK "tls = route\ntls_alpn = h2\n", &cfg), -EINVAL);
+	CHECK(strstr(errs_text, ":7: vip v: tls_min_version, tls_max_version") != NULL);
+	CHECK_EQ(load(POOL_OK "server = b 198.18.0.12 server_name=bad/name\n", &cfg), -EINVAL);
+	CHECK(strstr(errs_text, ":3: server b: bad server_name") != NULL);
+	CHECK_EQ(load(POOL_OK "check_source = 198.18.0.1:80\n" VIP_OK, &cfg), -EINVAL);
+	CHECK(strstr(errs_text, ":3: bad value for 'check_source'") != NULL);
+	CHECK_EQ(load(POOL_OK VIP_OK "tls_min_version = 1.4\n", &cfg), -EINVAL);
+	CHECK(strstr(errs_text, ":6: bad value for 'tls_min_version'") != NULL);
+}
+
 int main(void)
 {
 	test_values();
@@ -625,6 +654,7 @@ int main(void)
 	test_admin_clash();
 	test_host_checks();
 	test_print_keys();
+	test_names_and_tls();
 	free(errs_text);
 	return unit_done("test_config");
 }

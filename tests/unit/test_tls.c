@@ -167,7 +167,13 @@ int main(void)
 {
 	char cert[] = "/tmp/test_tls_cert.XXXXXX", key[] = "/tmp/test_tls_key.XXXXXX", why[512];
 	struct config_file cf = {0}, kf = {0};
-	struct config_vip v = {.name = "v", .tls = CONFIG_TLS_TERMINATE};
+	/* The defaults of the key table (tls_min_version 1.2 and the rest). */
+	struct config_vip v = {.name = "v",
+			       .tls = CONFIG_TLS_TERMINATE,
+			       .tls_min = 2,
+			       .tls_max = 3,
+			       .tls_ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES",
+			       .tls_ciphersuites = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"};
 	struct tls_vip tv;
 
 	make_cert(cert, key);
@@ -177,6 +183,16 @@ int main(void)
 	CHECK_EQ(tls_check_pair(cert, key, why, sizeof(why)), 0);
 	CHECK(tls_check_pair(cert, "/nonexistent", why, sizeof(why)) < 0);
 	CHECK(strstr(why, "No such file") != NULL);
+	CHECK_EQ(tls_check_ciphers(v.tls_ciphers, false, why, sizeof(why)), 0);
+	CHECK_EQ(tls_check_ciphers("ECDHE+AESGCM:!aNULL:@STRENGTH", false, why, sizeof(why)), 0);
+	CHECK_EQ(tls_check_ciphers("ECDHE+AESGCM:NOPE", false, why, sizeof(why)), -EINVAL);
+	CHECK(strstr(why, "'NOPE'") != NULL);
+	CHECK_EQ(tls_check_ciphers("!ALL", false, why, sizeof(why)), -EINVAL);
+	CHECK_EQ(tls_check_ciphersuites(v.tls_ciphersuites, why, sizeof(why)), 0);
+	CHECK_EQ(tls_check_ciphersuites("TLS_AES_256_GCM_SHA384:AES128-SHA", why, sizeof(why)),
+		 -EINVAL);
+	CHECK(strstr(why, "'AES128-SHA'") != NULL);
+	CHECK_EQ(tls_check_ciphersuites("", why, sizeof(why)), -EINVAL);
 	CHECK_EQ(tls_vip_init(&tv, &v, "test.ini", 1, 1, why, sizeof(why)), 0);
 	test_session(&tv);
 	test_garbage(&tv);

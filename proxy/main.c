@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 
 #include "admin.h"
@@ -20,31 +21,33 @@
 #include "worker.h"
 
 static const char usage[] =
-	"usage: snatproxy -c FILE [-t] [-v]\n"
-	"       snatproxy -C CERT [-k KEY] [-a CA]\n"
-	"       snatproxy --keys | -V | -h\n"
-	"\n"
-	"A user-space SNAT load balancer for TCP on io_uring.\n"
-	"\n"
-	"  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
-	"  -t, --test         check the configuration as the start does (user, access_log,\n"
-	"                     SNAT addresses...) but bind no socket; print every error as\n"
-	"                     FILE:LINE: message, and exit 0 (valid) or 1\n"
-	"  -v, --verbose      log debugging details (every failed health check among them)\n"
-	"  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
-	"                     TLS client (the MCU factory's callers need both), is it valid,\n"
-	"                     does KEY match it, does its chain verify against CA (default:\n"
-	"                     the system's store); exit 0 when it can serve both ways\n"
-	"  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
-	"  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
-	"      --keys         print the reference of every configuration key (markdown)\n"
-	"  -V, --version      print the version\n"
-	"  -h, --help         print this help\n"
-	"\n"
-	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: stop accepting, let\n"
-	"open connections finish for up to `grace`, then close them and exit 0; a second\n"
-	"signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
-	"logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
+    "usage: snatproxy -c FILE [-t] [-v]\n"
+    "       snatproxy -C CERT [-k KEY] [-a CA]\n"
+    "       snatproxy --keys | -V | -h\n"
+    "\n"
+    "A user-space SNAT load balancer for TCP on io_uring.\n"
+    "\n"
+    "  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
+    "  -t, --test         check the configuration as the start does (user, access_log,\n"
+    "                     SNAT addresses...) but bind no socket; print every error as\n"
+    "                     FILE:LINE: message, and exit 0 (valid) or 1\n"
+    "  -v, --verbose      log debugging details (every failed health check among them)\n"
+    "  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
+    "                     TLS client (the MCU factory's callers need both), is it valid,\n"
+    "                     does KEY match it, does its chain verify against CA (default:\n"
+    "                     the system's store); exit 0 when it can serve both ways\n"
+    "  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
+    "  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
+    "      --keys         print the reference of every configuration key (markdown)\n"
+    "  -V, --version      print the version\n"
+    "  -h, --help         print this help\n"
+    "\n"
+    "Runs in the foreground and logs to stderr. SIGTERM or SIGINT: with the admin\n"
+    "endpoint on, GET /ready answers 503 for `drain_delay` while connections are still\n"
+    "taken (so keepalived or a BGP daemon moves the VIP first); then stop accepting, let\n"
+    "open connections finish for up to `grace`, then close them and exit 0; a second\n"
+    "signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
+    "logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
 
 #ifdef __SANITIZE_THREAD__
 /* make SAN=thread: the first data race ends the process with status 66, so
@@ -154,10 +157,50 @@ static void wait_workers(struct worker *w, int n, const sigset_t *set, const str
 	}
 }
 
-/* Runs the workers until a stop signal, then drains them. */
+/* The first stop signal with the admin endpoint on: for drain_delay, GET
+ * /ready answers 503 while connections are still taken, so keepalived or the
+ * BGP daemon moves the VIP away before the listeners close. Without the
+ * endpoint nobody could see it, so there is no delay. Returns whether to go
+ * on to the graceful stop (false: a second signal came; close now). */
+static bool drain_before_stop(struct reload *rl, const sigset_t *set, int sig)
+{
+	const struct config *cfg = reload_current(rl)->cfg;
+	struct runtime *root = reload_current(rl)->root;
+	struct timespec now, end;
+
+	if (!cfg->admin.ss_family || cfg->drain_delay_ms == 0)
+		return true;
+	atomic_store(&root->state, RUNTIME_STOP_DRAIN);
+	log_info("%s: GET /ready answers 503 for drain_delay %llu ms, still taking connections; "
+		 "then no new ones",
+		 strsignal(sig), (unsigned long long)cfg->drain_delay_ms);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)(cfg->drain_delay_ms / 1000);
+	end.tv_nsec += (long)(cfg->drain_delay_ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L)
+		end.tv_sec++, end.tv_nsec -= 1000000000L;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long left_ns = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL +
+				    (end.tv_nsec - now.tv_nsec);
+		if (left_ns <= 0)
+			return true;
+		if (left_ns > 100000000LL)
+			left_ns = 100000000LL;
+		const struct timespec wait = {.tv_sec = 0, .tv_nsec = (long)left_ns};
+		int s = sigtimedwait(set, NULL, &wait);
+		if (s == SIGUSR1)
+			reopen_access_log(reload_current(rl)->cfg);
+		else if (s == SIGINT || s == SIGTERM)
+			return false;
+		reload_collect(rl);
+	}
+}
+
 /* Until SIGINT or SIGTERM: SIGHUP reloads, SIGUSR1 reopens the access log,
- * and once a second retired generations are freed. */
-static void serve_signals(struct reload *rl, const sigset_t *set)
+ * and once a second retired generations are freed. Then drain_delay, if
+ * any. Returns whether open connections get their grace (false: close now). */
+static bool serve_signals(struct reload *rl, const sigset_t *set)
 {
 	const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
 	int sig;
@@ -172,8 +215,15 @@ static void serve_signals(struct reload *rl, const sigset_t *set)
 			break;
 		reload_collect(rl);
 	}
-	log_info("%s: no new connections; draining open ones for up to %llu ms", strsignal(sig),
-		 (unsigned long long)reload_current(rl)->cfg->grace_ms);
+	bool grace = drain_before_stop(rl, set, sig);
+	atomic_store(&reload_current(rl)->root->state, RUNTIME_STOPPING);
+	if (grace)
+		log_info("%s: no new connections; draining open ones for up to %llu ms",
+			 strsignal(sig), (unsigned long long)reload_current(rl)->cfg->grace_ms);
+	else
+		log_info("%s again during drain_delay: closing open connections now",
+			 strsignal(sig));
+	return grace;
 }
 
 /* Runs the workers until a stop signal, then drains them. Closes `admin`. */
@@ -182,6 +232,7 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 	pthread_barrier_t ready;
 	sigset_t set;
 	int n = rt->nworkers, started = 0, status = 0;
+	bool grace = true;
 	struct reload *rl = reload_new(rt, w, admin);
 
 	sigemptyset(&set);
@@ -207,10 +258,10 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 	if (status == 0) {
 		log_info("snatproxy %s: %d worker(s), %d vip(s), %d pool(s) from %s",
 			 SNATPROXY_VERSION, n, rt->cfg->nvips, rt->cfg->npools, rt->cfg->path);
-		serve_signals(rl, &set);
+		grace = serve_signals(rl, &set);
 	}
 	for (int i = 0; i < n; i++)
-		worker_signal(&w[i], status ? WORKER_STOP_NOW : WORKER_DRAIN);
+		worker_signal(&w[i], status || !grace ? WORKER_STOP_NOW : WORKER_DRAIN);
 	wait_workers(w, n, &set, reload_current(rl)->cfg);
 	for (int i = 0; i < n; i++)
 		worker_join(&w[i]);

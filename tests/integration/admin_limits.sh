@@ -22,6 +22,7 @@ config() { # ADMIN_ADDR [TOKEN_LINE]
 [global]
 workers = 1
 admin = $1
+drain_delay = 0
 $2
 [pool web]
 server = fe1 127.0.0.2:$P

@@ -18,6 +18,7 @@ cat >"$T/p.ini" <<CFG
 [global]
 workers = 1
 admin = 127.0.0.1:$M
+drain_delay = 0
 [pool web]
 server = fe1 198.18.77.2:$P
 [pool black]

@@ -22,8 +22,8 @@ config() { # ADMIN_ADDR [TOKEN_LINE]
 [global]
 workers = 1
 admin = $1
-drain_delay = 0
 $2
+drain_delay = 0
 [pool web]
 server = fe1 127.0.0.2:$P
 [vip web]

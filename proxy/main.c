@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/resource.h>
 
 #include "admin.h"
@@ -21,33 +20,33 @@
 #include "worker.h"
 
 static const char usage[] =
-    "usage: snatproxy -c FILE [-t] [-v]\n"
-    "       snatproxy -C CERT [-k KEY] [-a CA]\n"
-    "       snatproxy --keys | -V | -h\n"
-    "\n"
-    "A user-space SNAT load balancer for TCP on io_uring.\n"
-    "\n"
-    "  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
-    "  -t, --test         check the configuration as the start does (user, access_log,\n"
-    "                     SNAT addresses...) but bind no socket; print every error as\n"
-    "                     FILE:LINE: message, and exit 0 (valid) or 1\n"
-    "  -v, --verbose      log debugging details (every failed health check among them)\n"
-    "  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
-    "                     TLS client (the MCU factory's callers need both), is it valid,\n"
-    "                     does KEY match it, does its chain verify against CA (default:\n"
-    "                     the system's store); exit 0 when it can serve both ways\n"
-    "  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
-    "  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
-    "      --keys         print the reference of every configuration key (markdown)\n"
-    "  -V, --version      print the version\n"
-    "  -h, --help         print this help\n"
-    "\n"
-    "Runs in the foreground and logs to stderr. SIGTERM or SIGINT: with the admin\n"
-    "endpoint on, GET /ready answers 503 for `drain_delay` while connections are still\n"
-    "taken (so keepalived or a BGP daemon moves the VIP first); then stop accepting, let\n"
-    "open connections finish for up to `grace`, then close them and exit 0; a second\n"
-    "signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
-    "logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
+	"usage: snatproxy -c FILE [-t] [-v]\n"
+	"       snatproxy -C CERT [-k KEY] [-a CA]\n"
+	"       snatproxy --keys | -V | -h\n"
+	"\n"
+	"A user-space SNAT load balancer for TCP on io_uring.\n"
+	"\n"
+	"  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
+	"  -t, --test         check the configuration as the start does (user, access_log,\n"
+	"                     SNAT addresses...) but bind no socket; print every error as\n"
+	"                     FILE:LINE: message, and exit 0 (valid) or 1\n"
+	"  -v, --verbose      log debugging details (every failed health check among them)\n"
+	"  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
+	"                     TLS client (the MCU factory's callers need both), is it valid,\n"
+	"                     does KEY match it, does its chain verify against CA (default:\n"
+	"                     the system's store); exit 0 when it can serve both ways\n"
+	"  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
+	"  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
+	"      --keys         print the reference of every configuration key (markdown)\n"
+	"  -V, --version      print the version\n"
+	"  -h, --help         print this help\n"
+	"\n"
+	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: with the admin\n"
+	"endpoint on, GET /ready answers 503 for `drain_delay` while connections are still\n"
+	"taken (so keepalived or a BGP daemon moves the VIP first); then stop accepting, let\n"
+	"open connections finish for up to `grace`, then close them and exit 0; a second\n"
+	"signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
+	"logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
 
 #ifdef __SANITIZE_THREAD__
 /* make SAN=thread: the first data race ends the process with status 66, so
@@ -166,7 +165,7 @@ static bool drain_before_stop(struct reload *rl, const sigset_t *set, int sig)
 {
 	const struct config *cfg = reload_current(rl)->cfg;
 	struct runtime *root = reload_current(rl)->root;
-	struct timespec now, end;
+	uint64_t end = balance_now_ms() + cfg->drain_delay_ms;
 
 	if (!cfg->admin.ss_family || cfg->drain_delay_ms == 0)
 		return true;
@@ -174,20 +173,9 @@ static bool drain_before_stop(struct reload *rl, const sigset_t *set, int sig)
 	log_info("%s: GET /ready answers 503 for drain_delay %llu ms, still taking connections; "
 		 "then no new ones",
 		 strsignal(sig), (unsigned long long)cfg->drain_delay_ms);
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += (time_t)(cfg->drain_delay_ms / 1000);
-	end.tv_nsec += (long)(cfg->drain_delay_ms % 1000) * 1000000L;
-	if (end.tv_nsec >= 1000000000L)
-		end.tv_sec++, end.tv_nsec -= 1000000000L;
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long long left_ns = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL +
-				    (end.tv_nsec - now.tv_nsec);
-		if (left_ns <= 0)
-			return true;
-		if (left_ns > 100000000LL)
-			left_ns = 100000000LL;
-		const struct timespec wait = {.tv_sec = 0, .tv_nsec = (long)left_ns};
+	for (uint64_t now; (now = balance_now_ms()) < end;) {
+		uint64_t ms = end - now < 100 ? end - now : 100;
+		const struct timespec wait = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000L};
 		int s = sigtimedwait(set, NULL, &wait);
 		if (s == SIGUSR1)
 			reopen_access_log(reload_current(rl)->cfg);
@@ -195,6 +183,7 @@ static bool drain_before_stop(struct reload *rl, const sigset_t *set, int sig)
 			return false;
 		reload_collect(rl);
 	}
+	return true;
 }
 
 /* Until SIGINT or SIGTERM: SIGHUP reloads, SIGUSR1 reopens the access log,

@@ -41,7 +41,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 # The unit reads /etc/snatproxy/snatproxy.ini whatever the PREFIX.
 SYSCONFDIR ?= /etc
 
-.PHONY: all deps run test test-san demo bench soak check-format format clean install uninstall
+.PHONY: all deps run test test-san demo ha-demo bench soak check-format format clean install uninstall
 all: $(BUILD)/snatproxy $(UNITS) $(TOOLS)
 
 $(BUILD)/snatproxy: $(OBJS)
@@ -92,6 +92,12 @@ soak: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@tests/lab/demo build/snatproxy
+
+# A VIP that survives a node: a VRRP pair (keepalived) and an ECMP group
+# (BIRD 2 over BGP) in namespaces, measured; see docs/ha.md.
+ha-demo: deps
+	@$(MAKE) --no-print-directory all
+	@tests/lab/ha-demo build/snatproxy
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -1,7 +1,9 @@
 /* admin: the HTTP/1.1 admin endpoint (`admin = ADDR:PORT` in [global]).
  *
  * GET /metrics (Prometheus), GET /stats (JSON), GET / (HTML status page),
- * POST /pools/POOL/servers/SERVER/{drain,disable,enable}. With
+ * POST /pools/POOL/servers/SERVER/{drain,disable,enable}; GET /ready (200 or
+ * 503 with one line saying why), POST /drain and POST /undrain (the node's
+ * readiness, for keepalived or a BGP daemon). With
  * admin_token_file, every request but a GET or HEAD on a loopback address
  * needs `Authorization: Bearer TOKEN` (401 otherwise).
  *

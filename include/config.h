@@ -133,6 +133,7 @@ struct config {
 	int workers;         /* 0: auto, one per CPU */
 	int max_connections; /* client connections across all VIPs */
 	uint64_t grace_ms;
+	uint64_t drain_delay_ms; /* SIGTERM: /ready says 503 this long before the listeners close */
 	uint32_t buffer_size; /* bytes per provided receive buffer */
 	uint32_t buffers;     /* provided buffers per worker */
 	bool log_connections; /* one line per finished connection */

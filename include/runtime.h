@@ -61,6 +61,16 @@ struct runtime_worker_stats {
  * kernel's backlog meanwhile). */
 enum runtime_pause { RUNTIME_PAUSE_MAXCONN, RUNTIME_PAUSE_NOFILE, RUNTIME_PAUSE_N };
 
+/* Whether the node asks for traffic (GET /ready): POST /drain and the
+ * first part of a stop (drain_delay) still take new connections, so that
+ * keepalived or the BGP daemon moves the VIP before anything is refused. */
+enum runtime_state {
+	RUNTIME_SERVING,
+	RUNTIME_DRAINED,    /* POST /drain, until POST /undrain */
+	RUNTIME_STOP_DRAIN, /* SIGTERM, for drain_delay */
+	RUNTIME_STOPPING,   /* listeners closed: open connections finish within grace */
+};
+
 struct runtime {
 	const struct config *cfg;
 	int nworkers;
@@ -84,6 +94,7 @@ struct runtime {
 	 * then closes that server's connections at its next tick. */
 	_Atomic unsigned kick;
 	uint64_t start_time; /* Unix seconds */
+	_Atomic int state;   /* enum runtime_state, in the root */
 	/* SIGHUP builds a new runtime (a generation) from the new config.
 	 * `root`, the first one, holds what outlives generations: live,
 	 * rl_maxconn, wstats, kick and start_time. `refs` counts the holders
@@ -99,5 +110,8 @@ int runtime_init(struct runtime *rt, const struct config *cfg);
  * client connects (check = none) keeps its wait if its address stays too. */
 int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct runtime *prev);
 void runtime_free(struct runtime *rt);
+/* Ready: serving, and every VIP's pool has a server that takes new
+ * connections. Returns 0, or -EAGAIN; `why` gets one line either way. */
+int runtime_ready(const struct runtime *rt, char *why, size_t len);
 
 #endif

@@ -110,6 +110,8 @@ static const char *admin_reason(int status)
 		return "Method Not Allowed";
 	case 408:
 		return "Request Timeout";
+	case 409:
+		return "Conflict";
 	case 413:
 		return "Content Too Large";
 	case 414:
@@ -245,6 +247,35 @@ static void admin_server_action(struct admin *a, struct admin_conn *c, struct ad
 	admin_text(r, 200, "pool %s server %s: %s, now %s\n", seg[1], seg[3], seg[4], st);
 }
 
+/* GET /ready: what keepalived's or the BGP daemon's poller asks. */
+static void admin_ready(struct admin *a, struct admin_resp *r)
+{
+	char why[256];
+
+	admin_text(r, runtime_ready(a->rt, why, sizeof(why)) == 0 ? 200 : 503, "%s", why);
+}
+
+/* POST /drain and /undrain: /ready says 503 but new connections are still
+ * taken, so that traffic moves away before anything is refused. A stop
+ * (SIGTERM) cannot be undone from here. */
+static void admin_node_action(struct admin *a, struct admin_conn *c, struct admin_resp *r,
+			      bool drain)
+{
+	_Atomic int *state = &a->rt->root->state;
+	int want = drain ? RUNTIME_SERVING : RUNTIME_DRAINED;
+
+	if (atomic_compare_exchange_strong(state, &want,
+					   drain ? RUNTIME_DRAINED : RUNTIME_SERVING)) {
+		log_info("admin %s: node %s: GET /ready now answers %d", c->peer,
+			 drain ? "drained" : "undrained", drain ? 503 : 200);
+	} else if (want >= RUNTIME_STOP_DRAIN) {
+		return admin_text(r, 409, "the node is stopping (SIGTERM): nothing to %s\n",
+				  drain ? "drain" : "undrain");
+	}
+	admin_text(r, 200, "node %s: /ready answers %s\n", drain ? "draining" : "serving",
+		   drain ? "503; new connections are still taken" : "200 when a server is up");
+}
+
 /* Splits "/a/b/c" into at most `max` segments in place; returns how many
  * ("/" has none), or -1 for an empty segment or too many of them. */
 static int admin_split(char *path, char **seg, int max)
@@ -323,6 +354,21 @@ static void admin_route(struct admin *a, struct admin_conn *c, const struct admi
 					    metrics_prometheus, a->rt);
 		return admin_render(r, "application/json", metrics_json, a->rt);
 	}
+	if (n == 1 && strcmp(seg[0], "ready") == 0) {
+		if (!get) {
+			r->extra = "Allow: GET, HEAD\r\n";
+			return admin_text(r, 405, "%s %s: only GET or HEAD here\n", q->method,
+					  q->path);
+		}
+		return admin_ready(a, r);
+	}
+	if (n == 1 && (strcmp(seg[0], "drain") == 0 || strcmp(seg[0], "undrain") == 0)) {
+		if (!post) {
+			r->extra = "Allow: POST\r\n";
+			return admin_text(r, 405, "%s %s: only POST here\n", q->method, q->path);
+		}
+		return admin_node_action(a, c, r, seg[0][0] == 'd');
+	}
 	if (n == 5 && strcmp(seg[0], "pools") == 0 && strcmp(seg[2], "servers") == 0) {
 		if (!post) {
 			r->extra = "Allow: POST\r\n";
@@ -330,10 +376,11 @@ static void admin_route(struct admin *a, struct admin_conn *c, const struct admi
 		}
 		return admin_server_action(a, c, r, seg);
 	}
-	admin_text(r, 404,
-		   "no such path %s: try /, /metrics, /stats or "
-		   "POST /pools/POOL/servers/SERVER/{drain,disable,enable}\n",
-		   q->path);
+	admin_text(
+	    r, 404,
+	    "no such path %s: try /, /metrics, /stats, /ready, POST /drain, POST /undrain or "
+	    "POST /pools/POOL/servers/SERVER/{drain,disable,enable}\n",
+	    q->path);
 }
 
 /* ---- requests: a pure parser ---- */

@@ -89,6 +89,7 @@ struct loader {
 static int parse_workers(struct loader *ld, const char *v);
 static int parse_max_connections(struct loader *ld, const char *v);
 static int parse_grace(struct loader *ld, const char *v);
+static int parse_drain_delay(struct loader *ld, const char *v);
 static int parse_buffer_size(struct loader *ld, const char *v);
 static int parse_buffers(struct loader *ld, const char *v);
 static int parse_log_connections(struct loader *ld, const char *v);
@@ -148,6 +149,9 @@ static const struct config_key config_keys[] = {
      "kernel's backlog."},
     {SEC_GLOBAL, "grace", parse_grace, "10s", false,
      "On SIGTERM or SIGINT, how long open connections may go on before they are closed (0..1d)."},
+    {SEC_GLOBAL, "drain_delay", parse_drain_delay, "3s", false,
+     "On SIGTERM or SIGINT with admin on: how long GET /ready answers 503 while new connections "
+     "are still taken, so keepalived or a BGP daemon moves the VIP first; then `grace` (0..1h)."},
     {SEC_GLOBAL, "buffer_size", parse_buffer_size, "16k", false,
      "Bytes per receive buffer: a power of two from 4k to 1m."},
     {SEC_GLOBAL, "buffers", parse_buffers, "4096", false,
@@ -502,6 +506,13 @@ static int parse_grace(struct loader *ld, const char *v)
 	return parse_duration_range(ld, v, 0, MS_PER_DAY,
 				    "a duration from 0 to 1d such as 500ms, 10s or 2m",
 				    &ld->cfg->grace_ms);
+}
+
+static int parse_drain_delay(struct loader *ld, const char *v)
+{
+	return parse_duration_range(ld, v, 0, MS_PER_DAY / 24,
+				    "a duration from 0 to 1h such as 0, 500ms or 3s",
+				    &ld->cfg->drain_delay_ms);
 }
 
 /* A size between min and max bytes that is a power of two. */
@@ -1587,6 +1598,63 @@ static bool config_classify(struct loader *ld, char *s)
 	return true;
 }
 
+/* The ${NAME} at p: its value in *val and the character after it in *end.
+ * Returns 0, or -1 with the error reported. */
+static int config_expand_var(struct loader *ld, const char *p, const char **val, const char **end)
+{
+	static const char namechars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					"0123456789_";
+	size_t nlen = strspn(p + 2, namechars);
+	char name[65];
+
+	if (nlen == 0 || nlen >= sizeof(name) || p[2 + nlen] != '}' ||
+	    (p[2] >= '0' && p[2] <= '9')) {
+		config_error(ld, ld->line,
+			     "bad substitution at '%.20s': expected ${NAME}, NAME of letters, "
+			     "digits and _ (or $${ for a literal ${)",
+			     p);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)nlen, p + 2);
+	*val = getenv(name);
+	*end = p + 3 + nlen;
+	if (!*val)
+		config_error(ld, ld->line,
+			     "${%s}: no such environment variable (set it in the service's "
+			     "environment, or write $${ for a literal ${)",
+			     name);
+	return *val ? 0 : -1;
+}
+
+/* ${NAME} in a line becomes the environment variable NAME's value, so that
+ * one file serves every node of a cluster with its own SNAT addresses;
+ * $${ stands for a literal ${. Whole-line comments are left as they are.
+ * Returns the expanded line's length, -1 with the error reported, or -2
+ * when it does not fit in `cap`. */
+static ssize_t config_expand(struct loader *ld, const char *s, char *out, size_t cap)
+{
+	const char *p = s + strspn(s, " \t");
+	size_t n = 0;
+
+	if (*p == ';' || *p == '#')
+		return snprintf(out, cap, "%s", s) < (int)cap ? (ssize_t)strlen(out) : -2;
+	for (p = s; *p;) {
+		const char *val = p, *end = p + 1;
+		if (p[0] == '$' && p[1] == '$' && p[2] == '{')
+			val = "${", end = p + 3;
+		else if (p[0] == '$' && p[1] == '{' && config_expand_var(ld, p, &val, &end) < 0)
+			return -1;
+		size_t vlen = val == p ? 1 : strlen(val);
+		if (n + vlen >= cap)
+			return -2;
+		memcpy(out + n, val, vlen);
+		n += vlen;
+		p = end;
+	}
+	out[n] = '\0';
+	return (ssize_t)n;
+}
+
 /* inih's ini_reader: one line per call, as fgets() would give it. */
 static char *config_reader(char *str, int num, void *stream)
 {
@@ -1609,10 +1677,20 @@ static char *config_reader(char *str, int num, void *stream)
 		s += 3, len -= 3;
 
 	/* inih needs room for "\r\n" and the NUL after the text. */
-	bool ok;
+	char expanded[1024];
+	bool ok, grown = false;
+	if (strlen(s) == len && strchr(s, '$')) {
+		ssize_t x = config_expand(ld, s, expanded, sizeof(expanded));
+		if (x == -1)
+			goto refused;
+		grown = x < 0 || (size_t)x != len;
+		s = expanded;
+		len = x < 0 ? sizeof(expanded) : (size_t)x;
+	}
 	if (len + 3 > (size_t)num) {
-		config_error(ld, ld->line, "line too long: %zu characters, at most %d", len,
-			     num - 3);
+		config_error(ld, ld->line, "line too long%s: %s%zu characters, at most %d",
+			     grown ? " once ${...} is substituted" : "",
+			     len == sizeof(expanded) ? "over " : "", len, num - 3);
 		ok = false;
 	} else if (strlen(s) != len) {
 		config_error(ld, ld->line, "line contains a NUL byte");
@@ -1621,6 +1699,9 @@ static char *config_reader(char *str, int num, void *stream)
 		ok = config_classify(ld, s);
 	}
 	snprintf(str, (size_t)num, "%s\n", ok ? s : "");
+	return str;
+refused:
+	snprintf(str, (size_t)num, "\n");
 	return str;
 }
 

@@ -41,7 +41,9 @@ static const char usage[] =
 	"  -V, --version      print the version\n"
 	"  -h, --help         print this help\n"
 	"\n"
-	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: stop accepting, let\n"
+	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: with the admin\n"
+	"endpoint on, GET /ready answers 503 for `drain_delay` while connections are still\n"
+	"taken (so keepalived or a BGP daemon moves the VIP first); then stop accepting, let\n"
 	"open connections finish for up to `grace`, then close them and exit 0; a second\n"
 	"signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
 	"logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
@@ -154,10 +156,40 @@ static void wait_workers(struct worker *w, int n, const sigset_t *set, const str
 	}
 }
 
-/* Runs the workers until a stop signal, then drains them. */
+/* The first stop signal with the admin endpoint on: for drain_delay, GET
+ * /ready answers 503 while connections are still taken, so keepalived or the
+ * BGP daemon moves the VIP away before the listeners close. Without the
+ * endpoint nobody could see it, so there is no delay. Returns whether to go
+ * on to the graceful stop (false: a second signal came; close now). */
+static bool drain_before_stop(struct reload *rl, const sigset_t *set, int sig)
+{
+	const struct config *cfg = reload_current(rl)->cfg;
+	struct runtime *root = reload_current(rl)->root;
+	uint64_t end = balance_now_ms() + cfg->drain_delay_ms;
+
+	if (!cfg->admin.ss_family || cfg->drain_delay_ms == 0)
+		return true;
+	atomic_store(&root->state, RUNTIME_STOP_DRAIN);
+	log_info("%s: GET /ready answers 503 for drain_delay %llu ms, still taking connections; "
+		 "then no new ones",
+		 strsignal(sig), (unsigned long long)cfg->drain_delay_ms);
+	for (uint64_t now; (now = balance_now_ms()) < end;) {
+		uint64_t ms = end - now < 100 ? end - now : 100;
+		const struct timespec wait = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000L};
+		int s = sigtimedwait(set, NULL, &wait);
+		if (s == SIGUSR1)
+			reopen_access_log(reload_current(rl)->cfg);
+		else if (s == SIGINT || s == SIGTERM)
+			return false;
+		reload_collect(rl);
+	}
+	return true;
+}
+
 /* Until SIGINT or SIGTERM: SIGHUP reloads, SIGUSR1 reopens the access log,
- * and once a second retired generations are freed. */
-static void serve_signals(struct reload *rl, const sigset_t *set)
+ * and once a second retired generations are freed. Then drain_delay, if
+ * any. Returns whether open connections get their grace (false: close now). */
+static bool serve_signals(struct reload *rl, const sigset_t *set)
 {
 	const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
 	int sig;
@@ -172,8 +204,15 @@ static void serve_signals(struct reload *rl, const sigset_t *set)
 			break;
 		reload_collect(rl);
 	}
-	log_info("%s: no new connections; draining open ones for up to %llu ms", strsignal(sig),
-		 (unsigned long long)reload_current(rl)->cfg->grace_ms);
+	bool grace = drain_before_stop(rl, set, sig);
+	atomic_store(&reload_current(rl)->root->state, RUNTIME_STOPPING);
+	if (grace)
+		log_info("%s: no new connections; draining open ones for up to %llu ms",
+			 strsignal(sig), (unsigned long long)reload_current(rl)->cfg->grace_ms);
+	else
+		log_info("%s again during drain_delay: closing open connections now",
+			 strsignal(sig));
+	return grace;
 }
 
 /* Runs the workers until a stop signal, then drains them. Closes `admin`. */
@@ -182,6 +221,7 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 	pthread_barrier_t ready;
 	sigset_t set;
 	int n = rt->nworkers, started = 0, status = 0;
+	bool grace = true;
 	struct reload *rl = reload_new(rt, w, admin);
 
 	sigemptyset(&set);
@@ -207,10 +247,10 @@ static int serve(struct runtime *rt, struct worker *w, struct admin *admin)
 	if (status == 0) {
 		log_info("snatproxy %s: %d worker(s), %d vip(s), %d pool(s) from %s",
 			 SNATPROXY_VERSION, n, rt->cfg->nvips, rt->cfg->npools, rt->cfg->path);
-		serve_signals(rl, &set);
+		grace = serve_signals(rl, &set);
 	}
 	for (int i = 0; i < n; i++)
-		worker_signal(&w[i], status ? WORKER_STOP_NOW : WORKER_DRAIN);
+		worker_signal(&w[i], status || !grace ? WORKER_STOP_NOW : WORKER_DRAIN);
 	wait_workers(w, n, &set, reload_current(rl)->cfg);
 	for (int i = 0; i < n; i++)
 		worker_join(&w[i]);

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -218,5 +219,39 @@ int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct
 		runtime_carry_pool(&rt->pools[p], prev);
 	for (int v = 0; v < cfg->nvips; v++)
 		runtime_carry_vip(&rt->vips[v], prev);
+	return 0;
+}
+
+/* A server takes new connections with no flag set (down, drain, disabled). */
+static bool runtime_pool_up(const struct runtime_pool *rp)
+{
+	for (int i = 0; i < rp->bal.n; i++)
+		if (atomic_load(&rp->bal.srv[i].flags) == 0)
+			return true;
+	return false;
+}
+
+int runtime_ready(const struct runtime *rt, char *why, size_t len)
+{
+	static const char *const states[] = {
+	    [RUNTIME_DRAINED] = "draining (POST /drain; POST /undrain ends it)",
+	    [RUNTIME_STOP_DRAIN] = "draining before a stop (SIGTERM; drain_delay)",
+	    [RUNTIME_STOPPING] = "stopping: no new connections",
+	};
+	int st = atomic_load(&rt->root->state);
+
+	if (st != RUNTIME_SERVING) {
+		snprintf(why, len, "not ready: %s\n", states[st]);
+		return -EAGAIN;
+	}
+	for (int v = 0; v < rt->cfg->nvips; v++) {
+		const struct runtime_vip *rv = &rt->vips[v];
+		if (!runtime_pool_up(rv->pool)) {
+			snprintf(why, len, "not ready: vip %s: no server of pool %s is up\n",
+				 rv->cfg->name, rv->pool->cfg->name);
+			return -EAGAIN;
+		}
+	}
+	snprintf(why, len, "ready: %d vip(s), each with a server up\n", rt->cfg->nvips);
 	return 0;
 }

@@ -19,6 +19,7 @@ cat >"$T/p.ini" <<CFG
 workers = 2
 max_connections = 1000
 admin = 127.0.0.1:$ADM
+drain_delay = 0
 [pool web]
 server = fe1 127.0.0.2:$P
 server = fe2 127.0.0.3:$P

@@ -23,6 +23,7 @@ config() { # ADMIN_ADDR [TOKEN_LINE]
 workers = 1
 admin = $1
 $2
+drain_delay = 0
 [pool web]
 server = fe1 127.0.0.2:$P
 [vip web]

@@ -13,6 +13,7 @@ cat >"$T/p.ini" <<CFG
 [global]
 workers = 2
 admin = 127.0.0.1:$A
+drain_delay = 0
 [pool p]
 server = a 127.0.0.2:$P
 [vip v]

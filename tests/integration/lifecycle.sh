@@ -1,6 +1,8 @@
 # Timeouts and signals: an idle connection is closed after timeout_idle;
 # SIGTERM lets an open transfer finish within `grace`, and a second SIGTERM
-# closes at once. (Resets relayed as resets: reset.sh.)
+# closes at once; with the admin endpoint, SIGTERM first keeps serving for
+# drain_delay while /ready answers 503. (Resets relayed as resets: reset.sh;
+# /ready, /drain and /undrain: ready.sh.)
 . "$(dirname "$0")/../lib.sh"
 E=$(pick_port); S=$(pick_port); V=$(pick_port); W=$(pick_port)
 bg echo "$TOOLS/streamer" serve "127.0.0.2:$E" echo
@@ -11,6 +13,9 @@ cat >"$T/p.ini" <<CFG
 [global]
 workers = 2
 grace = 20s
+; no admin endpoint: no drain window, the listeners close on SIGTERM (the
+; key says so for whoever adds one here)
+drain_delay = 0
 [pool echo]
 server = e 127.0.0.2:$E
 [pool source]
@@ -59,4 +64,27 @@ kill -TERM "$PID_proxy2"; wait_for 5 grep -q draining "$T/proxy2.log"
 kill -TERM "$PID_proxy2"
 rc=0; timeout 5 tail --pid="$PID_proxy2" -f /dev/null || fail "proxy did not stop on a second SIGTERM"
 grep -q 'end=shutdown' "$T/proxy2.log" || fail "open connection not logged as closed by shutdown"
+
+info "drain window: SIGTERM with admin on keeps taking connections for drain_delay, /ready 503"
+A=$(pick_port)
+sed "s/^drain_delay = 0/drain_delay = 1500ms\nadmin = 127.0.0.1:$A/" "$T/p.ini" >"$T/p3.ini"
+proxy_start proxy3 "$T/p3.ini"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$A/ready")" = 200 ] ||
+	fail "/ready before SIGTERM"
+kill -TERM "$PID_proxy3"
+wait_for 5 grep -q 'drain_delay 1500 ms' "$T/proxy3.log"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$A/ready")
+[ "$code" = 503 ] || fail "/ready answered $code during drain_delay, not 503"
+# A new connection in the window is taken and served.
+exec 4<>"/dev/tcp/127.0.0.1/$V" || fail "connection refused within drain_delay"
+echo hello >&4
+read -r -t 3 line <&4 || true
+exec 4>&-
+[ "$line" = hello ] || fail "connection within drain_delay not served (got '$line')"
+wait_for 5 not_listening 127.0.0.1 "$W"
+rc=0; wait "$PID_proxy3" || rc=$?
+[ $rc -eq 0 ] || fail "exit status $rc after the drain window"
+t1=$(log_ms "$T/proxy3.log" 'drain_delay 1500 ms'); t2=$(log_ms "$T/proxy3.log" 'no new connections')
+echo "listeners kept $((t2 - t1)) ms after SIGTERM"
+[ $((t2 - t1)) -ge 1400 ] || fail "listeners closed $((t2 - t1)) ms after SIGTERM, drain_delay is 1500 ms"
 pass "lifecycle"

@@ -29,6 +29,7 @@ buffers = $BUFFERS
 buffer_size = $BUFSIZE
 log_connections = off
 admin = 127.0.0.1:$ADM
+drain_delay = 0
 [pool echo]
 server = e 127.0.0.2:$E
 [pool source]

@@ -16,6 +16,7 @@ cat >"$T/p.ini" <<CFG
 [global]
 workers = 1
 admin = 127.0.0.1:$A
+drain_delay = 0
 [pool ones]
 server = fe1 127.0.0.2:$P
 [pool twos]

@@ -25,6 +25,7 @@ config() { # BUFFERS
 workers = 2
 buffers = $1
 admin = 127.0.0.1:$A
+drain_delay = 0
 log_connections = off
 [pool web]
 server = web 127.0.0.2:$N

@@ -31,6 +31,8 @@ listen = 127.0.0.1:$B
 pool = black
 snat = 198.18.77.1
 timeout_connect = 30s
+[global]
+drain_delay = 0
 CFG
 "$SNATPROXY" -t -c "$T/p.ini" || fail "-t refused the config while 198.18.77.1 is here"
 proxy_start proxy "$T/p.ini"

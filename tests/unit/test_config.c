@@ -249,6 +249,41 @@ static void test_reader(void)
 	config_free(&cfg);
 }
 
+/* ${NAME} from the environment: one file for every node of a cluster. */
+static void test_env(void)
+{
+	struct config cfg;
+	char text[512], line[256];
+
+	setenv("SNATPROXY_T_SNAT", "198.18.0.21 198.18.0.22", 1);
+	setenv("SNATPROXY_T_PORT", "444", 1);
+	unsetenv("SNATPROXY_T_UNSET");
+	CHECK_EQ(load(POOL_OK "[vip v]\nlisten = 198.18.0.10:${SNATPROXY_T_PORT}\npool = p\n"
+			      "snat = ${SNATPROXY_T_SNAT} ; $${literal} and a lone $ stay\n"
+			      "# ${SNATPROXY_T_UNSET}: comments are left alone\n",
+		      &cfg),
+		 0);
+	CHECK_STR(errs_text, "");
+	if (cfg.nvips == 1) {
+		CHECK_EQ(cfg.vips[0].nsnat, 2);
+		CHECK_EQ(addr_port((const struct sockaddr *)&cfg.vips[0].listen[0]), 444);
+	}
+	config_free(&cfg);
+	EXPECT_ERROR(POOL_OK VIP_OK "snat = ${SNATPROXY_T_UNSET}\n", 6,
+		     "${SNATPROXY_T_UNSET}: no such environment variable");
+	EXPECT_ERROR(POOL_OK VIP_OK "snat = ${1X}\n", 6, "bad substitution at '${1X}'");
+	EXPECT_ERROR(POOL_OK VIP_OK "snat = ${SNATPROXY_T_SNAT\n", 6, "bad substitution");
+	EXPECT_ERROR(POOL_OK VIP_OK "snat = ${}\n", 6, "bad substitution");
+	/* The 197-character limit holds for the substituted line. */
+	memset(line, 'x', 191);
+	line[191] = '\0';
+	setenv("SNATPROXY_T_LONG", line, 1);
+	snprintf(text, sizeof(text),
+		 POOL_OK VIP_OK "; ${SNATPROXY_T_LONG}\nsnat = ${SNATPROXY_T_LONG}\n");
+	EXPECT_ERROR(text, 7, "line too long once ${...} is substituted: 198");
+	unsetenv("SNATPROXY_T_LONG");
+}
+
 static void test_snat(void)
 {
 	struct config cfg;
@@ -593,6 +628,7 @@ static void test_print_keys(void)
 	    "admin_token_file",
 	    "check_source", "server_name", "tls_min_version", "tls_max_version", "tls_ciphers",
 	    "tls_ciphersuites", "tls_alpn",
+	    "drain_delay",
 	};
 	char *out = NULL, name[64];
 	size_t len = 0;
@@ -643,6 +679,7 @@ int main(void)
 	test_values();
 	test_defaults();
 	test_reader();
+	test_env();
 	test_snat();
 	test_errors();
 	test_many_errors();

@@ -345,8 +345,9 @@ static void relay_count(struct relay *r, struct relay_conn *c, int d, uint32_t n
 				  n);
 }
 
-/* A client connection that ended before it reached a server, by cause. */
-static void relay_count_refusal(struct relay_conn *c, enum relay_end why)
+/* How a connection ended, for the metrics: a client refused before it
+ * reached a server, by cause; a client TLS handshake left unfinished. */
+static void relay_count_end(struct relay_conn *c, enum relay_end why)
 {
 	static const int8_t cause[] = {
 	    [END_NO_SERVER] = RUNTIME_REFUSE_NO_SERVER + 1,
@@ -384,7 +385,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	if (c->state == S_CONNECTING && c->inflight)
 		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
 	lru_unlink(relay_list(c), c);
-	relay_count_refusal(c, why);
+	relay_count_end(c, why);
 	c->state = S_CLOSING;
 	c->end = why;
 	for (int d = 0; d < 2; d++) {

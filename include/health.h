@@ -79,6 +79,8 @@ struct health_last {
 
 /* Reads server s's last check; any thread, while the workers run. */
 void health_last_get(const struct runtime_pool *p, int s, struct health_last *out);
+/* A failed client connect's -errno in words: "connection refused", ... */
+const char *health_errno_text(int err);
 
 /* A client connection to server S of pool P connected (OK) or failed with
  * -errno ERR. check_fall failures in a row mark the server down: until its

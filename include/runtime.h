@@ -26,6 +26,9 @@ struct runtime_server_stats {
 	 * duration, the times the server went down, and when its state last
 	 * changed (Unix ms): carried over reloads like the counters above. */
 	_Atomic uint64_t checks[RUNTIME_CHECK_RESULTS], check_us, downs, state_ms;
+	/* Why it last went down: 0 its checks, else the (positive) errno of
+	 * the client connects that failed. */
+	_Atomic int down_err;
 };
 
 /* Bytes a worker has relayed for one VIP or server, [0] toward the server

@@ -126,6 +126,7 @@ static void health_mark_down(struct health_check *c)
 	c->seen_down = true;
 	if (atomic_fetch_or(&bs->flags, BALANCE_DOWN) & BALANCE_DOWN)
 		return; /* a worker's passive check was first, and said so */
+	atomic_store(&c->rp->stats[c->server].down_err, 0);
 	runtime_state_changed(c->rp, c->server, true);
 	log_warn("%s is DOWN: %s (%d failed %s check%s in a row)",
 		 health_server_text(c, who, sizeof(who)), c->cause, c->fall_n,
@@ -957,7 +958,7 @@ void health_worker_free(struct health_worker *h)
 
 /* ---- passive checking ---- */
 
-static const char *health_errno_text(int err)
+const char *health_errno_text(int err)
 {
 	switch (err) {
 	case -ECONNREFUSED:
@@ -1002,6 +1003,7 @@ static void health_passive_none(struct runtime_pool *p, int s, bool ok, int err)
 			 cs->name, a, hp->cfg->name, health_errno_text(err), wait);
 		return;
 	}
+	atomic_store(&p->stats[s].down_err, -err);
 	runtime_state_changed(p, s, true);
 	log_warn("server %s %s of pool %s is DOWN: %d client connects in a row failed "
 		 "(last: %s); one connection tries it again in %llu ms (fail_timeout)",
@@ -1031,6 +1033,7 @@ void health_passive(struct runtime_pool *p, int s, bool ok, int err)
 	if (n < hp->cfg->check.fall ||
 	    (atomic_fetch_or(&p->bal.srv[s].flags, BALANCE_DOWN) & BALANCE_DOWN))
 		return;
+	atomic_store(&p->stats[s].down_err, -err);
 	runtime_state_changed(p, s, true);
 	cs = &hp->cfg->servers[s];
 	log_warn("server %s %s of pool %s is DOWN: %d client connects in a row failed (last: %s); "

@@ -553,6 +553,17 @@ static void json_text(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* A server down for failed client connects (not its checks): why. */
+static const char *srv_down_reason(const struct runtime_pool *rp, int i, char *buf, size_t len)
+{
+	int err = LD(rp->stats[i].down_err);
+
+	if (!err || strcmp(metrics_state_name((unsigned)srv_flags(rp, i)), "down") != 0)
+		return NULL;
+	snprintf(buf, len, "client connects failed: %s", health_errno_text(-err));
+	return buf;
+}
+
 static void json_check(FILE *out, const struct runtime_pool *rp, int i)
 {
 	struct health_last h;
@@ -565,6 +576,9 @@ static void json_check(FILE *out, const struct runtime_pool *rp, int i)
 			(unsigned long long)h.unix_ms);
 		json_text(out, h.text);
 	}
+	char why[96];
+	if (srv_down_reason(rp, i, why, sizeof(why)))
+		fprintf(out, ",\"down_reason\":\"%s\"", why);
 	fputs("},\"checks\":{", out);
 	for (int r = 0; r < HEALTH_RESULT_N; r++)
 		fprintf(out, "%s\"%s\":%llu", r ? "," : "", health_result_name[r],
@@ -730,9 +744,10 @@ static const char html_script[] =
     "while(n>=1024&&i<4){n/=1024;i++}return n.toFixed(1)+' '+u[i]}"
     "function A(s){return s<60?s+'s':s<3600?(s/60|0)+'m '+s%60+'s':s<86400?(s/3600|0)+'h '+"
     "((s%3600)/60|0)+'m':(s/86400|0)+'d '+((s%86400)/3600|0)+'h'}"
-    "function K(c){if(c.type=='none')return 'none';if(!c.result)return c.type+', not yet';"
-    "var m=Math.round(c.duration_ms);return c.result=='ok'?c.type+' '+c.text+' in '+m+' ms':"
-    "c.type+': '+c.text+' ('+m+' ms)'}"
+    "function K(c){return H(c)+(c.down_reason?'; '+c.down_reason:'')}"
+    "function H(c){if(c.type=='none')return 'none';if(!c.result)return c.type+', not yet';"
+    "var m=Math.round(c.duration_ms);return (c.result=='ok'?c.type+' '+c.text+' in '+m+' ms':"
+    "c.type+': '+c.text+' ('+m+' ms)')}"
     "function L(o){var t=[];for(var k in o)if(o[k])t.push(k+' '+o[k]);return t.join(', ')||"
     "'none'}"
     "function S(r,k,v){var e=r.querySelector('[data-k=\"'+k+'\"]');if(e)e.textContent=v;"
@@ -826,6 +841,8 @@ static void html_check(FILE *out, const struct runtime_pool *rp, int i)
 		snprintf(buf, sizeof(buf), "%s: %s (%llu ms)", h.type, h.text, ms);
 	fputs("<td class=\"t\" data-k=\"check\">", out);
 	html_text(out, buf);
+	if (srv_down_reason(rp, i, buf, sizeof(buf)))
+		fprintf(out, "; %s", buf);
 	fputs("</td>", out);
 }
 

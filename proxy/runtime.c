@@ -262,6 +262,7 @@ static void runtime_carry_server(struct runtime_pool *to, int i, const struct ru
 	atomic_store(&b->check_us, atomic_load(&a->check_us));
 	atomic_store(&b->downs, atomic_load(&a->downs));
 	atomic_store(&b->state_ms, atomic_load(&a->state_ms));
+	atomic_store(&b->down_err, atomic_load(&a->down_err));
 }
 
 static void runtime_carry_pool(struct runtime_pool *to, const struct runtime *prev)

@@ -1,15 +1,17 @@
 # The status page in a real browser: headless Chromium, driven through
 # chromedriver's W3C WebDriver HTTP API with curl, loads the admin page of a
-# proxy in front of three nginx servers. One server is stopped (down, with
-# its check's reason on the page), one drained through the admin API (drain);
-# the third is drained by typing the admin token and clicking its drain
-# button (confirmed by /stats), and the page then follows an enable made
-# elsewhere without being reloaded (its script updates it from /stats).
+# proxy in front of three nginx servers, s1 to s3. s1 is stopped (down, with
+# its check's reason on the page), s2 drained through the admin API (drain),
+# s3 drained by typing the admin token and clicking its drain button
+# (confirmed by /stats); the page then follows an enable made elsewhere
+# without being reloaded (its script updates it from /stats, and writes the
+# same text as the server did). p1, of a pool without checks, is down for its
+# failed client connects, and the page says so.
 # SNATPROXY_SCREENSHOT=FILE keeps the browser's screenshot (docs/status-page.png).
 . "$(dirname "$0")/../lib.sh"
 need nginx curl python3 chromium chromedriver
 
-P=$(pick_port); V=$(pick_port); ADM=$(pick_port); CD=$(pick_port)
+P=$(pick_port); V=$(pick_port); V2=$(pick_port); ADM=$(pick_port); CD=$(pick_port)
 nginx_start s1 127.0.0.2 "$P"
 nginx_start s2 127.0.0.3 "$P"
 nginx_start s3 127.0.0.4 "$P"
@@ -33,6 +35,12 @@ server = s3 127.0.0.4:$P max_conn=100
 [vip web]
 listen = 127.0.0.1:$V
 pool = web
+[pool passive]
+check_fall = 1
+server = p1 127.0.0.5:$P
+[vip passive]
+listen = 127.0.0.1:$V2
+pool = passive
 CFG
 proxy_start proxy "$T/p.ini"
 wait_for 5 listening 127.0.0.1 "$ADM"
@@ -61,6 +69,8 @@ wait_for 10 state_is s1 down
 curl -fsS -m 5 -X POST -H "Authorization: Bearer $TOKEN" "$A/pools/web/servers/s2/drain" >/dev/null ||
 	fail "drain through the API"
 get_big 3 # all to s3 now
+curl -sS -m 5 -o /dev/null "http://127.0.0.1:$V2/" 2>/dev/null && fail "a connection to a closed port went through"
+wait_for 5 state_is p1 down
 code=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' -X POST -d "token=wrong" "$A/pools/web/servers/s3/drain")
 [ "$code" = 401 ] || fail "a form post with a wrong token got $code, not 401"
 state_is s3 up || fail "a refused form post changed s3's state"
@@ -79,7 +89,7 @@ jget() { python3 -c "import json, sys; v = json.load(sys.stdin); print($1)"; }
 
 caps='{"capabilities":{"alwaysMatch":{"browserName":"chrome","goog:chromeOptions":{
  "binary":"/usr/bin/chromium","args":["--headless=new","--no-sandbox","--disable-gpu",
- "--disable-dev-shm-usage","--window-size=1900,760","--user-data-dir='"$T"'/chrome"]}}}}'
+ "--disable-dev-shm-usage","--window-size=1900,1000","--user-data-dir='"$T"'/chrome"]}}}}'
 SID=$(wd POST /session "$caps" | jget 'v.get("sessionId", "")' 2>/dev/null)
 if [ -z "$SID" ]; then
 	tail -n 5 "$T/chromedriver.log" >&2
@@ -108,6 +118,8 @@ info "the rendered page: s1 down with its reason, s2 drain"
 [ "$(text "$(row s1 state)")" = down ] || fail "s1 shows '$(text "$(row s1 state)")', not down"
 reason=$(text "$(row s1 check)")
 [[ $reason == "http: connection refused ("*" ms)" ]] || fail "s1's last check reads '$reason'"
+t=$(text 'tr[data-pool="passive"][data-server="p1"] [data-k="check"]')
+[ "$t" = "none; client connects failed: connection refused" ] || fail "p1 (no checks) reads '$t'"
 [ "$(text "$(row s2 state)")" = drain ] || fail "s2 shows '$(text "$(row s2 state)")', not drain"
 [[ $(text "$(row s3 check)") == "http 200 in "*" ms" ]] || fail "s3's check reads '$(text "$(row s3 check)")'"
 [[ $(text "$(row s3 to_client)") == *" MiB" ]] || fail "s3's bytes read '$(text "$(row s3 to_client)")', not MiB"
@@ -134,6 +146,11 @@ curl -fsS -m 5 -X POST -H "Authorization: Bearer $TOKEN" "$A/pools/web/servers/s
 	fail "enable through the API"
 wait_for 6 text_is "$(row s3 state)" up
 [[ $(text '#upd') == updated* ]] || fail "the page's script did not update it: '$(text '#upd')'"
+t=$(text 'tr[data-pool="passive"][data-server="p1"] [data-k="check"]')
+[ "$t" = "none; client connects failed: connection refused" ] || fail "p1 reads '$t' once the script updated it"
+t=$(text "$(row s1 check)")
+[[ $t == "http: connection refused ("*" ms)" ]] || fail "s1's check reads '$t' once the script updated it"
+[[ $(text "$(row s3 to_client)") == *" MiB" ]] || fail "s3's bytes read '$(text "$(row s3 to_client)")' once updated"
 [ "$(wd GET "$S/url" | jget v)" = "$A/" ] || fail "the page was left"
 grep -q "admin 127.0.0.1:[0-9]*: pool web server s3: drain" "$T/proxy.log" ||
 	fail "the proxy did not log the browser's drain"

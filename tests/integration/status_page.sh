@@ -75,6 +75,21 @@ code=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' -X POST -d "token=wrong" "$A
 [ "$code" = 401 ] || fail "a form post with a wrong token got $code, not 401"
 state_is s3 up || fail "a refused form post changed s3's state"
 
+curl -fsS -m 5 "$A/stats" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+s = {x["name"]: x for p in d["pools"] for x in p["servers"]}
+c = s["s1"]["check"]
+assert c["type"] == "http" and c["result"] == "refused" and c["text"] == "connection refused", c
+assert s["s1"]["checks"]["refused"] == s["s1"]["checks_failed"] > 0 and s["s1"]["downs"] == 1, s["s1"]
+assert s["s3"]["check"]["result"] == "ok" and s["s3"]["check"]["text"] == "200", s["s3"]
+assert s["s3"]["max_conn"] == 100 and s["p1"]["check"]["down_reason"].endswith("connection refused"), s
+p = {x["name"]: x for x in d["pools"]}
+assert p["web"]["servers_up"] == 1 and p["web"]["servers_total"] == 3, p["web"]
+v = {x["name"]: x for x in d["vips"]}
+assert v["passive"]["refused"]["connect_failed"] == 1 and v["web"]["connection_rate_peak"] > 0, v
+' || fail "/stats lacks what the page shows"
+
 # ---- WebDriver ----
 bg chromedriver chromedriver --port="$CD"
 wait_for 10 listening 127.0.0.1 "$CD"

@@ -103,12 +103,13 @@ wd() {
 jget() { python3 -c "import json, sys; v = json.load(sys.stdin); print($1)"; }
 
 caps='{"capabilities":{"alwaysMatch":{"browserName":"chrome","goog:chromeOptions":{
- "binary":"/usr/bin/chromium","args":["--headless=new","--no-sandbox","--disable-gpu",
+ "binary":"'"$(command -v chromium)"'","args":["--headless=new","--no-sandbox","--disable-gpu",
  "--disable-dev-shm-usage","--window-size=1900,1000","--user-data-dir='"$T"'/chrome"]}}}}'
-SID=$(wd POST /session "$caps" | jget 'v.get("sessionId", "")' 2>/dev/null)
+wd POST /session "$caps" >"$T/session.json"
+SID=$(jget 'v.get("sessionId", "")' <"$T/session.json" 2>/dev/null)
 if [ -z "$SID" ]; then
-	tail -n 5 "$T/chromedriver.log" >&2
-	skip "headless chromium cannot run here (no WebDriver session: see above)"
+	why=$(jget 'str(v.get("message", v))[:300].replace("\n", " ")' <"$T/session.json" 2>/dev/null)
+	skip "headless chromium cannot run here: no WebDriver session: ${why:-no answer from chromedriver}"
 fi
 trap 'wd DELETE "/session/$SID" >/dev/null 2>&1; cleanup' EXIT
 S="/session/$SID"

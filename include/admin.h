@@ -5,7 +5,9 @@
  * 503 with one line saying why), POST /drain and POST /undrain (the node's
  * readiness, for keepalived or a BGP daemon). With
  * admin_token_file, every request but a GET or HEAD on a loopback address
- * needs `Authorization: Bearer TOKEN` (401 otherwise).
+ * needs `Authorization: Bearer TOKEN` (401 otherwise), or for the status
+ * page's forms a `token` field in an application/x-www-form-urlencoded
+ * body; a form's action is answered 303, back to the page.
  *
  * It runs on a thread of its own with a small epoll loop and touches the
  * workers only through the runtime's atomics: it never takes a lock a worker
@@ -32,7 +34,8 @@ struct admin_request {
 	char method[8];
 	char path[256];
 	bool head;			  /* HEAD: the response goes without its body */
-	bool auth;			  /* an Authorization header was given */
+	bool auth;			  /* Authorization given (or a form's token) */
+	bool form;			  /* an application/x-www-form-urlencoded body */
 	char token[CONFIG_TOKEN_MAX + 1]; /* its Bearer credentials; "": none, or unusable */
 	size_t head_len;		  /* through the blank line; 0 while incomplete */
 	size_t length;			  /* head and body */

@@ -52,6 +52,36 @@ void health_worker_stop(struct health_worker *h);
 bool health_worker_idle(const struct health_worker *h);
 void health_worker_free(struct health_worker *h);
 
+/* A check's result, counted per server (runtime_server_stats.checks). */
+enum health_result {
+	HEALTH_OK,
+	HEALTH_TIMEOUT,
+	HEALTH_REFUSED,
+	HEALTH_RESET,
+	HEALTH_STATUS, /* a bad HTTP response, an unexpected status or body */
+	HEALTH_TLS,    /* the TLS handshake or the certificate's verification */
+	HEALTH_ERROR,
+	HEALTH_RESULT_N
+};
+extern const char *const health_result_name[HEALTH_RESULT_N];
+
+#define HEALTH_TEXT_MAX 512
+
+/* The last check of a server, as the status page shows it. */
+struct health_last {
+	const char *type;	    /* "tcp", "http", "https", or "none" */
+	bool checked;		    /* a check of this generation has ended */
+	int result;		    /* enum health_result */
+	uint64_t dur_us;	    /* from the connect to the verdict */
+	uint64_t unix_ms;	    /* when it ended */
+	char text[HEALTH_TEXT_MAX]; /* the status ("200"), "connected" or the reason */
+};
+
+/* Reads server s's last check; any thread, while the workers run. */
+void health_last_get(const struct runtime_pool *p, int s, struct health_last *out);
+/* A failed client connect's -errno in words: "connection refused", ... */
+const char *health_errno_text(int err);
+
 /* A client connection to server S of pool P connected (OK) or failed with
  * -errno ERR. check_fall failures in a row mark the server down: until its
  * checks succeed again, or with check = none for fail_timeout, after which

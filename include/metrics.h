@@ -18,4 +18,8 @@ void metrics_prometheus(FILE *out, const struct runtime *rt);
 void metrics_json(FILE *out, const struct runtime *rt);
 void metrics_html(FILE *out, const struct runtime *rt);
 
+/* Called by the admin thread (alone) now and then: each VIP's connection
+ * rate over the last second, and its peak. */
+void metrics_sample(struct runtime *rt);
+
 #endif

@@ -4,6 +4,7 @@
 #ifndef SNATPROXY_RUNTIME_H
 #define SNATPROXY_RUNTIME_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <linux/time_types.h>
 
@@ -14,23 +15,60 @@
 
 struct health_pool;
 
+/* Results a health check can have (enum health_result in health.h). */
+#define RUNTIME_CHECK_RESULTS 7
+
 struct runtime_server_stats {
 	_Atomic uint64_t conns, bytes_in, bytes_out, connect_fail, retries;
 	/* connect_fail by cause (the admin endpoint's metrics) */
 	_Atomic uint64_t fail_refused, fail_timeout, fail_error;
+	/* Health checks by result (enum health_result), the last one's
+	 * duration, the times the server went down, and when its state last
+	 * changed (Unix ms): carried over reloads like the counters above. */
+	_Atomic uint64_t checks[RUNTIME_CHECK_RESULTS], check_us, downs, state_ms;
+	/* Why it last went down: 0 its checks, else the (positive) errno of
+	 * the client connects that failed. */
+	_Atomic int down_err;
 };
+
+/* Bytes a worker has relayed for one VIP or server, [0] toward the server
+ * and [1] toward the client, added as they move (runtime_bytes_add): each
+ * worker writes only its own row, a cache line of its own, so counting costs
+ * a plain load and store, and the admin thread sums the rows. */
+struct runtime_bytes {
+	_Alignas(64) _Atomic uint64_t n[2];
+};
+
+static inline void runtime_bytes_add(struct runtime_bytes *b, int d, uint64_t n)
+{
+	atomic_store_explicit(&b->n[d], atomic_load_explicit(&b->n[d], memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 
 struct runtime_pool {
 	const struct config_pool *cfg;
 	struct balance_pool bal;
 	struct runtime_server_stats *stats; /* one per server */
 	struct health_pool *health;         /* health checks (health.c); NULL until health_init */
+	struct runtime_bytes *wbytes;	    /* [server * nworkers + worker] */
+	int nworkers;
 };
 
 struct runtime_snat_addr {
 	struct sockaddr_storage addr;
 	_Atomic uint64_t exhausted; /* connects refused with EADDRNOTAVAIL */
 };
+
+/* Why a client connection ended before it reached a server. */
+enum runtime_refuse {
+	RUNTIME_REFUSE_NO_SERVER,      /* no server could take it */
+	RUNTIME_REFUSE_CONNECT_FAILED, /* its connects failed, retry included */
+	RUNTIME_REFUSE_BAD_HELLO,      /* tls = route: no usable ClientHello */
+	RUNTIME_REFUSE_HELLO_TIMEOUT,
+	RUNTIME_REFUSE_TLS_HANDSHAKE, /* tls = terminate: failed, or not within timeout_connect */
+	RUNTIME_REFUSE_N
+};
+extern const char *const runtime_refuse_name[RUNTIME_REFUSE_N];
 
 struct runtime_vip {
 	const struct config_vip *cfg;
@@ -41,7 +79,16 @@ struct runtime_vip {
 	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
 	_Atomic uint64_t conns;
 	_Atomic int active;		      /* open client connections */
-	_Atomic uint64_t bytes_in, bytes_out; /* from / to clients, counted at close */
+	/* To / from servers: what earlier generations counted (carried over
+	 * a reload); wbytes holds this one's, per worker. */
+	_Atomic uint64_t bytes_in, bytes_out;
+	struct runtime_bytes *wbytes;		    /* [worker] */
+	_Atomic uint64_t refused[RUNTIME_REFUSE_N]; /* client connections, by cause */
+	/* New connections per second over the last second, and the highest
+	 * seen: sampled by the admin thread (metrics_sample), which alone
+	 * writes them and rate_prev, rate_ms. */
+	_Atomic uint64_t rate, rate_peak;
+	uint64_t rate_prev, rate_ms;
 };
 
 /* Buckets of the loop's batch histograms (LOOP_HIST in loop.h). */
@@ -113,5 +160,13 @@ void runtime_free(struct runtime *rt);
 /* Ready: serving, and every VIP's pool has a server that takes new
  * connections. Returns 0, or -EAGAIN; `why` gets one line either way. */
 int runtime_ready(const struct runtime *rt, char *why, size_t len);
+
+/* Bytes relayed so far toward the server (d = 0) or the client (d = 1),
+ * open connections included. */
+uint64_t runtime_vip_bytes(const struct runtime_vip *v, int nworkers, int d);
+uint64_t runtime_server_bytes(const struct runtime_pool *p, int s, int d);
+/* Server s of p changed state (up, down, drain, disabled): for the time
+ * in its current state; `down` counts one more down. */
+void runtime_state_changed(struct runtime_pool *p, int s, bool down);
 
 #endif

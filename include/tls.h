@@ -29,6 +29,21 @@
 #define TLS_OUT_MAX (32 * 1024)
 #define TLS_OUT_BUF (16 * 1024) /* one send's worth, allocated only while in use */
 
+/* How a client's handshake at a VIP ended: done, or why not. */
+enum tls_result {
+	TLS_RESULT_OK,
+	TLS_RESULT_FAILED, /* a failure none of the others names */
+	TLS_RESULT_NO_SHARED_CIPHER,
+	TLS_RESULT_PROTOCOL_VERSION,
+	TLS_RESULT_UNKNOWN_CA,	    /* the client does not trust our certificate's issuer */
+	TLS_RESULT_BAD_CERTIFICATE, /* the client refused our certificate, or we its */
+	TLS_RESULT_NOT_TLS,	    /* plain HTTP, or bytes that are not TLS records */
+	TLS_RESULT_TIMEOUT,	    /* not done within timeout_connect */
+	TLS_RESULT_EOF,		    /* the client closed or reset first */
+	TLS_RESULT_N
+};
+extern const char *const tls_result_name[TLS_RESULT_N];
+
 /* A VIP's contexts, shared by every worker (OpenSSL's SSL_CTX is thread
  * safe); the counters are atomics for the same reason. */
 struct tls_vip {
@@ -41,6 +56,7 @@ struct tls_vip {
 	SSL_SESSION **sessions;
 	int nworkers, nservers;
 	_Atomic uint64_t handshakes, resumed, failures;
+	_Atomic uint64_t results[TLS_RESULT_N]; /* the clients' handshakes */
 	struct log_ratelimit rl_fail;
 };
 
@@ -98,6 +114,9 @@ bool tls_client_sent(const struct tls_conn *t);
 bool tls_client_ready(const struct tls_conn *t);
 /* True once the connection failed during a handshake. */
 bool tls_handshake_failed(const struct tls_conn *t);
+/* The connection ends: a client handshake neither done nor failed is
+ * counted as given up, by timeout (`timeout`) or by the client. */
+void tls_conn_end(struct tls_conn *t, bool timeout);
 /* " tls=TLSv1.3 cipher=... sni=..." and the failure's reason, for the log. */
 void tls_describe(const struct tls_conn *t, char *buf, size_t len);
 

@@ -100,6 +100,8 @@ static const char *admin_reason(int status)
 	switch (status) {
 	case 200:
 		return "OK";
+	case 303:
+		return "See Other";
 	case 400:
 		return "Bad Request";
 	case 401:
@@ -211,8 +213,11 @@ static int admin_find_server(const struct config_pool *cp, const char *name)
 /* drain: no new connections, open ones go on; disable: no new ones, and the
  * workers close the open ones at their next tick; enable: undoes both (a
  * server that fails its health checks stays down until they pass). */
-static int admin_act(struct runtime *rt, struct balance_server *s, const char *action)
+static int admin_act(struct runtime *rt, struct runtime_pool *p, int i, const char *action)
 {
+	struct balance_server *s = &p->bal.srv[i];
+	unsigned was = atomic_load(&s->flags);
+
 	if (strcmp(action, "drain") == 0) {
 		atomic_fetch_or(&s->flags, BALANCE_DRAIN);
 	} else if (strcmp(action, "disable") == 0) {
@@ -223,12 +228,14 @@ static int admin_act(struct runtime *rt, struct balance_server *s, const char *a
 	} else {
 		return -EINVAL;
 	}
+	if (strcmp(metrics_state_name(was), metrics_state_name(atomic_load(&s->flags))) != 0)
+		runtime_state_changed(p, i, false);
 	return 0;
 }
 
 /* POST /pools/POOL/servers/SERVER/ACTION; the path is already split. */
 static void admin_server_action(struct admin *a, struct admin_conn *c, struct admin_resp *r,
-				char **seg)
+				char **seg, bool form)
 {
 	struct runtime *rt = a->rt;
 	int p = admin_find_pool(rt, seg[1]);
@@ -239,12 +246,16 @@ static void admin_server_action(struct admin *a, struct admin_conn *c, struct ad
 	if (i < 0)
 		return admin_text(r, 404, "pool %s has no server named '%s'\n", seg[1], seg[3]);
 	struct balance_server *s = &rt->pools[p].bal.srv[i];
-	if (admin_act(rt, s, seg[4]) < 0)
+	if (admin_act(rt, &rt->pools[p], i, seg[4]) < 0)
 		return admin_text(r, 404, "unknown action '%s': use drain, disable or enable\n",
 				  seg[4]);
 	const char *st = metrics_state_name(atomic_load(&s->flags));
 	log_info("admin %s: pool %s server %s: %s (now %s)", c->peer, seg[1], seg[3], seg[4], st);
 	admin_text(r, 200, "pool %s server %s: %s, now %s\n", seg[1], seg[3], seg[4], st);
+	if (form) { /* the status page's buttons: back to the page */
+		r->status = 303;
+		r->extra = "Location: /\r\n";
+	}
 }
 
 /* GET /ready: what keepalived's or the BGP daemon's poller asks. */
@@ -374,7 +385,7 @@ static void admin_route(struct admin *a, struct admin_conn *c, const struct admi
 			r->extra = "Allow: POST\r\n";
 			return admin_text(r, 405, "%s %s: only POST here\n", q->method, q->path);
 		}
-		return admin_server_action(a, c, r, seg);
+		return admin_server_action(a, c, r, seg, q->form);
 	}
 	admin_text(
 	    r, 404,
@@ -501,7 +512,55 @@ static int admin_header_line(const char *l, size_t len, struct admin_request *q,
 		return admin_content_length(l + i, len - i, q, cl);
 	if (admin_is_name(l, nlen, "Authorization"))
 		return admin_authorization(l + i, len - i, q);
+	if (admin_is_name(l, nlen, "Content-Type"))
+		q->form = len - i >= 33 &&
+			  strncasecmp(l + i, "application/x-www-form-urlencoded", 33) == 0;
 	return 0;
+}
+
+static int admin_hex(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = (char)(ch | 0x20);
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* A form's body (the status page's buttons): its `token` field stands for
+ * an Authorization header, which a plain HTML form cannot send. The value
+ * is percent-decoded; one too long or malformed counts as given but
+ * unusable, as a bad header would. */
+static void admin_form(const char *b, size_t len, struct admin_request *q)
+{
+	size_t i = 0, n = 0;
+
+	while (i < len &&
+	       !(len - i >= 6 && strncmp(b + i, "token=", 6) == 0 && (i == 0 || b[i - 1] == '&'))) {
+		const char *amp = memchr(b + i, '&', len - i);
+		i = amp ? (size_t)(amp - b) + 1 : len;
+	}
+	if (i >= len || q->auth)
+		return;
+	q->auth = true;
+	for (i += 6; i < len && b[i] != '&'; i++) {
+		int c = (unsigned char)b[i], hi, lo;
+		if (c == '%') {
+			if (i + 2 >= len || (hi = admin_hex(b[i + 1])) < 0 ||
+			    (lo = admin_hex(b[i + 2])) < 0)
+				goto bad;
+			c = hi * 16 + lo;
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (c < 0x21 || c > 0x7e || n == CONFIG_TOKEN_MAX)
+			goto bad;
+		q->token[n++] = (char)c;
+	}
+	q->token[n] = '\0';
+	return;
+bad:
+	q->token[0] = '\0';
 }
 
 /* Checks one byte of the head: lines must end in CRLF, and a bare LF or CR
@@ -556,7 +615,10 @@ int admin_parse_request(const char *buf, size_t len, struct admin_request *q)
 			if (admin_request_line(line, llen, q) < 0)
 				return 0;
 		} else if (llen == 0) {
-			return admin_body(len, i + 1, cl, q);
+			int ret = admin_body(len, i + 1, cl, q);
+			if (ret == 0 && !q->status && q->form)
+				admin_form(buf + q->head_len, q->length - q->head_len, q);
+			return ret;
 		} else if (admin_header_line(line, llen, q, &cl) < 0) {
 			return 0;
 		}
@@ -799,6 +861,7 @@ static void *admin_main(void *arg)
 			atomic_fetch_sub(&a->rt->refs, 1);
 			a->rt = next;
 		}
+		metrics_sample(a->rt);
 		int n = epoll_wait(a->efd, ev, 32, 250);
 		if (n < 0 && errno != EINTR) {
 			log_err("admin %s: epoll_wait: %s; the admin endpoint stops", a->addr,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -37,9 +38,27 @@
 
 enum health_state { ST_WAIT, ST_CONNECT, ST_SEND, ST_RECV };
 
+#define HEALTH_WORDS (HEALTH_TEXT_MAX / 8)
+
 struct health_server {
 	_Atomic int passive_fails; /* client connects failed in a row */
+	/* The last check, for the status page: written by the one worker that
+	 * checks the server, read by the admin thread, under a sequence count
+	 * (odd while a write is under way) over atomic words, so that neither
+	 * ever waits for the other and a read that overlapped a write is
+	 * simply done again. */
+	_Atomic unsigned seq;
+	_Atomic int result;
+	_Atomic uint64_t dur_us, unix_ms;
+	_Atomic uint64_t text[HEALTH_WORDS];
 };
+
+const char *const health_result_name[HEALTH_RESULT_N] = {
+    [HEALTH_OK] = "ok",	      [HEALTH_TIMEOUT] = "timeout", [HEALTH_REFUSED] = "refused",
+    [HEALTH_RESET] = "reset", [HEALTH_STATUS] = "status",   [HEALTH_TLS] = "tls",
+    [HEALTH_ERROR] = "error",
+};
+_Static_assert(HEALTH_RESULT_N == RUNTIME_CHECK_RESULTS, "one list of results, two names");
 
 struct health_pool {
 	const struct config_pool *cfg;
@@ -68,6 +87,8 @@ struct health_check {
 	union health_sa addr;
 	union health_sa src; /* check_source; family 0: the kernel's choice */
 	uint64_t start_ms, deadline_ms, down_ms;
+	uint64_t start_us; /* CLOCK_MONOTONIC: the check's duration */
+	int result;	   /* enum health_result of a failure, set before health_fail */
 	struct __kernel_timespec ts_wait, ts_link;
 	SSL *ssl;
 	BIO *net_in, *net_out; /* owned by ssl */
@@ -112,6 +133,8 @@ static void health_mark_down(struct health_check *c)
 	c->seen_down = true;
 	if (atomic_fetch_or(&bs->flags, BALANCE_DOWN) & BALANCE_DOWN)
 		return; /* a worker's passive check was first, and said so */
+	atomic_store(&c->rp->stats[c->server].down_err, 0);
+	runtime_state_changed(c->rp, c->server, true);
 	log_warn("%s is DOWN: %s (%d failed %s check%s in a row)",
 		 health_server_text(c, who, sizeof(who)), c->cause, c->fall_n,
 		 health_type_name[c->cfg->type], c->fall_n > 1 ? "s" : "");
@@ -123,6 +146,7 @@ static void health_mark_up(struct health_check *c)
 	char who[200];
 
 	atomic_fetch_and(&bs->flags, ~(unsigned)BALANCE_DOWN);
+	runtime_state_changed(c->rp, c->server, false);
 	c->seen_down = false;
 	log_info("%s is UP: %d successful %s check%s in a row",
 		 health_server_text(c, who, sizeof(who)), c->rise_n, health_type_name[c->cfg->type],
@@ -168,10 +192,73 @@ static void health_close(struct health_check *c)
 	}
 }
 
+static uint64_t health_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The check's outcome for the status page and the metrics. */
+static void health_publish(struct health_check *c, bool ok)
+{
+	struct health_server *hs = &c->rp->health->srv[c->server];
+	struct runtime_server_stats *st = &c->rp->stats[c->server];
+	uint64_t words[HEALTH_WORDS] = {0};
+	uint64_t now = health_mono_us(), dur = now > c->start_us ? now - c->start_us : 0;
+	unsigned seq = atomic_load_explicit(&hs->seq, memory_order_relaxed);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	memcpy(words, c->cause, strnlen(c->cause, sizeof(words) - 1)); /* cut to fit */
+	atomic_store_explicit(&hs->seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&hs->result, ok ? HEALTH_OK : c->result, memory_order_relaxed);
+	atomic_store_explicit(&hs->dur_us, dur, memory_order_relaxed);
+	atomic_store_explicit(&hs->unix_ms,
+			      (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+			      memory_order_relaxed);
+	for (int i = 0; i < HEALTH_WORDS; i++)
+		atomic_store_explicit(&hs->text[i], words[i], memory_order_relaxed);
+	atomic_store_explicit(&hs->seq, seq + 2, memory_order_release);
+	atomic_fetch_add(&st->checks[ok ? HEALTH_OK : c->result], 1);
+	atomic_store(&st->check_us, dur);
+}
+
+void health_last_get(const struct runtime_pool *p, int s, struct health_last *out)
+{
+	const struct health_server *hs = p->health ? &p->health->srv[s] : NULL;
+	uint64_t words[HEALTH_WORDS];
+
+	memset(out, 0, sizeof(*out));
+	out->type = health_type_name[p->cfg->check.type];
+	for (int tries = 0; hs && tries < 1000; tries++) {
+		unsigned seq = atomic_load_explicit(&hs->seq, memory_order_acquire);
+		if (seq & 1)
+			continue;
+		out->result = atomic_load_explicit(&hs->result, memory_order_relaxed);
+		out->dur_us = atomic_load_explicit(&hs->dur_us, memory_order_relaxed);
+		out->unix_ms = atomic_load_explicit(&hs->unix_ms, memory_order_relaxed);
+		for (int i = 0; i < HEALTH_WORDS; i++)
+			words[i] = atomic_load_explicit(&hs->text[i], memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&hs->seq, memory_order_relaxed) != seq)
+			continue;
+		out->checked = seq > 0;
+		memcpy(out->text, words, sizeof(out->text));
+		out->text[sizeof(out->text) - 1] = '\0';
+		if (out->result < 0 || out->result >= HEALTH_RESULT_N)
+			out->result = HEALTH_ERROR;
+		return;
+	}
+}
+
 static void health_done(struct health_check *c, bool ok)
 {
 	uint64_t now = c->w->loop->now_ms, next = c->start_ms + c->cfg->interval_ms;
 
+	health_publish(c, ok);
 	health_close(c);
 	health_count(c, ok);
 	health_arm_wait(c, next > now ? next - now : 1);
@@ -201,12 +288,16 @@ health_fail(struct health_check *c, const char *fmt, ...)
 
 static void health_fail_errno(struct health_check *c, const char *during, int err)
 {
-	if (err == -ECANCELED || err == -ETIME || err == -ETIMEDOUT)
+	c->result = err == -ECANCELED || err == -ETIME || err == -ETIMEDOUT ? HEALTH_TIMEOUT
+		    : err == -ECONNREFUSED				    ? HEALTH_REFUSED
+		    : err == -ECONNRESET || err == -EPIPE		    ? HEALTH_RESET
+									    : HEALTH_ERROR;
+	if (c->result == HEALTH_TIMEOUT)
 		health_fail(c, "timeout: no %s within check_timeout (%llu ms)", during,
 			    (unsigned long long)c->cfg->timeout_ms);
-	else if (err == -ECONNREFUSED)
+	else if (c->result == HEALTH_REFUSED)
 		health_fail(c, "connection refused");
-	else if (err == -ECONNRESET || err == -EPIPE)
+	else if (c->result == HEALTH_RESET)
 		health_fail(c, "connection reset by the server during the %s", during);
 	else
 		health_fail(c, "%s failed: %s", during, strerror(-err));
@@ -285,6 +376,8 @@ static void health_start(struct health_check *c)
 	struct io_uring_sqe *sqe;
 
 	c->start_ms = l->now_ms;
+	c->start_us = health_mono_us();
+	c->result = HEALTH_ERROR;
 	c->deadline_ms = l->now_ms + c->cfg->timeout_ms;
 	c->handshaken = c->eof = false;
 	c->alert = NULL;
@@ -363,6 +456,9 @@ static bool health_response(struct health_check *c)
 
 	if (ret == 0)
 		return false;
+	c->result = HEALTH_STATUS;
+	if (ret > 0) /* the status, for the status page: "https 200 in 3 ms" */
+		snprintf(c->cause, sizeof(c->cause), "%d", r.status);
 	if (ret < 0)
 		health_fail(c, "bad HTTP response: %s", why);
 	else if (!health_status_expected(c->cfg, r.status))
@@ -411,6 +507,7 @@ static void health_tls_error(struct health_check *c)
 	char host[HEALTH_HOST_MAX];
 
 	health_host(c, host, sizeof(host));
+	c->result = HEALTH_TLS;
 	if (c->alert)
 		health_fail(c, "TLS alert from the server: %s", c->alert);
 	else if (verify != X509_V_OK)
@@ -522,6 +619,7 @@ static void health_connected(struct health_check *c)
 		health_tls_begin(c);
 		break;
 	default:
+		snprintf(c->cause, sizeof(c->cause), "connected");
 		health_done(c, true);
 	}
 }
@@ -906,7 +1004,7 @@ void health_worker_free(struct health_worker *h)
 
 /* ---- passive checking ---- */
 
-static const char *health_errno_text(int err)
+const char *health_errno_text(int err)
 {
 	switch (err) {
 	case -ECONNREFUSED:
@@ -935,6 +1033,7 @@ static void health_passive_none(struct runtime_pool *p, int s, bool ok, int err)
 			atomic_store(&hp->srv[s].passive_fails, 0);
 		if (!balance_recover(&p->bal, s))
 			return;
+		runtime_state_changed(p, s, false);
 		addr_format((const struct sockaddr *)&cs->addr, a, sizeof(a));
 		log_info("server %s %s of pool %s is UP: a client connected to it", cs->name, a,
 			 hp->cfg->name);
@@ -944,14 +1043,17 @@ static void health_passive_none(struct runtime_pool *p, int s, bool ok, int err)
 	if (n < hp->cfg->check.fall && !(atomic_load(&p->bal.srv[s].flags) & BALANCE_DOWN))
 		return;
 	addr_format((const struct sockaddr *)&cs->addr, a, sizeof(a));
-	if (balance_fail(&p->bal, s))
-		log_warn("server %s %s of pool %s is DOWN: %d client connects in a row failed "
-			 "(last: %s); one connection tries it again in %llu ms (fail_timeout)",
-			 cs->name, a, hp->cfg->name, n, health_errno_text(err), wait);
-	else
+	if (!balance_fail(&p->bal, s)) {
 		log_info("server %s %s of pool %s is still down: a client connect failed (%s); "
 			 "one connection tries it again in %llu ms",
 			 cs->name, a, hp->cfg->name, health_errno_text(err), wait);
+		return;
+	}
+	atomic_store(&p->stats[s].down_err, -err);
+	runtime_state_changed(p, s, true);
+	log_warn("server %s %s of pool %s is DOWN: %d client connects in a row failed "
+		 "(last: %s); one connection tries it again in %llu ms (fail_timeout)",
+		 cs->name, a, hp->cfg->name, n, health_errno_text(err), wait);
 }
 
 void health_passive(struct runtime_pool *p, int s, bool ok, int err)
@@ -977,6 +1079,8 @@ void health_passive(struct runtime_pool *p, int s, bool ok, int err)
 	if (n < hp->cfg->check.fall ||
 	    (atomic_fetch_or(&p->bal.srv[s].flags, BALANCE_DOWN) & BALANCE_DOWN))
 		return;
+	atomic_store(&p->stats[s].down_err, -err);
+	runtime_state_changed(p, s, true);
 	cs = &hp->cfg->servers[s];
 	log_warn("server %s %s of pool %s is DOWN: %d client connects in a row failed (last: %s); "
 		 "it comes back after %d successful %s check%s",

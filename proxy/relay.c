@@ -328,8 +328,42 @@ static void relay_release_server(struct relay_conn *c)
 		return;
 	struct runtime_pool *p = c->pool;
 	balance_release(&p->bal, c->server);
-	atomic_fetch_add(&p->stats[c->server].bytes_out, c->bytes[C_CLIENT]);
-	atomic_fetch_add(&p->stats[c->server].bytes_in, c->bytes[C_SERVER]);
+}
+
+/* Bytes of the client's connection as they move, c->bytes[d] for the log
+ * line and this worker's rows for the metrics: what the client sent (d =
+ * C_CLIENT, counted as received) and what it was sent (d = C_SERVER, at
+ * send completion), TLS records included under tls = terminate. The rows
+ * are the worker's own cache lines, so an open connection shows without
+ * an atomic operation per completion. */
+static void relay_count(struct relay *r, struct relay_conn *c, int d, uint32_t n)
+{
+	c->bytes[d] += n;
+	runtime_bytes_add(&c->vip->wbytes[r->worker], d, n);
+	if (c->server >= 0)
+		runtime_bytes_add(&c->pool->wbytes[c->server * c->pool->nworkers + r->worker], d,
+				  n);
+}
+
+/* How a connection ended, for the metrics: a client refused before it
+ * reached a server, by cause; a client TLS handshake left unfinished. */
+static void relay_count_end(struct relay_conn *c, enum relay_end why)
+{
+	static const int8_t cause[] = {
+	    [END_NO_SERVER] = RUNTIME_REFUSE_NO_SERVER + 1,
+	    [END_CONNECT_TIMEOUT] = RUNTIME_REFUSE_CONNECT_FAILED + 1,
+	    [END_CONNECT_REFUSED] = RUNTIME_REFUSE_CONNECT_FAILED + 1,
+	    [END_CONNECT_ERROR] = RUNTIME_REFUSE_CONNECT_FAILED + 1,
+	    [END_BAD_HELLO] = RUNTIME_REFUSE_BAD_HELLO + 1,
+	    [END_HELLO_TIMEOUT] = RUNTIME_REFUSE_HELLO_TIMEOUT + 1,
+	    [END_TLS_HANDSHAKE] = RUNTIME_REFUSE_TLS_HANDSHAKE + 1,
+	    [END_HANDSHAKE_TIMEOUT] = RUNTIME_REFUSE_TLS_HANDSHAKE + 1,
+	};
+
+	if (c->tls)
+		tls_conn_end(c->tls, why == END_HANDSHAKE_TIMEOUT);
+	if (c->state != S_RELAYING && why < sizeof(cause) && cause[why])
+		atomic_fetch_add(&c->vip->refused[cause[why] - 1], 1);
 }
 
 static void relay_reset_on_close(int fd)
@@ -351,6 +385,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	if (c->state == S_CONNECTING && c->inflight)
 		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
 	lru_unlink(relay_list(c), c);
+	relay_count_end(c, why);
 	c->state = S_CLOSING;
 	c->end = why;
 	for (int d = 0; d < 2; d++) {
@@ -372,8 +407,6 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	}
 	relay_log(r, c);
 	relay_release_server(c);
-	atomic_fetch_add(&c->vip->bytes_in, c->bytes[C_CLIENT]);
-	atomic_fetch_add(&c->vip->bytes_out, c->bytes[C_SERVER]);
 	atomic_fetch_sub(&c->vip->active, 1);
 	if (c->starved_listed)
 		starved_remove(r, c);
@@ -587,7 +620,8 @@ static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct i
 	}
 	if (!t.h)
 		return;
-	c->bytes[d] += (unsigned)cqe->res;
+	if (d == C_CLIENT)
+		relay_count(r, c, d, (uint32_t)cqe->res);
 	relay_touch(r, c);
 	if (c->state == S_HELLO) {
 		relay_hello(r, c);
@@ -853,6 +887,8 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 		relay_maybe_free(r, c);
 		return;
 	}
+	if (d == C_SERVER && cqe->res > 0)
+		relay_count(r, c, d, (uint32_t)cqe->res);
 	if (cqe->res < 0) {
 		/* The receiver of this half is gone: reset the sender. */
 		relay_close(r, c, d == C_CLIENT ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);

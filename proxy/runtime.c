@@ -10,12 +10,88 @@
 #include "addr.h"
 #include "runtime.h"
 
+const char *const runtime_refuse_name[RUNTIME_REFUSE_N] = {
+    [RUNTIME_REFUSE_NO_SERVER] = "no_server",
+    [RUNTIME_REFUSE_CONNECT_FAILED] = "connect_failed",
+    [RUNTIME_REFUSE_BAD_HELLO] = "bad_hello",
+    [RUNTIME_REFUSE_HELLO_TIMEOUT] = "hello_timeout",
+    [RUNTIME_REFUSE_TLS_HANDSHAKE] = "tls_handshake",
+};
+
+static uint64_t runtime_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct runtime_bytes *runtime_bytes_new(size_t n)
+{
+	size_t len = n * sizeof(struct runtime_bytes);
+	struct runtime_bytes *b =
+	    aligned_alloc(_Alignof(struct runtime_bytes), len ? len : sizeof(*b));
+
+	if (b)
+		memset(b, 0, len);
+	return b;
+}
+
+/* The per-worker byte rows, once the number of workers is known. */
+static int runtime_bytes_alloc(struct runtime *rt)
+{
+	for (int i = 0; i < rt->cfg->npools; i++) {
+		struct runtime_pool *rp = &rt->pools[i];
+		free(rp->wbytes);
+		rp->nworkers = rt->nworkers;
+		rp->wbytes = runtime_bytes_new((size_t)rp->cfg->nservers * (size_t)rt->nworkers);
+		if (!rp->wbytes)
+			return -ENOMEM;
+	}
+	for (int i = 0; i < rt->cfg->nvips; i++) {
+		free(rt->vips[i].wbytes);
+		rt->vips[i].wbytes = runtime_bytes_new((size_t)rt->nworkers);
+		if (!rt->vips[i].wbytes)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+uint64_t runtime_vip_bytes(const struct runtime_vip *v, int nworkers, int d)
+{
+	uint64_t n = atomic_load_explicit(d ? &v->bytes_out : &v->bytes_in, memory_order_relaxed);
+
+	for (int w = 0; v->wbytes && w < nworkers; w++)
+		n += atomic_load_explicit(&v->wbytes[w].n[d], memory_order_relaxed);
+	return n;
+}
+
+uint64_t runtime_server_bytes(const struct runtime_pool *p, int s, int d)
+{
+	const struct runtime_server_stats *st = &p->stats[s];
+	uint64_t n = atomic_load_explicit(d ? &st->bytes_in : &st->bytes_out, memory_order_relaxed);
+
+	for (int w = 0; p->wbytes && w < p->nworkers; w++)
+		n += atomic_load_explicit(&p->wbytes[s * p->nworkers + w].n[d],
+					  memory_order_relaxed);
+	return n;
+}
+
+void runtime_state_changed(struct runtime_pool *p, int s, bool down)
+{
+	atomic_store(&p->stats[s].state_ms, runtime_unix_ms());
+	if (down)
+		atomic_fetch_add(&p->stats[s].downs, 1);
+}
+
 static int runtime_pool_init(struct runtime_pool *rp, const struct config_pool *cfg)
 {
 	rp->cfg = cfg;
 	rp->stats = calloc((size_t)cfg->nservers, sizeof(*rp->stats));
 	if (!rp->stats)
 		return -ENOMEM;
+	for (int i = 0; i < cfg->nservers; i++)
+		atomic_store(&rp->stats[i].state_ms, runtime_unix_ms());
 	return balance_pool_init(&rp->bal, cfg);
 }
 
@@ -116,6 +192,10 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 			return ret;
 		}
 	}
+	if (runtime_bytes_alloc(rt) < 0) {
+		runtime_free(rt);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -124,9 +204,11 @@ void runtime_free(struct runtime *rt)
 	for (int i = 0; rt->pools && i < rt->cfg->npools; i++) {
 		balance_pool_free(&rt->pools[i].bal);
 		free(rt->pools[i].stats);
+		free(rt->pools[i].wbytes);
 	}
 	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++) {
 		free(rt->vips[i].snat);
+		free(rt->vips[i].wbytes);
 		tls_vip_free(&rt->vips[i].tls);
 	}
 	free(rt->pools);
@@ -169,13 +251,19 @@ static void runtime_carry_server(struct runtime_pool *to, int i, const struct ru
 
 	atomic_store(&to->bal.srv[i].flags, runtime_carry_down(to, i, from, j, flags));
 	atomic_store(&b->conns, atomic_load(&a->conns));
-	atomic_store(&b->bytes_in, atomic_load(&a->bytes_in));
-	atomic_store(&b->bytes_out, atomic_load(&a->bytes_out));
+	atomic_store(&b->bytes_in, runtime_server_bytes(from, j, 1));
+	atomic_store(&b->bytes_out, runtime_server_bytes(from, j, 0));
 	atomic_store(&b->connect_fail, atomic_load(&a->connect_fail));
 	atomic_store(&b->retries, atomic_load(&a->retries));
 	atomic_store(&b->fail_refused, atomic_load(&a->fail_refused));
 	atomic_store(&b->fail_timeout, atomic_load(&a->fail_timeout));
 	atomic_store(&b->fail_error, atomic_load(&a->fail_error));
+	for (int r = 0; r < RUNTIME_CHECK_RESULTS; r++)
+		atomic_store(&b->checks[r], atomic_load(&a->checks[r]));
+	atomic_store(&b->check_us, atomic_load(&a->check_us));
+	atomic_store(&b->downs, atomic_load(&a->downs));
+	atomic_store(&b->state_ms, atomic_load(&a->state_ms));
+	atomic_store(&b->down_err, atomic_load(&a->down_err));
 }
 
 static void runtime_carry_pool(struct runtime_pool *to, const struct runtime *prev)
@@ -193,13 +281,20 @@ static void runtime_carry_pool(struct runtime_pool *to, const struct runtime *pr
 
 static void runtime_carry_vip(struct runtime_vip *to, const struct runtime *prev)
 {
+	/* Bytes that connections of the previous generation relay after this
+	 * are counted there, and not seen here. */
 	for (int v = 0; v < prev->cfg->nvips; v++) {
 		const struct runtime_vip *from = &prev->vips[v];
 		if (strcmp(from->cfg->name, to->cfg->name) != 0)
 			continue;
 		atomic_store(&to->conns, atomic_load(&from->conns));
-		atomic_store(&to->bytes_in, atomic_load(&from->bytes_in));
-		atomic_store(&to->bytes_out, atomic_load(&from->bytes_out));
+		atomic_store(&to->bytes_in, runtime_vip_bytes(from, prev->nworkers, 0));
+		atomic_store(&to->bytes_out, runtime_vip_bytes(from, prev->nworkers, 1));
+		for (int r = 0; r < RUNTIME_REFUSE_N; r++)
+			atomic_store(&to->refused[r], atomic_load(&from->refused[r]));
+		atomic_store(&to->rate_peak, atomic_load(&from->rate_peak));
+		for (int r = 0; r < TLS_RESULT_N; r++)
+			atomic_store(&to->tls.results[r], atomic_load(&from->tls.results[r]));
 	}
 }
 
@@ -212,7 +307,13 @@ int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct
 		return ret;
 	free(rt->wstats);
 	rt->wstats = NULL;
-	rt->nworkers = prev->nworkers;
+	if (rt->nworkers != prev->nworkers) {
+		rt->nworkers = prev->nworkers;
+		if (runtime_bytes_alloc(rt) < 0) {
+			runtime_free(rt);
+			return -ENOMEM;
+		}
+	}
 	rt->root = prev->root;
 	rt->start_time = prev->root->start_time;
 	for (int p = 0; p < cfg->npools; p++)

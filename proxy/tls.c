@@ -43,6 +43,56 @@ struct tls_conn {
 
 /* ---- errors ---- */
 
+const char *const tls_result_name[TLS_RESULT_N] = {
+    [TLS_RESULT_OK] = "ok",
+    [TLS_RESULT_FAILED] = "failed",
+    [TLS_RESULT_NO_SHARED_CIPHER] = "no_shared_cipher",
+    [TLS_RESULT_PROTOCOL_VERSION] = "protocol_version",
+    [TLS_RESULT_UNKNOWN_CA] = "unknown_ca",
+    [TLS_RESULT_BAD_CERTIFICATE] = "bad_certificate",
+    [TLS_RESULT_NOT_TLS] = "not_tls",
+    [TLS_RESULT_TIMEOUT] = "timeout",
+    [TLS_RESULT_EOF] = "eof",
+};
+
+/* The failure of a client's handshake, from OpenSSL's reason code (the
+ * alerts the client sent arrive as SSL_R_*_ALERT_* reasons). */
+static enum tls_result tls_classify(unsigned long e)
+{
+	switch (ERR_GET_LIB(e) == ERR_LIB_SSL ? ERR_GET_REASON(e) : 0) {
+	case SSL_R_NO_SHARED_CIPHER:
+	case SSL_R_NO_SHARED_GROUPS:
+	case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+		return TLS_RESULT_NO_SHARED_CIPHER;
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_VERSION_TOO_LOW:
+	case SSL_R_VERSION_TOO_HIGH:
+	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+	case SSL_R_UNKNOWN_PROTOCOL:
+		return TLS_RESULT_PROTOCOL_VERSION;
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+		return TLS_RESULT_UNKNOWN_CA;
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
+	case SSL_R_CERTIFICATE_VERIFY_FAILED:
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+		return TLS_RESULT_BAD_CERTIFICATE;
+	case SSL_R_HTTP_REQUEST:
+	case SSL_R_HTTPS_PROXY_REQUEST:
+	case SSL_R_WRONG_VERSION_NUMBER:
+	case SSL_R_PACKET_LENGTH_TOO_LONG:
+		return TLS_RESULT_NOT_TLS;
+	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+		return TLS_RESULT_EOF;
+	default:
+		return TLS_RESULT_FAILED;
+	}
+}
+
 /* OpenSSL's error queue is per thread: read it, word it, empty it. */
 static void tls_reason(char *buf, size_t len, const char *fallback)
 {
@@ -502,6 +552,8 @@ static int tls_fail(struct tls_conn *t, int s)
 
 	t->failed = true;
 	t->in_handshake = !side->done;
+	if (s == 0 && t->in_handshake)
+		atomic_fetch_add(&t->vip->results[tls_classify(ERR_peek_last_error())], 1);
 	tls_reason(t->reason, sizeof(t->reason), "protocol error");
 	if (s == 1 && t->server)
 		tls_verify_reason(t);
@@ -529,6 +581,8 @@ static void tls_check_done(struct tls_conn *t, int s)
 		return;
 	side->done = true;
 	atomic_fetch_add(&t->vip->handshakes, 1);
+	if (s == 0)
+		atomic_fetch_add(&t->vip->results[TLS_RESULT_OK], 1);
 	if (SSL_session_reused(side->ssl))
 		atomic_fetch_add(&t->vip->resumed, 1);
 }
@@ -745,6 +799,13 @@ bool tls_client_ready(const struct tls_conn *t)
 bool tls_handshake_failed(const struct tls_conn *t)
 {
 	return t->failed && t->in_handshake;
+}
+
+void tls_conn_end(struct tls_conn *t, bool timeout)
+{
+	if (!t->side[0].done && !(t->failed && t->in_handshake))
+		atomic_fetch_add(&t->vip->results[timeout ? TLS_RESULT_TIMEOUT : TLS_RESULT_EOF],
+				 1);
 }
 
 void tls_describe(const struct tls_conn *t, char *buf, size_t len)

@@ -5,7 +5,7 @@
 # disable closes a server's open connections; garbage requests get 4xx with a
 # one-line reason, and the data path keeps answering meanwhile.
 . "$(dirname "$0")/../lib.sh"
-need nginx curl python3
+need nginx curl python3 promtool
 
 P=$(pick_port); E=$(pick_port); V=$(pick_port); W=$(pick_port); ADM=$(pick_port)
 nginx_start fe1 127.0.0.2 "$P"
@@ -104,10 +104,18 @@ sys.exit(1 if errors or samples == 0 else 0)
 PY
 }
 
+# promtool_clean FILE: Prometheus's own linter has nothing to say.
+promtool_clean() {
+	local out rc=0
+	out=$(promtool check metrics <"$1" 2>&1) || rc=$?
+	[ "$rc" -eq 0 ] && [ -z "$out" ] || { echo "$out" >&2; return 1; }
+}
+
 info "GET /metrics: every line valid"
 curl -fsS -m 5 -D "$T/h1" "$A/metrics" >"$T/m1" || fail "GET /metrics"
 grep -qi '^content-type: text/plain; version=0.0.4' "$T/h1" || fail "wrong Content-Type: $(cat "$T/h1")"
 validate_metrics "$T/m1" || fail "/metrics is not valid exposition format"
+promtool_clean "$T/m1" || fail "promtool check metrics finds fault with /metrics"
 for fam in snatproxy_vip_connections_active snatproxy_server_connect_failures_total \
 	snatproxy_server_state snatproxy_pool_retries_total snatproxy_worker_ring_submissions_total \
 	snatproxy_worker_ring_cq_overflows_total snatproxy_worker_buffer_exhausted_total \
@@ -128,6 +136,7 @@ b=$(metric 'snatproxy_vip_bytes_total{vip="web",direction="to_client"}')
 [ "$b" -gt 2000 ] || fail "bytes to clients: $b"
 curl -fsS -m 5 "$A/metrics" >"$T/m2"
 validate_metrics "$T/m2" || fail "/metrics after traffic is not valid"
+promtool_clean "$T/m2" || fail "promtool check metrics finds fault with /metrics after traffic"
 wait_for 3 eval '[ "$(metric "snatproxy_worker_ring_completions_total{worker=\"0\"}")" -gt 0 ]'
 # The loop's batch histograms count the same batches twice: by completions
 # and by time.
@@ -152,6 +161,12 @@ info "drain e1 under a streaming load: open streams finish, new ones go to e2"
 stream=$!
 PIDS+=($stream)
 wait_for 5 metric_is 'snatproxy_server_connections_active{pool="echo",server="e1"}' 1
+# Bytes show while the connection is open, not only once it ends.
+k='{pool="echo",server="e1",direction="to_client"}'
+b0=$(metric "snatproxy_server_bytes_total$k")
+wait_for 3 eval '[ "$(metric "snatproxy_server_bytes_total$k")" -gt $((b0 + 1000000)) ]'
+metric_is 'snatproxy_server_connections_active{pool="echo",server="e1"}' 1 ||
+	fail "the stream ended before its bytes were seen moving"
 curl -fsS -m 5 -X POST "$A/pools/echo/servers/e1/drain" | grep -qx 'pool echo server e1: drain, now drain' ||
 	fail "drain e1"
 metric_is 'snatproxy_server_state{pool="echo",server="e1",state="drain"}' 1 || fail "e1 not in state drain"
@@ -198,6 +213,9 @@ wait_for 3 grep -q 'server=e2/.*end=server-disabled' "$T/proxy.log"
 wait "$stream" && fail "a stream through disabled e2 went on"
 "$TOOLS/streamer" run "127.0.0.1:$W" --conns 1 --bytes 1000 --timeout 5 >/dev/null 2>&1 &&
 	fail "a connection was made with e1 drained and e2 disabled"
+wait_for 3 eval '[ "$(metric "snatproxy_vip_no_server_total{vip=\"echo\"}")" -ge 1 ]'
+metric_is 'snatproxy_vip_refused_total{vip="echo",cause="no_server"}' "$(metric 'snatproxy_vip_no_server_total{vip="echo"}')" ||
+	fail "refusals for want of a server counted apart from no_server_total"
 for s in e1 e2; do
 	curl -fsS -m 5 -X POST "$A/pools/echo/servers/$s/enable" >/dev/null || fail "enable $s"
 done

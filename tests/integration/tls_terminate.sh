@@ -169,7 +169,12 @@ if eof != "close_notify":
     sys.exit(f"the stream ended by {eof}")
 PY
 cat "$T/hc"
-wait_for 5 grep -qE 'conn vip=echo .* to_client=600000 .*end=client-closed' "$T/proxy.log"
+wait_for 5 grep -qE 'conn vip=echo .*end=client-closed' "$T/proxy.log"
+# The client's connection as on the wire: the 600000 bytes in TLS records,
+# after the server's handshake messages.
+tc=$(grep -m1 -oE 'conn vip=echo .* to_client=[0-9]+ .*end=client-closed' "$T/proxy.log" |
+	sed -E 's/.* to_client=([0-9]+) .*/\1/')
+[ "$tc" -gt 601000 ] || fail "to_client=$tc: not the 600000 bytes as TLS records"
 
 info "a garbage client and a truncated handshake are closed; others go on"
 exec 3<>"/dev/tcp/127.0.0.1/$Q"

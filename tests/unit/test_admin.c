@@ -94,6 +94,48 @@ static void test_good(void)
 	CHECK(q.auth && q.status == 0 && q.token[0] == '\0');
 }
 
+/* The status page's buttons: a form whose `token` field stands for the
+ * Authorization header, percent-decoded; malformed or too long: unusable. */
+static void test_form(void)
+{
+	struct admin_request q;
+	static const char head[] =
+	    "POST /pools/p/servers/s/drain HTTP/1.1\r\nContent-Type: "
+	    "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s";
+	static const struct {
+		const char *body, *token;
+		bool auth;
+	} cases[] = {
+	    {"token=s3cr3t-T0ken&do=drain", "s3cr3t-T0ken", true},
+	    {"do=drain&token=a%2Fb%3D%3d", "a/b==", true},
+	    {"xtoken=no&do=drain", "", false},
+	    {"do=drain", "", false},
+	    {"token=", "", true},
+	    {"token=a%2", "", true},
+	    {"token=a%zz", "", true},
+	    {"token=a+b", "", true}, /* a space: no token has one */
+	    {"token=%00", "", true},
+	};
+	char req[1024];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int n = snprintf(req, sizeof(req), head, strlen(cases[i].body), cases[i].body);
+		CHECK_EQ(parse_n(req, (size_t)n, &q), 0);
+		CHECK_EQ(q.status, 0);
+		CHECK(q.form);
+		CHECK_EQ(q.auth, cases[i].auth);
+		CHECK_STR(q.token, cases[i].token);
+	}
+	/* A header wins over the form; without the form's type, the body is not read. */
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nAuthorization: Bearer hdr\r\nContent-Type: "
+		       "application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\ntoken=f",
+		       &q),
+		 0);
+	CHECK_STR(q.token, "hdr");
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\ntoken=f", &q), 0);
+	CHECK(!q.form && !q.auth && q.token[0] == '\0');
+}
+
 static void test_refused(void)
 {
 	char big[ADMIN_REQ_MAX + 64];
@@ -300,6 +342,7 @@ int main(void)
 		return 1;
 	}
 	test_good();
+	test_form();
 	test_refused();
 	test_token_file();
 	test_off_loopback();

@@ -156,6 +156,8 @@ static void note(struct obj *o, enum bigip_status sev, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (sev == BIGIP_SKIPPED && p->status != BIGIP_SKIPPED) /* only why it is not there */
+		p->note[0] = '\0', n = 0;
 	if (strstr(p->note, text)) /* a member or reference repeating itself */
 		text[0] = '\0';
 	else if (n + 2 < sizeof(p->note) && n)

@@ -14,8 +14,10 @@
 #include <stdio.h>
 
 /* Bounds on what the parser accepts, so that no input can make it recurse,
- * allocate or loop without limit. */
-#define BIGIP_FILE_MAX	  (64u << 20) /* bytes */
+ * allocate or loop without limit: at worst (`a{}` over and over) the tokens
+ * take 24 bytes per byte of the file. The largest bigip.conf files of big
+ * installations are a few MiB. */
+#define BIGIP_FILE_MAX	  (32u << 20) /* bytes */
 #define BIGIP_DEPTH_MAX	  32	      /* nested braces */
 #define BIGIP_OBJECTS_MAX 100000      /* top-level objects */
 #define BIGIP_NOTE_MAX	  1024

@@ -958,11 +958,12 @@ static bool value_ok(const char *v, bool spaces)
 	return !strstr(v, " ;") && v[0] != ' ' && v[strlen(v) - 1] != ' ' && v[0] != ';';
 }
 
-/* "GET /LiveServer/MCUFactory/ HTTP/1.1\r\nHost: pool01\r\n\r\n". */
-static void check_send(struct bigip *b, const struct mon *m, const char *send, FILE *f)
+/* "GET /LiveServer/MCUFactory/ HTTP/1.1\r\nHost: pool01\r\n\r\n". Returns
+ * whether it gave check_host. */
+static bool check_send(const struct mon *m, const char *send, FILE *f)
 {
 	char req[2048], *save = NULL;
-	(void)b;
+	bool host = false;
 
 	unescape(send, req, sizeof(req), true);
 	char *body = strstr(req, "\r\n\r\n");
@@ -993,8 +994,8 @@ static void check_send(struct bigip *b, const struct mon *m, const char *send, F
 			char *colon = v[0] == '[' ? strstr(v, "]:") : strchr(v, ':');
 			if (colon && (v[0] == '[' || !strchr(colon + 1, ':')))
 				colon[v[0] == '['] = '\0';
-			if (value_ok(v, false) && !strchr(v, '/'))
-				fprintf(f, "check_host = %s\n", v);
+			if (value_ok(v, false) && !strchr(v, '/') && !host)
+				host = fprintf(f, "check_host = %s\n", v) > 0;
 			else
 				note(m->notes, BIGIP_PARTIAL, "send: Host header not converted");
 		} else if (strncasecmp(h, "Connection:", 11) != 0 && (!body || h < body)) {
@@ -1003,6 +1004,7 @@ static void check_send(struct bigip *b, const struct mon *m, const char *send, F
 			note(m->notes, BIGIP_PARTIAL, "send: header %s is not sent", name);
 		}
 	}
+	return host;
 }
 
 /* One status pattern of recv: "200", "2[0-9][0-9]", "2\d\d", "2.." */
@@ -1121,7 +1123,7 @@ static void check_tls(struct bigip *b, const struct mon *m, FILE *f)
 	} else {
 		note(m->notes, BIGIP_PARTIAL,
 		     "the F5 does not verify the servers' certificates, snatproxy does: put their "
-		     "CA in check_ca");
+		     "CA in check_ca (empty: the system's CAs)");
 	}
 }
 
@@ -1211,8 +1213,12 @@ static bool convert_monitor(struct bigip *b, struct mon *m, bool servers_without
 		note(m->notes, BIGIP_PARTIAL, "a half-open check becomes a full connect");
 	if (type == M_HTTP || type == M_HTTPS) {
 		const char *send = mon_word(b, m, "send");
-		if (send && !streq(send, "none"))
-			check_send(b, m, send, f);
+		bool host = send && !streq(send, "none") && check_send(m, send, f);
+		if (!host && type == M_HTTPS)
+			note(
+			    m->notes, BIGIP_PARTIAL,
+			    "no Host in send: snatproxy verifies each server's certificate against "
+			    "its address unless check_host names it");
 		check_recv(b, m, f);
 	} else if ((mon_word(b, m, "send") && !streq(mon_word(b, m, "send"), "none")) ||
 		   (mon_word(b, m, "recv") && !streq(mon_word(b, m, "recv"), "none"))) {
@@ -1611,6 +1617,47 @@ static bool vip_destination(struct bigip *b, struct vip_out *v)
 	return true;
 }
 
+/* The addresses of an ltm snatpool, one `snat =` line each; false when none
+ * serves the pool's members' family. */
+static bool snatpool_lines(struct bigip *b, struct vip_out *v, struct obj *sp, FILE *f)
+{
+	char ip[INET6_ADDRSTRLEN], seen[SNAT_ADDRS_MAX][INET6_ADDRSTRLEN];
+	struct pool_out *p = v->pool->pool;
+	bool fam4 = false, fam6 = false;
+	int n = 0, word, body, fam;
+	unsigned long rd;
+	struct attr a;
+
+	if (!attr_get(b, sp->body, "members", &a) || vblock(b, &a) < 0)
+		return false;
+	for (int pos = a.v + 1; entry_next(b, a.v, &pos, &word, &body);) {
+		const char *m = b->t[word].s;
+		bool dup = false;
+		vip_ref(b, v, find(b, C_SNATXL, m));
+		if (!object_ip(b, C_SNATXL, m, ip, sizeof(ip), &fam, &rd) || ip_unspecified(ip)) {
+			note(v->o, BIGIP_PARTIAL, "snatpool member %.80s has no address", m);
+			continue;
+		}
+		if (rd)
+			note(v->o, BIGIP_PARTIAL,
+			     "route domain %%%lu dropped: the host's routes apply", rd);
+		for (int i = 0; i < n; i++)
+			dup |= streq(seen[i], ip);
+		if (dup)
+			continue;
+		if (n == SNAT_ADDRS_MAX) {
+			note(v->o, BIGIP_PARTIAL, "snatpool: only the first %d addresses",
+			     SNAT_ADDRS_MAX);
+			break;
+		}
+		snprintf(seen[n++], sizeof(seen[0]), "%s", ip);
+		fprintf(f, "snat = %s\n", ip);
+		fam4 |= fam == AF_INET;
+		fam6 |= fam == AF_INET6;
+	}
+	return n > 0 && (!p->fam4 || fam4) && (!p->fam6 || fam6);
+}
+
 /* source-address-translation, or snat/snatpool before 11.3. */
 static bool vip_snat(struct bigip *b, struct vip_out *v, FILE *f)
 {
@@ -1647,36 +1694,7 @@ static bool vip_snat(struct bigip *b, struct vip_out *v, FILE *f)
 		return false;
 	}
 	vip_ref(b, v, sp);
-	int n = 0, word, body, fam;
-	bool fam4 = false, fam6 = false;
-	char ip[INET6_ADDRSTRLEN], seen[SNAT_ADDRS_MAX][INET6_ADDRSTRLEN];
-	unsigned long rd;
-	if (attr_get(b, sp->body, "members", &a) && vblock(b, &a) >= 0)
-		for (int pos = a.v + 1; entry_next(b, a.v, &pos, &word, &body);) {
-			const char *m = b->t[word].s;
-			vip_ref(b, v, find(b, C_SNATXL, m));
-			if (!object_ip(b, C_SNATXL, m, ip, sizeof(ip), &fam, &rd) ||
-			    ip_unspecified(ip)) {
-				note(o, BIGIP_PARTIAL, "snatpool member %.80s has no address", m);
-				continue;
-			}
-			bool dup = false;
-			for (int i = 0; i < n; i++)
-				dup |= streq(seen[i], ip);
-			if (dup)
-				continue;
-			if (n == SNAT_ADDRS_MAX) {
-				note(o, BIGIP_PARTIAL, "snatpool: only the first %d addresses",
-				     SNAT_ADDRS_MAX);
-				break;
-			}
-			snprintf(seen[n++], sizeof(seen[0]), "%s", ip);
-			fprintf(f, "snat = %s\n", ip);
-			fam4 |= fam == AF_INET;
-			fam6 |= fam == AF_INET6;
-		}
-	struct pool_out *p = v->pool->pool;
-	if (n == 0 || (p->fam4 && !fam4) || (p->fam6 && !fam6)) {
+	if (!snatpool_lines(b, v, sp, f)) {
 		note(o, BIGIP_SKIPPED,
 		     "snatpool %.80s has no address of the pool's members' family", spool);
 		return false;
@@ -1957,7 +1975,7 @@ static void vip_losses(struct bigip *b, struct vip_out *v)
 			note(o, BIGIP_PARTIAL, "%.40s is not converted", a.key);
 }
 
-static void vip_tls_lines(struct vip_out *v, const struct vip_tls *t, FILE *f)
+static void vip_tls_lines(const struct vip_tls *t, FILE *f)
 {
 	if (t->idle_set)
 		fprintf(f, "timeout_idle = %llus\n", (unsigned long long)t->idle);
@@ -1975,7 +1993,6 @@ static void vip_tls_lines(struct vip_out *v, const struct vip_tls *t, FILE *f)
 		fprintf(f, "server_cert = %s\nserver_key = %s\n", t->server_cert, t->server_key);
 	if (t->server_ca[0])
 		fprintf(f, "server_ca = %s\n", t->server_ca);
-	(void)v;
 }
 
 /* Everything a virtual needs, or the reason it is skipped. */
@@ -2022,7 +2039,7 @@ static bool vip_analyse(struct bigip *b, struct vip_out *v, FILE *f)
 	vip_profiles(b, v, &t);
 	vip_persist(b, v);
 	vip_losses(b, v);
-	vip_tls_lines(v, &t, f);
+	vip_tls_lines(&t, f);
 	return true;
 }
 

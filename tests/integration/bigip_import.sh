@@ -5,6 +5,7 @@
 # output names the certificate files of the BIG-IP, fails -t until they
 # exist, then passes it; the proxy starts on it and balances a client of the
 # VIP's port 5061 to the front-ends. A broken file exits 1 with FILE:LINE.
+# docs/bigip.md shows the same stderr lines.
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
 need nginx curl openssl
@@ -30,6 +31,8 @@ expect_note "^$sample:157: ltm rule /Common/ocs_web_xff: skipped: iRules are not
 expect_note "^$sample:152: ltm profile one-connect /Common/ocs_oneconnect: skipped"
 expect_note "^$sample:24: ltm monitor http /Common/ocs_http_old: skipped: no converted virtual or pool uses it"
 expect_note "^$sample:63: ltm pool /Common/ocs_fe_443: converted in part"
+sed -n '/^\$ snatproxy --import-bigip/,/^```/p' docs/bigip.md | sed '1d;$d' >"$T/doc_notes"
+diff "$T/doc_notes" "$T/notes" >"$T/doc.diff" || fail "docs/bigip.md shows other stderr lines: $(cat "$T/doc.diff")"
 for port in 135 443 444 5061 5065 5069; do
 	grep -qx "listen = 198.18.0.10:$port" "$T/out.ini" || fail "no listen for port $port"
 done

@@ -523,11 +523,13 @@ static int build_objects(struct bigip *b, FILE *errs)
 		if (i == first)
 			return syntax(b, errs, b->t[i].line,
 				      "'{' without an object's name before it");
-		if (i == b->nt || b->t[i].type != T_OPEN)
-			return syntax(b, errs, b->t[first].line,
-				      "expected '{' after '%.60s%s%.60s'", b->t[first].s,
-				      i - first > 1 ? " " : "",
-				      i - first > 1 ? b->t[first + 1].s : "");
+		if (i == b->nt || b->t[i].type != T_OPEN) {
+			char w0[64], w1[64]; /* quoted words may hold newlines */
+			printable(b->t[first].s, w0, sizeof(w0), 60);
+			printable(i - first > 1 ? b->t[first + 1].s : "", w1, sizeof(w1), 60);
+			return syntax(b, errs, b->t[first].line, "expected '{' after '%s%s%s'", w0,
+				      w1[0] ? " " : "", w1);
+		}
 		if (i - first > HEADER_WORDS_MAX)
 			return syntax(b, errs, b->t[first].line,
 				      "%d words before '{': an object is named by at most %d",

@@ -359,6 +359,8 @@ static void test_syntax(void)
 	expect_syntax("ltm pool /Common/p\nltm node /Common/n { }\n",
 		      "t.conf:1: expected '{' after 'ltm pool'");
 	expect_syntax("# comment\n{ }\n", "t.conf:2: '{' without an object's name");
+	/* a quoted word keeps its newline, a message does not (fuzz_bigip) */
+	expect_syntax("ltm \"a\nb\"\nltm x { }\n", "t.conf:1: expected '{' after 'ltm a?b'");
 	expect_syntax("ltm rule /Common/r {\nwhen X { \" }\n", "t.conf:1: '{' is never closed");
 	for (int i = 0; i < BIGIP_DEPTH_MAX + 1; i++)
 		strcat(deep, "{");

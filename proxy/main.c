@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "admin.h"
+#include "bigip.h"
 #include "certdiag.h"
 #include "config.h"
 #include "health.h"
@@ -22,6 +23,7 @@
 static const char usage[] =
 	"usage: snatproxy -c FILE [-t] [-v]\n"
 	"       snatproxy -C CERT [-k KEY] [-a CA]\n"
+	"       snatproxy --import-bigip FILE > snatproxy.ini\n"
 	"       snatproxy --keys | -V | -h\n"
 	"\n"
 	"A user-space SNAT load balancer for TCP on io_uring.\n"
@@ -38,6 +40,11 @@ static const char usage[] =
 	"  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
 	"  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
 	"      --keys         print the reference of every configuration key (markdown)\n"
+	"      --import-bigip FILE\n"
+	"                     convert a BIG-IP LTM configuration (bigip.conf or tmsh list ltm)\n"
+	"                     into a snatproxy configuration on stdout; one line on stderr per\n"
+	"                     object skipped or converted in part (docs/bigip.md); exit 0 when\n"
+	"                     FILE parsed, 1 with FILE:LINE: message when it did not\n"
 	"  -V, --version      print the version\n"
 	"  -h, --help         print this help\n"
 	"\n"
@@ -59,7 +66,7 @@ const char *__tsan_default_options(void)
 #endif
 
 struct options {
-	const char *config, *cert, *key, *ca;
+	const char *config, *cert, *key, *ca, *bigip;
 	bool test, keys, verbose;
 };
 
@@ -70,7 +77,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"verbose", no_argument, NULL, 'v'},      {"keys", no_argument, NULL, 'K'},
 		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
 		{"cert", required_argument, NULL, 'C'},   {"key", required_argument, NULL, 'k'},
-		{"ca", required_argument, NULL, 'a'},
+		{"ca", required_argument, NULL, 'a'},     {"import-bigip", required_argument, NULL, 'B'},
 		{NULL, 0, NULL, 0}};
 	int c;
 
@@ -83,6 +90,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'C': o->cert = optarg; break;
 		case 'k': o->key = optarg; break;
 		case 'a': o->ca = optarg; break;
+		case 'B': o->bigip = optarg; break;
 		case 'V': printf("snatproxy %s\n", SNATPROXY_VERSION); exit(0);
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); return -EINVAL;
@@ -96,7 +104,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "snatproxy: -k and -a go with -C CERT\n%s", usage);
 		return -EINVAL;
 	}
-	if (!o->config && !o->keys && !o->cert) {
+	if (!o->config && !o->keys && !o->cert && !o->bigip) {
 		fprintf(stderr, "snatproxy: no configuration file: use -c FILE\n%s", usage);
 		return -EINVAL;
 	}
@@ -371,6 +379,8 @@ int main(int argc, char **argv)
 	}
 	if (o.cert)
 		return examine_cert(&o);
+	if (o.bigip)
+		return bigip_import(o.bigip, stdout, stderr) == 0 ? 0 : 1;
 	raise_nofile();
 	ret = config_load_host(o.config, &cfg, stderr, CONFIG_HOST_ALL);
 	if (ret < 0) {

@@ -2,7 +2,8 @@
 # The libFuzzer harnesses (tests/fuzz/) build with clang and each runs for a
 # few seconds (FUZZ_SMOKE_SECONDS, default 5) on its committed seeds without a
 # finding: the config parser, the health checks' HTTP response parser, the
-# ClientHello parser and the admin request parser. `make fuzz` runs them for
+# ClientHello parser, the admin request parser and the BIG-IP configuration
+# importer. `make fuzz` runs them for
 # minutes; this keeps them building and keeps the seeds passing. The
 # harnesses compile the sources themselves with their own sanitizers, so
 # `make test` runs this once, with the normal build (tests/run 'build-san:!^fuzz_smoke$').
@@ -17,7 +18,7 @@ for f in tests/fuzz/fuzz_*.c; do
 	n=${f#tests/fuzz/fuzz_}
 	names+=("${n%.c}")
 done
-[ ${#names[@]} -ge 4 ] || fail "expected at least 4 harnesses, found: ${names[*]}"
+[ ${#names[@]} -ge 5 ] || fail "expected at least 5 harnesses, found: ${names[*]}"
 for n in "${names[@]}"; do
 	[ -n "$(ls -A "tests/fuzz/corpus/$n" 2>/dev/null)" ] || fail "harness $n has no seeds in tests/fuzz/corpus/$n"
 done

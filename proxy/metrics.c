@@ -1012,7 +1012,10 @@ void metrics_sample(struct runtime *rt)
 		if (rv->rate_ms && now - rv->rate_ms < 1000)
 			continue;
 		if (rv->rate_ms) {
-			uint64_t rate = (conns - rv->rate_prev) * 1000 / (now - rv->rate_ms);
+			/* Rounded up, as HAProxy counts the last second's events:
+			 * one connection in a window of 1.2 s is a rate of 1, not 0. */
+			uint64_t dt = now - rv->rate_ms;
+			uint64_t rate = ((conns - rv->rate_prev) * 1000 + dt - 1) / dt;
 			atomic_store_explicit(&rv->rate, rate, memory_order_relaxed);
 			if (rate > LD(rv->rate_peak))
 				atomic_store_explicit(&rv->rate_peak, rate, memory_order_relaxed);

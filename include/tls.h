@@ -90,6 +90,8 @@ bool tls_client_sent(const struct tls_conn *t);
 bool tls_client_ready(const struct tls_conn *t);
 /* True once the connection failed during a handshake. */
 bool tls_handshake_failed(const struct tls_conn *t);
+/* The name the client asked for in its ClientHello, or NULL. */
+const char *tls_sni(const struct tls_conn *t);
 /* " tls=TLSv1.3 cipher=... sni=..." and the failure's reason, for the log. */
 void tls_describe(const struct tls_conn *t, char *buf, size_t len);
 

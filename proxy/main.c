@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "admin.h"
+#include "budget.h"
 #include "certdiag.h"
 #include "config.h"
 #include "health.h"
@@ -156,7 +157,8 @@ static void wait_workers(struct worker *w, int n, const sigset_t *set, const str
 
 /* Runs the workers until a stop signal, then drains them. */
 /* Until SIGINT or SIGTERM: SIGHUP reloads, SIGUSR1 reopens the access log,
- * and once a second retired generations are freed. */
+ * and once a second retired generations are freed and the SNAT port
+ * budgets sampled (budget.c). */
 static void serve_signals(struct reload *rl, const sigset_t *set)
 {
 	const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
@@ -171,6 +173,7 @@ static void serve_signals(struct reload *rl, const sigset_t *set)
 		else if (sig == SIGINT || sig == SIGTERM)
 			break;
 		reload_collect(rl);
+		budget_tick(reload_current(rl));
 	}
 	log_info("%s: no new connections; draining open ones for up to %llu ms", strsignal(sig),
 		 (unsigned long long)reload_current(rl)->cfg->grace_ms);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "budget.h"
 
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
@@ -395,6 +396,7 @@ void metrics_prometheus(FILE *out, const struct runtime *rt)
 	prom_workers(out, rt);
 	prom_batches(out, rt, false);
 	prom_batches(out, rt, true);
+	budget_prometheus(out, rt);
 }
 
 /* ---- JSON ---- */
@@ -554,6 +556,7 @@ void metrics_html(FILE *out, const struct runtime *rt)
 	fputs("</table>\n", out);
 	for (int p = 0; p < rt->cfg->npools; p++)
 		html_pool(out, &rt->pools[p]);
+	budget_html(out, rt);
 	fputs("<p>Bytes are counted when a connection ends. Drain a server: <code>curl -X POST "
 	      "http://ADMIN/pools/POOL/servers/SERVER/drain</code> (also <code>disable</code>, "
 	      "<code>enable</code>).</p></body></html>\n",

@@ -580,6 +580,11 @@ bool tls_handshake_failed(const struct tls_conn *t)
 	return t->failed && t->in_handshake;
 }
 
+const char *tls_sni(const struct tls_conn *t)
+{
+	return SSL_get_servername(t->side[0].ssl, TLSEXT_NAMETYPE_host_name);
+}
+
 void tls_describe(const struct tls_conn *t, char *buf, size_t len)
 {
 	SSL *ssl = t->side[0].ssl;

@@ -484,7 +484,9 @@ void budget_tick(struct runtime *rt)
 		struct budget_state s;
 		budget_state_of(&rep, &rep.rows[i], &s);
 		double t = budget_exhaustion_s(&s);
-		if (t >= 0 && t < BUDGET_WARN_S && rep.rows[i].pair_rate > 0)
+		/* Each VIP that takes ports of the pair now is told. */
+		if (t >= 0 && t < BUDGET_WARN_S &&
+		    atomic_load_explicit(&rep.rows[i].e->rate_milli, memory_order_relaxed) > 0)
 			budget_warn(&rep, &rep.rows[i], t, now);
 	}
 	free(rep.rows);

@@ -961,8 +961,10 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	atomic_fetch_add(&p->stats[c->server].connect_fail, 1);
 	/* Without SNAT, a connect that times out says more about where the
 	 * client is (the server's answer went straight to it) than about the
-	 * server: it must not take the server out for every other client. */
-	if (!(timeout && c->vip->cfg->snat == CONFIG_SNAT_OFF))
+	 * server: it must not take the server out for every other client. No
+	 * source port left (EADDRNOTAVAIL) is this host's budget, not the
+	 * server's fault either. */
+	if (!(timeout && c->vip->cfg->snat == CONFIG_SNAT_OFF) && res != -EADDRNOTAVAIL)
 		health_passive(p, c->server, false, res);
 	c->failed = c->server;
 	balance_release(&p->bal, c->server);

@@ -4,11 +4,12 @@
  * from the local port range (net.ipv4.ip_local_port_range), unique for that
  * source address and server ADDR:PORT; the port stays taken while the
  * connection is open and, when this side closed first, for TIME_WAIT (60 s)
- * after it. The kernel's own count of those sockets (sock_diag) gives what
- * is taken now; the workers count new and ended connections per budget
- * (one relaxed atomic add each) and the main thread turns the counts into
- * rates once a second, forecasts, and warns when a budget would run out
- * within BUDGET_WARN_S. GET /snat, /metrics and the status page show the
+ * after it. The workers count new and ended connections per budget (one
+ * relaxed atomic add each): their difference is what is open; the kernel
+ * (sock_diag) counts the sockets that hold a port otherwise (connecting,
+ * closing, TIME_WAIT). The main thread turns the counts into rates once a
+ * second, forecasts, and warns when a budget would run out within
+ * BUDGET_WARN_S. GET /snat, /metrics and the status page show the
  * same figures (computed on the admin thread when asked). */
 #ifndef SNATPROXY_BUDGET_H
 #define SNATPROXY_BUDGET_H

@@ -20,10 +20,12 @@
 
 #define LEDGER_LIMIT_DEFAULT 1000
 #define LEDGER_LIMIT_MAX     10000
-/* Connections a worker looks at per loop iteration: about 0.1 ms of work,
- * so a worker with 100,000 connections answers in about 100 iterations and
- * none of its batches waits more than that for the ledger. */
-#define LEDGER_STEP 1024
+/* Connections a worker looks at per loop iteration: about 30 us of work
+ * (measured with 9,000 connections), 0.5 ms on the first walk that reads
+ * the source addresses (a getsockname each, then kept); a worker with
+ * 100,000 connections answers in about 200 iterations, and none of its
+ * batches waits longer than one step for the ledger. */
+#define LEDGER_STEP 512
 /* The admin thread waits this long for the workers' answers. */
 #define LEDGER_WAIT_MS 3000
 

@@ -15,9 +15,13 @@ VIP=198.18.50.1 SA=198.18.50.10 SB=198.18.50.11 SRV=198.18.51.1
 for a in $VIP $SA $SB $SRV 198.18.52.1 198.18.52.2 198.18.52.3; do
 	ip addr add "$a/32" dev lo || fail "cannot add $a"
 done
-P=$(pick_port); V1=$(pick_port); V2=$(pick_port); ADM=$(pick_port)
+P=$(pick_port); E=$(pick_port); E2=$(pick_port); V1=$(pick_port); V2=$(pick_port); V3=$(pick_port); ADM=$(pick_port)
 bg srv "$TOOLS/idlehold" serve "$SRV:$P"
+bg echo "$TOOLS/streamer" serve "$SRV:$E" echo
+bg echo2 "$TOOLS/streamer" serve "$SRV:$E2" echo
 wait_for 5 listening "$SRV" "$P"
+wait_for 5 listening "$SRV" "$E"
+wait_for 5 listening "$SRV" "$E2"
 cat >"$T/p.ini" <<CFG
 [global]
 workers = 2
@@ -33,6 +37,13 @@ snat = $SA
 listen = $VIP:$V2
 pool = idle
 snat = $SA $SB
+[pool echo]
+server = e1 $SRV:$E
+server = e2 $SRV:$E2
+[vip three]
+listen = $VIP:$V3
+pool = echo
+snat = $SB
 CFG
 proxy_start proxy "$T/p.ini"
 A="http://127.0.0.1:$ADM"
@@ -77,6 +88,29 @@ info "idle: every budget has its 200 ports and no forecast"
 r=$(snat_row one "$SA") || fail "GET /snat: $(curl -sS "$A/snat")"
 [ "$(field "$r" free)" = 200 ] && [ "$(field "$r" exhaustion_s)" = null ] && [ "$(field "$r" server)" = "$SRV:$P" ] ||
 	fail "idle budget: $r"
+
+info "60 short connections closed by the client: their ports wait in TIME_WAIT here"
+# Two servers, so that the kernel's filter on the servers' three ports has
+# a match on a port that is not its last test.
+"$TOOLS/streamer" run "$VIP:$V3" --conns 60 --bytes 1000 --timeout 10 >"$T/echo.out" 2>&1 ||
+	fail "echo: $(cat "$T/echo.out")"
+sleep 1.2 # a sample of the rates
+for e in "$E" "$E2"; do
+	r=$(curl -fsS -m 5 "$A/snat" | python3 -c '
+import json, sys
+print(json.dumps([r for r in json.load(sys.stdin) if r["vip"] == "three" and r["server"].endswith(sys.argv[1])][0]))' ":$e")
+	info "$r"
+	python3 - "$r" <<'PY' || fail "TIME_WAIT budget: $r"
+import json, sys
+r = json.loads(sys.argv[1])
+# 3 a second over 10 s toward each server, each port held 60 s: 180 of 200
+# ports, and the 30 taken now leave 170: out in about a minute if that
+# went on.
+assert r["time_wait"] == 30 and r["in_use"] == 0 and r["free"] == 170, r
+assert r["rate"] == 3.0 and r["ends"] == 3.0, r
+assert r["exhaustion_s"] is not None and 40 < r["exhaustion_s"] < 70, r
+PY
+done
 
 info "150 connections held through $SA at 30/s: the forecast and the warning"
 hold h1 "$V1" 30 150

@@ -8,14 +8,17 @@
 # thread reads what the workers own).
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
-need curl python3 ss
+need curl python3 ss nginx openssl
 [ -x "$TOOLS/idlehold" ] || fail "$TOOLS/idlehold is missing"
 
 N=3000
 VIP=198.18.40.1 S1=198.18.40.10 S2=198.18.40.11 SRV=198.18.41.1 C1=198.18.42.1 C2=198.18.42.2
 for a in $VIP $S1 $S2 $SRV $C1 $C2; do ip addr add "$a/32" dev lo || fail "cannot add $a"; done
-P=$(pick_port); V=$(pick_port); W=$(pick_port); ADM=$(pick_port)
+P=$(pick_port); V=$(pick_port); W=$(pick_port); ADM=$(pick_port); Q=$(pick_port); NP=$(pick_port)
 bg srv "$TOOLS/idlehold" serve "$SRV:$P"
+tls_ca
+tls_cert one pool01.lab.test
+nginx_tls_start tlsfe "$SRV" "$NP" one
 bg echo "$TOOLS/streamer" serve "$SRV:$W" echo
 wait_for 5 listening "$SRV" "$P"
 wait_for 5 listening "$SRV" "$W"
@@ -36,6 +39,13 @@ timeout_idle = 120s
 [vip echo]
 listen = $VIP:$W
 pool = echo
+[pool tls]
+server = t1 $SRV:$NP
+[vip tls]
+listen = $VIP:$Q
+pool = tls
+tls = route
+route = pool01.lab.test tls
 CFG
 proxy_start proxy "$T/p.ini"
 A="http://127.0.0.1:$ADM"
@@ -91,6 +101,19 @@ done
 "$TOOLS/streamer" run "$VIP:$W" --conns 4 --bytes 100000 --timeout 10 >"$T/echo.out" 2>&1 ||
 	fail "echo through the proxy: $(cat "$T/echo.out")"
 for p in "${walkers[@]}"; do wait "$p" || fail "a GET /connections during the echo failed"; done
+
+info "a TLS client's server name"
+sleep 5 | openssl s_client -connect "$VIP:$Q" -servername pool01.lab.test -quiet >/dev/null 2>&1 &
+tls_client=$!
+tls_listed() { curl -fsS -m 5 "$A/connections?vip=tls" | grep -q '"sni":"pool01.lab.test"'; }
+wait_for 5 tls_listed
+curl -fsS -m 5 "$A/connections?vip=tls" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert len(d) == 1 and d[0]["sni"] == "pool01.lab.test" and d[0]["to_server"] > 200, d
+assert "sni" not in json.loads(sys.argv[1])[0], "a plain connection with an sni"' "$(cat "$T/one.json")" ||
+	fail "/connections?vip=tls: $(curl -sS "$A/connections?vip=tls")"
+kill "$tls_client" 2>/dev/null
 
 info "bad queries"
 for q in "limit=0" "limit=10001" "limit=x" "snat=nonsense" "colour=red" "client" "vip=%00"; do

@@ -52,6 +52,10 @@ struct budget_entry {
 struct budget_vip {
 	int nsrc, nsrv;
 	int *pool_off; /* per pool of the configuration: its first server's column, or -1 */
+	bool *v6;      /* per column: the server is IPv6 */
+	/* The address snat.c binds for index i, by the server's family: the
+	 * first of that family from i on (a pool may mix them). */
+	int *bound[2];
 	struct budget_entry *e;
 };
 
@@ -118,13 +122,34 @@ int budget_vip_init(struct runtime_vip *v, const struct config *cfg)
 	}
 	b->nsrc = cv->snat == CONFIG_SNAT_POOL ? cv->nsnat : 1;
 	b->e = calloc((size_t)b->nsrc * (size_t)b->nsrv, sizeof(*b->e));
-	return b->e ? 0 : -ENOMEM;
+	b->v6 = calloc((size_t)b->nsrv, sizeof(*b->v6));
+	b->bound[0] = calloc((size_t)b->nsrc, sizeof(int));
+	b->bound[1] = calloc((size_t)b->nsrc, sizeof(int));
+	if (!b->e || !b->v6 || !b->bound[0] || !b->bound[1])
+		return -ENOMEM;
+	for (int p = 0; p < cfg->npools; p++)
+		for (int i = 0; b->pool_off[p] >= 0 && i < cfg->pools[p].nservers; i++)
+			b->v6[b->pool_off[p] + i] =
+			    cfg->pools[p].servers[i].addr.ss_family == AF_INET6;
+	for (int f = 0; f < 2; f++)
+		for (int i = 0; i < b->nsrc; i++) {
+			int k = 0;
+			while (cv->snat == CONFIG_SNAT_POOL && k < b->nsrc - 1 &&
+			       cv->snat_addrs[(i + k) % b->nsrc].ss_family !=
+				   (f ? AF_INET6 : AF_INET))
+				k++;
+			b->bound[f][i] = (i + k) % b->nsrc;
+		}
+	return 0;
 }
 
 void budget_vip_free(struct runtime_vip *v)
 {
 	if (v->budget) {
 		free(v->budget->pool_off);
+		free(v->budget->v6);
+		free(v->budget->bound[0]);
+		free(v->budget->bound[1]);
 		free(v->budget->e);
 		free(v->budget);
 		v->budget = NULL;
@@ -137,8 +162,9 @@ void budget_count(struct runtime_vip *v, int pool, int server, unsigned src, boo
 
 	if (!b || b->pool_off[pool] < 0)
 		return;
-	struct budget_entry *e = &b->e[(size_t)(src % (unsigned)b->nsrc) * (size_t)b->nsrv +
-				       (size_t)(b->pool_off[pool] + server)];
+	size_t col = (size_t)(b->pool_off[pool] + server);
+	size_t row = (size_t)b->bound[b->v6[col]][src % (unsigned)b->nsrc];
+	struct budget_entry *e = &b->e[row * (size_t)b->nsrv + col];
 	atomic_fetch_add_explicit(opened ? &e->opened : &e->ended, 1, memory_order_relaxed);
 }
 

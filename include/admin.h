@@ -1,6 +1,7 @@
 /* admin: the HTTP/1.1 admin endpoint (`admin = ADDR:PORT` in [global]).
  *
  * GET /metrics (Prometheus), GET /stats (JSON), GET / (HTML status page),
+ * GET /connections (the open connections, ledger.h), GET /snat (budget.h),
  * POST /pools/POOL/servers/SERVER/{drain,disable,enable}; GET /ready (200 or
  * 503 with one line saying why), POST /drain and POST /undrain (the node's
  * readiness, for keepalived or a BGP daemon). With
@@ -10,7 +11,8 @@
  * body; a form's action is answered 303, back to the page.
  *
  * It runs on a thread of its own with a small epoll loop and touches the
- * workers only through the runtime's atomics: it never takes a lock a worker
+ * workers only through the runtime's atomics (and, for /connections, the
+ * ledger's slots, which the workers fill between batches): it never takes a lock a worker
  * takes and never submits to a worker's ring, so however slow or hostile an
  * admin client is, the data path does not wait for it. Requests are bounded
  * in size; connections in number, per client address too, and in time (a

@@ -77,6 +77,11 @@ struct relay {
 	uint32_t high_mark;       /* bytes queued per half before receiving pauses */
 	uint32_t promised;        /* buffers bulk receives armed now may still take */
 	unsigned kick_seen; /* runtime.kick last acted on */
+	/* Every connection, in accept order, for the ledger's walk (never
+	 * reordered, so a walk spread over iterations sees each one once), and
+	 * where that walk stands (moved on when its connection is freed). */
+	struct relay_conn_list all;
+	struct relay_conn *ledger_at;
 };
 
 int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker);
@@ -100,6 +105,14 @@ void relay_tick(struct relay *r);
 /* After each batch of completions: what waited for buffers, descriptors or
  * a connection slot goes on if it can now. Cheap when nothing waits. */
 void relay_resume(struct relay *r);
+
+struct ledger_conn;
+/* The ledger (ledger.c): from the first connection when `start`, else from
+ * where the last step stopped, hands at most `max` open connections to fn,
+ * and stops early when fn returns false. Returns true once the walk has
+ * ended. */
+bool relay_ledger_step(struct relay *r, bool start, unsigned max,
+		       bool (*fn)(void *arg, const struct ledger_conn *c), void *arg);
 
 /* Closes every open connection (end of the grace period). */
 void relay_close_all(struct relay *r);

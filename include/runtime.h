@@ -14,6 +14,8 @@
 #include "tls.h"
 
 struct health_pool;
+struct ledger;
+struct budget_vip;
 
 /* Results a health check can have (enum health_result in health.h). */
 #define RUNTIME_CHECK_RESULTS 7
@@ -74,6 +76,7 @@ struct runtime_vip {
 	const struct config_vip *cfg;
 	struct runtime_pool *pool;
 	struct runtime_snat_addr *snat; /* cfg->nsnat entries */
+	struct budget_vip *budget;	/* SNAT port budgets (budget.c); NULL with snat = off */
 	struct __kernel_timespec connect_ts;
 	struct log_ratelimit rl_snat, rl_transparent, rl_accept;
 	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
@@ -137,6 +140,7 @@ struct runtime {
 	 * a worker ran out of descriptors a moment ago. */
 	_Atomic uint64_t nofile_scarce_ms;
 	struct runtime_worker_stats *wstats; /* nworkers */
+	struct ledger *ledger;		     /* GET /connections: a slot per worker */
 	/* Bumped by the admin endpoint when a server is disabled: each worker
 	 * then closes that server's connections at its next tick. */
 	_Atomic unsigned kick;
@@ -144,7 +148,7 @@ struct runtime {
 	_Atomic int state;   /* enum runtime_state, in the root */
 	/* SIGHUP builds a new runtime (a generation) from the new config.
 	 * `root`, the first one, holds what outlives generations: live,
-	 * rl_maxconn, wstats, kick and start_time. `refs` counts the holders
+	 * rl_maxconn, wstats, ledger, kick and start_time. `refs` counts the holders
 	 * of a generation (each worker while it is current or has connections
 	 * of it, the admin endpoint while it shows it); at 0 it can be freed. */
 	struct runtime *root;

@@ -117,6 +117,8 @@ bool tls_handshake_failed(const struct tls_conn *t);
 /* The connection ends: a client handshake neither done nor failed is
  * counted as given up, by timeout (`timeout`) or by the client. */
 void tls_conn_end(struct tls_conn *t, bool timeout);
+/* The name the client asked for in its ClientHello, or NULL. */
+const char *tls_sni(const struct tls_conn *t);
 /* " tls=TLSv1.3 cipher=... sni=..." and the failure's reason, for the log. */
 void tls_describe(const struct tls_conn *t, char *buf, size_t len);
 

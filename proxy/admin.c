@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "budget.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -339,6 +341,27 @@ static bool admin_authorized(struct admin *a, struct admin_conn *c, const struct
 	return false;
 }
 
+/* GET /connections[?FILTERS]: the workers' open connections (ledger.c). */
+static void admin_connections(struct admin *a, const char *target, struct admin_resp *r)
+{
+	const char *query = strchr(target, '?');
+	struct ledger_filter f;
+	char why[128];
+	bool truncated = false;
+
+	if (ledger_parse_query(query ? query + 1 : "", &f, why, sizeof(why)) < 0)
+		return admin_text(r, 400, "%s", why);
+	int ret = ledger_collect(a->rt->root->ledger, &f, &r->body, &r->len, &truncated);
+	if (ret == -EBUSY)
+		return admin_text(r, 503, "a worker is still answering an earlier request\n");
+	if (ret < 0)
+		return admin_text(r, 500, "out of memory\n");
+	r->status = 200;
+	r->type = "application/json";
+	/* More matched than the limit, or a worker did not answer in time. */
+	r->extra = truncated ? "X-Snatproxy-Truncated: 1\r\n" : NULL;
+}
+
 static void admin_route(struct admin *a, struct admin_conn *c, const struct admin_request *q,
 			struct admin_resp *r)
 {
@@ -351,6 +374,16 @@ static void admin_route(struct admin *a, struct admin_conn *c, const struct admi
 	snprintf(path, sizeof(path), "%s", q->path);
 	path[strcspn(path, "?")] = '\0'; /* query strings are ignored */
 	int n = admin_split(path, seg, 6);
+	if (n == 1 && (strcmp(seg[0], "connections") == 0 || strcmp(seg[0], "snat") == 0)) {
+		if (!get) {
+			r->extra = "Allow: GET, HEAD\r\n";
+			return admin_text(r, 405, "%s %s: only GET or HEAD here\n", q->method,
+					  q->path);
+		}
+		if (seg[0][0] == 'c')
+			return admin_connections(a, q->path, r);
+		return admin_render(r, "application/json", budget_json, a->rt);
+	}
 	if (n == 0 ||
 	    (n == 1 && (strcmp(seg[0], "metrics") == 0 || strcmp(seg[0], "stats") == 0))) {
 		if (!get) {
@@ -387,11 +420,10 @@ static void admin_route(struct admin *a, struct admin_conn *c, const struct admi
 		}
 		return admin_server_action(a, c, r, seg, q->form);
 	}
-	admin_text(
-	    r, 404,
-	    "no such path %s: try /, /metrics, /stats, /ready, POST /drain, POST /undrain or "
-	    "POST /pools/POOL/servers/SERVER/{drain,disable,enable}\n",
-	    q->path);
+	admin_text(r, 404,
+		   "no such path %s: try /, /metrics, /stats, /connections, /snat, /ready, POST "
+		   "/drain, POST /undrain or POST /pools/POOL/servers/SERVER/{drain,disable,enable}\n",
+		   q->path);
 }
 
 /* ---- requests: a pure parser ---- */

@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "bigip.h"
+#include "budget.h"
 #include "certdiag.h"
 #include "config.h"
 #include "health.h"
@@ -195,8 +196,9 @@ static bool drain_before_stop(struct reload *rl, const sigset_t *set, int sig)
 }
 
 /* Until SIGINT or SIGTERM: SIGHUP reloads, SIGUSR1 reopens the access log,
- * and once a second retired generations are freed. Then drain_delay, if
- * any. Returns whether open connections get their grace (false: close now). */
+ * and once a second retired generations are freed and the SNAT port
+ * budgets sampled (budget.c). Then drain_delay, if any. Returns whether open
+ * connections get their grace (false: close now). */
 static bool serve_signals(struct reload *rl, const sigset_t *set)
 {
 	const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
@@ -211,6 +213,7 @@ static bool serve_signals(struct reload *rl, const sigset_t *set)
 		else if (sig == SIGINT || sig == SIGTERM)
 			break;
 		reload_collect(rl);
+		budget_tick(reload_current(rl));
 	}
 	bool grace = drain_before_stop(rl, set, sig);
 	atomic_store(&reload_current(rl)->root->state, RUNTIME_STOPPING);

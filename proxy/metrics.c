@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "health.h"
 
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -518,6 +519,7 @@ void metrics_prometheus(FILE *out, const struct runtime *rt)
 	prom_workers(out, rt);
 	prom_batches(out, rt, false);
 	prom_batches(out, rt, true);
+	budget_prometheus(out, rt);
 }
 
 /* ---- JSON ---- */
@@ -991,7 +993,9 @@ void metrics_html(FILE *out, const struct runtime *rt)
 	fputs("</table>\n", out);
 	for (int p = 0; p < rt->cfg->npools; p++)
 		html_pool(out, &rt->pools[p], now);
-	fputs("</form><p>Bytes are those of the clients' connections, counted as they move. "
+	fputs("</form>", out);
+	budget_html(out, rt);
+	fputs("<p>Bytes are those of the clients' connections, counted as they move. "
 	      "drain: no new connections; disable: none, and open ones are closed; enable: undoes "
 	      "both. From a shell: <code>curl -X POST "
 	      "http://ADMIN/pools/POOL/servers/SERVER/drain</code>.</p>\n",

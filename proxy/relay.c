@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "health.h"
+#include "ledger.h"
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
@@ -134,7 +136,7 @@ struct relay_conn {
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	struct relay_conn *lru_prev, *lru_next;
-	TAILQ_ENTRY(relay_conn) starved_link, fdwait_link;
+	TAILQ_ENTRY(relay_conn) starved_link, fdwait_link, all_link;
 	union relay_sa client, snat;
 };
 
@@ -314,6 +316,9 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 static void relay_maybe_free(struct relay *r, struct relay_conn *c)
 {
 	if (c->state == S_CLOSING && c->inflight == 0) {
+		if (r->ledger_at == c)
+			r->ledger_at = TAILQ_NEXT(c, all_link);
+		TAILQ_REMOVE(&r->all, c, all_link);
 		c->gen->nconns--;
 		free(c->sni);
 		tls_conn_free(c->tls);
@@ -385,6 +390,9 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	if (c->state == S_CONNECTING && c->inflight)
 		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
 	lru_unlink(relay_list(c), c);
+	if (c->state == S_RELAYING)
+		budget_count(c->vip, (int)(c->pool - c->gen->rt->pools), c->server, c->snat_idx,
+			     false);
 	relay_count_end(c, why);
 	c->state = S_CLOSING;
 	c->end = why;
@@ -922,6 +930,7 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	c->end = END_NONE;
 	c->err = 0;
 	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
+	budget_count(c->vip, (int)(c->pool - c->gen->rt->pools), c->server, c->snat_idx, true);
 	health_passive(c->pool, c->server, true, 0);
 	if (c->tls && c->vip->cfg->server_tls &&
 	    tls_conn_server(c->tls, r->worker, c->server, &c->pool->cfg->servers[c->server]) < 0) {
@@ -989,8 +998,10 @@ static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 	atomic_fetch_add(&p->stats[c->server].connect_fail, 1);
 	/* Without SNAT, a connect that times out says more about where the
 	 * client is (the server's answer went straight to it) than about the
-	 * server: it must not take the server out for every other client. */
-	if (!(timeout && c->vip->cfg->snat == CONFIG_SNAT_OFF))
+	 * server: it must not take the server out for every other client. No
+	 * source port left (EADDRNOTAVAIL) is this host's budget, not the
+	 * server's fault either. */
+	if (!(timeout && c->vip->cfg->snat == CONFIG_SNAT_OFF) && res != -EADDRNOTAVAIL)
 		health_passive(p, c->server, false, res);
 	c->failed = c->server;
 	balance_release(&p->bal, c->server);
@@ -1216,6 +1227,7 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 		return;
 	}
 	r->nconns++;
+	TAILQ_INSERT_TAIL(&r->all, c, all_link);
 	c->gen = r->gens;
 	c->gen->nconns++;
 	c->fd[C_CLIENT] = fd;
@@ -1460,6 +1472,7 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	TAILQ_INIT(&r->starved[0]);
 	TAILQ_INIT(&r->starved[1]);
 	TAILQ_INIT(&r->fdwait);
+	TAILQ_INIT(&r->all);
 	relay_spares_fill(r);
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
@@ -1778,3 +1791,48 @@ void relay_close_all(struct relay *r)
 		}
 }
 
+/* ---- the ledger (GET /connections) ---- */
+
+/* The source address is read from the socket on the first walk that needs
+ * it when log_connections did not already (relay_connected), and kept. */
+static void relay_describe(struct relay *r, struct relay_conn *c, struct ledger_conn *e,
+			   union relay_sa *server)
+{
+	socklen_t len = sizeof(c->snat);
+
+	if (!c->snat_set && c->state == S_RELAYING && c->fd[C_SERVER] >= 0)
+		c->snat_set = getsockname(c->fd[C_SERVER], &c->snat.sa, &len) == 0;
+	*e = (struct ledger_conn){
+	    .vip = c->vip->cfg->name,
+	    .sni = c->tls ? tls_sni(c->tls) : c->sni,
+	    .client = &c->client.sa,
+	    .snat = c->snat_set ? &c->snat.sa : NULL,
+	    .to_server = c->bytes[C_CLIENT],
+	    .to_client = c->bytes[C_SERVER],
+	    .age_ms = r->loop->now_ms - c->start_ms,
+	};
+	if (c->server >= 0) {
+		relay_server_addr(c, c->server, server);
+		e->server = &server->sa;
+	}
+}
+
+bool relay_ledger_step(struct relay *r, bool start, unsigned max,
+		       bool (*fn)(void *arg, const struct ledger_conn *c), void *arg)
+{
+	struct ledger_conn e;
+	union relay_sa server;
+
+	if (start)
+		r->ledger_at = TAILQ_FIRST(&r->all);
+	while (r->ledger_at && max--) {
+		struct relay_conn *c = r->ledger_at;
+		r->ledger_at = TAILQ_NEXT(c, all_link);
+		if (c->state == S_CLOSING)
+			continue;
+		relay_describe(r, c, &e, &server);
+		if (!fn(arg, &e))
+			r->ledger_at = NULL;
+	}
+	return r->ledger_at == NULL;
+}

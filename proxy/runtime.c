@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 
 #include "addr.h"
+#include "budget.h"
+#include "ledger.h"
 #include "runtime.h"
 
 const char *const runtime_refuse_name[RUNTIME_REFUSE_N] = {
@@ -116,7 +118,7 @@ static int runtime_vip_init(struct runtime *rt, struct runtime_vip *rv, const st
 		for (int i = 0; i < cfg->nsnat; i++)
 			rv->snat[i].addr = cfg->snat_addrs[i];
 	}
-	return 0;
+	return budget_vip_init(rv, rt->cfg);
 }
 
 /* Descriptors kept aside from client connections. */
@@ -173,8 +175,9 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 	rt->pools = calloc((size_t)cfg->npools, sizeof(*rt->pools));
 	rt->vips = calloc((size_t)cfg->nvips, sizeof(*rt->vips));
 	rt->wstats = calloc((size_t)rt->nworkers, sizeof(*rt->wstats));
+	rt->ledger = ledger_new(rt->nworkers);
 	rt->start_time = (uint64_t)time(NULL);
-	if (!rt->pools || !rt->vips || !rt->wstats) {
+	if (!rt->pools || !rt->vips || !rt->wstats || !rt->ledger) {
 		runtime_free(rt);
 		return -ENOMEM;
 	}
@@ -209,12 +212,15 @@ void runtime_free(struct runtime *rt)
 	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++) {
 		free(rt->vips[i].snat);
 		free(rt->vips[i].wbytes);
+		budget_vip_free(&rt->vips[i]);
 		tls_vip_free(&rt->vips[i].tls);
 	}
 	free(rt->pools);
 	free(rt->vips);
-	if (rt->root == rt)
+	if (rt->root == rt) {
 		free(rt->wstats);
+		ledger_free(rt->ledger);
+	}
 	memset(rt, 0, sizeof(*rt));
 }
 
@@ -307,6 +313,8 @@ int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct
 		return ret;
 	free(rt->wstats);
 	rt->wstats = NULL;
+	ledger_free(rt->ledger);
+	rt->ledger = NULL;
 	if (rt->nworkers != prev->nworkers) {
 		rt->nworkers = prev->nworkers;
 		if (runtime_bytes_alloc(rt) < 0) {

@@ -808,6 +808,11 @@ void tls_conn_end(struct tls_conn *t, bool timeout)
 				 1);
 }
 
+const char *tls_sni(const struct tls_conn *t)
+{
+	return SSL_get_servername(t->side[0].ssl, TLSEXT_NAMETYPE_host_name);
+}
+
 void tls_describe(const struct tls_conn *t, char *buf, size_t len)
 {
 	SSL *ssl = t->side[0].ssl;

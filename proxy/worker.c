@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "ledger.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -61,7 +62,10 @@ int worker_prepare(struct worker *w, struct runtime *rt, int id)
 		}
 	}
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
-	return w->wake_fd < 0 ? -errno : 0;
+	if (w->wake_fd < 0)
+		return -errno;
+	ledger_set_wake(rt->root->ledger, id, w->wake_fd);
+	return 0;
 }
 
 static void worker_arm_tick(struct worker *w)
@@ -176,10 +180,12 @@ static void *worker_main(void *arg)
 			break;
 		}
 		relay_resume(&w->relay);
+		ledger_serve(w->rt->root->ledger, w->id, &w->relay, false);
 		worker_apply_reload(w);
 		if (worker_check_stop(w))
 			break;
 	}
+	ledger_serve(w->rt->root->ledger, w->id, &w->relay, true);
 	relay_free(&w->relay);
 	health_worker_free(&w->health);
 	loop_free(&w->loop);

@@ -74,7 +74,7 @@ run: deps
 # The whole suite against the normal build and the sanitizer build, and the
 # tests where threads meet (reloads, the admin endpoint, health checks)
 # against the ThreadSanitizer build.
-TSAN_TESTS ?= ^(reload|admin|health)
+TSAN_TESTS ?= ^(reload|admin|health|ready$$|status_page$$)
 NPROC   := $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all

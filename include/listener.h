@@ -10,4 +10,9 @@
 /* Returns a listening descriptor or -errno, with the reason in `why`. */
 int listener_open(const struct sockaddr *addr, char *why, size_t len);
 
+/* From now on the listener answers no new SYN (they are dropped: the client
+ * tries again, and finds the port closed or another listener), while the
+ * handshakes it has begun still complete. Returns 0 or -errno. */
+int listener_refuse_new(int fd);
+
 #endif

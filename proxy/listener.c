@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -46,4 +47,22 @@ int listener_open(const struct sockaddr *addr, char *why, size_t len)
 		return -err;
 	}
 	return fd;
+}
+
+/* A classic BPF filter on the listening socket, run on each segment the
+ * listener receives with the TCP header at offset 0: a SYN without ACK
+ * (byte 13, the flags) is dropped, the rest (the handshakes' last ACKs)
+ * passes. */
+int listener_refuse_new(int fd)
+{
+	static struct sock_filter code[] = {
+	    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+	    BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12), /* SYN | ACK */
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, 0),
+	    BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+	};
+	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ? -errno : 0;
 }

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "budget.h"
 #include "health.h"
 #include "ledger.h"
+#include "listener.h"
 #include "log.h"
 #include "relay.h"
 #include "snat.h"
@@ -86,6 +88,10 @@ static const char *const relay_end_name[] = {
  * connection at a time, and how long they do so after descriptors ran out. */
 #define RELAY_ACCEPT_ROOM 64
 #define RELAY_SCARCE_MS 1000
+/* A stopping listener's queue is taken until no handshake has completed for
+ * this long, at most this many times (relay_drain_close). */
+#define RELAY_SETTLE_MS 5
+#define RELAY_SETTLE_ROUNDS 100
 /* tls = terminate: how long a client that has finished its handshake may
  * stay silent before the server is connected anyway (the server speaks
  * first: IMAPS, SMTPS). */
@@ -1289,23 +1295,40 @@ static void relay_pause(struct relay *r, struct relay_listener *ls, enum runtime
 	relay_log_pause(r, ls, why);
 }
 
+/* Takes what the listener's queue holds, without waiting. */
+static void relay_drain_queue(struct relay *r, struct relay_listener *ls)
+{
+	for (;;) {
+		int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			atomic_fetch_add(&r->rt->root->live, 1);
+			relay_accepted(r, ls, fd);
+		} else if (errno != ECONNABORTED && errno != EINTR) {
+			return;
+		}
+	}
+}
+
 /* The kernel completes handshakes for a listener on its own: closing it
  * resets the connections waiting in its queue, which the client saw
  * connected and the proxy never logged. So the last accept request ends
- * first (no completion can come after the close), then the queue is taken
- * here, without waiting, and only then is the listener closed. */
+ * first (no completion can come after the close), the listener stops
+ * taking new SYNs, and its queue is taken until no handshake it had begun
+ * has completed for RELAY_SETTLE_MS (one round trip is enough; the rest is
+ * for a loaded machine): a client whose handshake completes between the
+ * last accept and the close would be reset unlogged, and a worker taken
+ * off the CPU there made that window milliseconds wide. */
 static void relay_drain_close(struct relay *r, struct relay_listener *ls)
 {
-	if (fcntl(ls->fd, F_SETFL, O_NONBLOCK) == 0)
-		for (;;) {
-			int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0) {
-				atomic_fetch_add(&r->rt->root->live, 1);
-				relay_accepted(r, ls, fd);
-			} else if (errno != ECONNABORTED && errno != EINTR) {
-				break;
-			}
-		}
+	struct pollfd p = {.fd = ls->fd, .events = POLLIN};
+	int rounds = RELAY_SETTLE_ROUNDS;
+
+	if (fcntl(ls->fd, F_SETFL, O_NONBLOCK) == 0) {
+		bool settle = listener_refuse_new(ls->fd) == 0;
+		do
+			relay_drain_queue(r, ls);
+		while (settle && --rounds > 0 && poll(&p, 1, RELAY_SETTLE_MS) > 0);
+	}
 	close(ls->fd);
 	ls->fd = -1;
 }

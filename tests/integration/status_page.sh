@@ -75,6 +75,12 @@ code=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' -X POST -d "token=wrong" "$A
 [ "$code" = 401 ] || fail "a form post with a wrong token got $code, not 401"
 state_is s3 up || fail "a refused form post changed s3's state"
 
+# The admin thread samples the connection rate once a second: the peak of
+# the connections above shows at the next sample.
+rate_peak() { curl -fsS -m 5 "$A/stats" | python3 -c '
+import json, sys
+sys.exit(0 if [v for v in json.load(sys.stdin)["vips"] if v["name"] == "web"][0]["connection_rate_peak"] > 0 else 1)'; }
+wait_for 5 rate_peak
 curl -fsS -m 5 "$A/stats" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)

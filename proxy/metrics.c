@@ -615,23 +615,37 @@ static void json_server(FILE *out, const struct runtime_pool *rp, int i)
 		srv_fail_timeout(rp, i), srv_fail_error(rp, i), srv_retries(rp, i));
 }
 
-static void json_pool(FILE *out, const struct runtime_pool *rp)
+/* A pool's servers summed, for its totals in /stats and on the page. */
+struct pool_sum {
+	unsigned long long up, active, conns, to_server, to_client, connect_failures;
+};
+
+static struct pool_sum pool_sum(const struct runtime_pool *rp)
 {
-	unsigned long long sum[6] = {0};
+	struct pool_sum t = {0};
 
 	for (int i = 0; i < rp->cfg->nservers; i++) {
-		sum[0] += srv_up(rp, i);
-		sum[1] += srv_active(rp, i);
-		sum[2] += srv_conns(rp, i);
-		sum[3] += srv_bytes_to_server(rp, i);
-		sum[4] += srv_bytes_to_client(rp, i);
-		sum[5] += srv_fail_refused(rp, i) + srv_fail_timeout(rp, i) + srv_fail_error(rp, i);
+		t.up += srv_up(rp, i);
+		t.active += srv_active(rp, i);
+		t.conns += srv_conns(rp, i);
+		t.to_server += srv_bytes_to_server(rp, i);
+		t.to_client += srv_bytes_to_client(rp, i);
+		t.connect_failures +=
+		    srv_fail_refused(rp, i) + srv_fail_timeout(rp, i) + srv_fail_error(rp, i);
 	}
+	return t;
+}
+
+static void json_pool(FILE *out, const struct runtime_pool *rp)
+{
+	struct pool_sum t = pool_sum(rp);
+
 	fprintf(out,
 		"{\"name\":\"%s\",\"servers_up\":%llu,\"servers_total\":%d,"
 		"\"connections_active\":%llu,\"connections_total\":%llu,\"bytes_to_server\":%llu,"
 		"\"bytes_to_client\":%llu,\"connect_failures\":%llu,\"servers\":[",
-		rp->cfg->name, sum[0], rp->cfg->nservers, sum[1], sum[2], sum[3], sum[4], sum[5]);
+		rp->cfg->name, t.up, rp->cfg->nservers, t.active, t.conns, t.to_server, t.to_client,
+		t.connect_failures);
 	for (int i = 0; i < rp->cfg->nservers; i++) {
 		fputs(i ? "," : "", out);
 		json_server(out, rp, i);
@@ -939,30 +953,22 @@ static void html_server(FILE *out, const struct runtime_pool *rp, int i, uint64_
 
 static void html_pool(FILE *out, const struct runtime_pool *rp, uint64_t now)
 {
-	unsigned long long up = 0, sum[5] = {0};
+	struct pool_sum t = pool_sum(rp);
 
-	for (int i = 0; i < rp->cfg->nservers; i++) {
-		up += srv_up(rp, i);
-		sum[0] += srv_active(rp, i);
-		sum[1] += srv_conns(rp, i);
-		sum[2] += srv_bytes_to_server(rp, i);
-		sum[3] += srv_bytes_to_client(rp, i);
-		sum[4] += srv_fail_refused(rp, i) + srv_fail_timeout(rp, i) + srv_fail_error(rp, i);
-	}
 	fprintf(out,
 		"<h2 data-p=\"%s\">pool %s: <span data-k=\"up\">%llu of %d</span> servers up</h2>"
 		"<table><tr><th>server</th><th>address</th><th>state</th><th>for</th>"
 		"<th>last check</th><th>checks failed</th><th>downs</th><th>weight</th>"
 		"<th>backup</th><th>max_conn</th><th>active</th><th>total</th><th>to server</th>"
 		"<th>to client</th><th>connect failures</th><th>retries</th><th>action</th></tr>\n",
-		rp->cfg->name, rp->cfg->name, up, rp->cfg->nservers);
+		rp->cfg->name, rp->cfg->name, t.up, rp->cfg->nservers);
 	for (int i = 0; i < rp->cfg->nservers; i++)
 		html_server(out, rp, i, now);
 	fprintf(out, "<tr class=\"sum\" data-p=\"%s\"><td>total</td><td colspan=\"9\"></td>",
 		rp->cfg->name);
-	html_traffic(out, sum[0], sum[1], sum[2], sum[3]);
+	html_traffic(out, t.active, t.conns, t.to_server, t.to_client);
 	fprintf(out, "<td data-k=\"connfail\">%llu</td><td colspan=\"2\"></td></tr></table>\n",
-		sum[4]);
+		t.connect_failures);
 }
 
 void metrics_html(FILE *out, const struct runtime *rt)

@@ -111,7 +111,10 @@ wl_latency() {
 wl_fingap() {
 	local f="$LOGDIR/fingap.pcap.txt" tpid
 	[ -n "$RUN_NS" ] && [ -n "$NS_B" ] || return 0
-	in_ns "$NS_B" timeout -k 2 $((FIN_SECS + 10)) tcpdump -i any -nn -tt -l -Q inout \
+	# Not through in_ns: a function in the background is a subshell, which
+	# would not pass the SIGINT below on (ip netns exec execs timeout, which
+	# does).
+	ip netns exec "$NS_B" timeout -k 2 $((FIN_SECS + 10)) tcpdump -i any -nn -tt -l -Q inout \
 		'tcp[tcpflags] & tcp-fin != 0 and src port 80' >"$f" 2>"$f.err" &
 	tpid=$!
 	wait_until 5 grep -q 'listening on' "$f.err" || { kill "$tpid" 2>/dev/null; return 0; }

@@ -35,14 +35,14 @@ struct admin;
 struct admin_request {
 	char method[8];
 	char path[256];
-	bool head;			  /* HEAD: the response goes without its body */
-	bool auth;			  /* Authorization given (or a form's token) */
-	bool form;			  /* an application/x-www-form-urlencoded body */
+	bool head;                        /* HEAD: the response goes without its body */
+	bool auth;                        /* Authorization given (or a form's token) */
+	bool form;                        /* an application/x-www-form-urlencoded body */
 	char token[CONFIG_TOKEN_MAX + 1]; /* its Bearer credentials; "": none, or unusable */
-	size_t head_len;		  /* through the blank line; 0 while incomplete */
-	size_t length;			  /* head and body */
-	int status;			  /* 0, or the HTTP status that refuses the request */
-	char why[128];			  /* the refusal in words: one line, ending in a newline */
+	size_t head_len;                  /* through the blank line; 0 while incomplete */
+	size_t length;                    /* head and body */
+	int status;                       /* 0, or the HTTP status that refuses the request */
+	char why[128];                    /* the refusal in words: one line, ending in a newline */
 };
 
 /* Parses the first `len` bytes received on a connection. Pure: no I/O, no

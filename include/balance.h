@@ -18,8 +18,8 @@
 /* A server takes new connections only while none of these flags is set,
  * except for the trial connection of a pool without active checks. */
 enum {
-	BALANCE_DOWN = 1 << 0,	   /* failed its health checks, or client connects */
-	BALANCE_DRAIN = 1 << 1,	   /* operator: no new connections */
+	BALANCE_DOWN = 1 << 0,     /* failed its health checks, or client connects */
+	BALANCE_DRAIN = 1 << 1,    /* operator: no new connections */
 	BALANCE_DISABLED = 1 << 2, /* operator: down now */
 };
 

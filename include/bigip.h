@@ -17,25 +17,25 @@
  * allocate or loop without limit: at worst (`a{}` over and over) the tokens
  * take 24 bytes per byte of the file. The largest bigip.conf files of big
  * installations are a few MiB. */
-#define BIGIP_FILE_MAX	  (32u << 20) /* bytes */
-#define BIGIP_DEPTH_MAX	  32	      /* nested braces */
+#define BIGIP_FILE_MAX    (32u << 20) /* bytes */
+#define BIGIP_DEPTH_MAX   32          /* nested braces */
 #define BIGIP_OBJECTS_MAX 100000      /* top-level objects */
-#define BIGIP_NOTE_MAX	  1024
+#define BIGIP_NOTE_MAX    1024
 
 enum bigip_status {
 	BIGIP_CONVERTED, /* nothing lost */
-	BIGIP_WARNED,	 /* converted whole, but something needs a person's eye */
-	BIGIP_PARTIAL,	 /* converted, some attributes were not */
-	BIGIP_SKIPPED,	 /* nothing of it is in the output */
+	BIGIP_WARNED,    /* converted whole, but something needs a person's eye */
+	BIGIP_PARTIAL,   /* converted, some attributes were not */
+	BIGIP_SKIPPED,   /* nothing of it is in the output */
 };
 
 /* One top-level object of the file and what became of it. */
 struct bigip_object {
-	char kind[64];	/* "ltm virtual", "ltm monitor https", "sys folder" */
+	char kind[64];  /* "ltm virtual", "ltm monitor https", "sys folder" */
 	char name[256]; /* "/Common/ocs_444"; "" for objects without one */
-	int line;	/* of its first word */
+	int line;       /* of its first word */
 	enum bigip_status status;
-	char as[80];		   /* what it became: "vip ocs_444", "pool p", "" */
+	char as[80];               /* what it became: "vip ocs_444", "pool p", "" */
 	char note[BIGIP_NOTE_MAX]; /* why, reasons separated by "; " */
 };
 

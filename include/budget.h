@@ -29,12 +29,12 @@
 
 /* One budget's figures, as the forecast takes them. */
 struct budget_state {
-	double ports;	  /* in the local port range */
-	double in_use;	  /* sockets open from the source to the server */
+	double ports;     /* in the local port range */
+	double in_use;    /* sockets open from the source to the server */
 	double time_wait; /* ... in TIME_WAIT */
 	double tw_left_s; /* the least time left to one of those (0..60) */
-	double rate;	  /* new connections per second */
-	double ends;	  /* connections ended per second */
+	double rate;      /* new connections per second */
+	double ends;      /* connections ended per second */
 };
 
 /* Seconds until no port is left at these rates, or -1 for never. Pure.

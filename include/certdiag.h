@@ -21,13 +21,13 @@ enum certdiag_key {
 struct certdiag {
 	char subject[256], issuer[256], not_before[64], not_after[64];
 	bool expired, not_yet_valid;
-	bool has_eku;		   /* the certificate restricts its purposes */
+	bool has_eku;              /* the certificate restricts its purposes */
 	bool server_ok, client_ok; /* usable as a TLS server, as a TLS client */
 	enum certdiag_key key;
-	char key_why[160];		/* CERTDIAG_KEY_BAD: OpenSSL's reason */
-	bool chain_checked;		/* a CA store was available */
+	char key_why[160];              /* CERTDIAG_KEY_BAD: OpenSSL's reason */
+	bool chain_checked;             /* a CA store was available */
 	int chain_server, chain_client; /* X509_V_OK or the verify error for that use */
-	int chain_len;			/* certificates in the verified chain */
+	int chain_len;                  /* certificates in the verified chain */
 };
 
 /* The advice of the seed, printed when clientAuth is missing. */

@@ -45,12 +45,17 @@ struct config_server {
 /* Where a pool's health checks leave from (check_source). */
 enum config_check_source { CONFIG_SOURCE_AUTO, CONFIG_SOURCE_SNAT, CONFIG_SOURCE_ADDR };
 
-enum config_check_type { CONFIG_CHECK_NONE, CONFIG_CHECK_TCP, CONFIG_CHECK_HTTP, CONFIG_CHECK_HTTPS };
+enum config_check_type {
+	CONFIG_CHECK_NONE,
+	CONFIG_CHECK_TCP,
+	CONFIG_CHECK_HTTP,
+	CONFIG_CHECK_HTTPS
+};
 enum config_check_method { CONFIG_METHOD_GET, CONFIG_METHOD_HEAD, CONFIG_METHOD_POST };
 
 #define CONFIG_EXPECT_MAX 16
-#define CONFIG_TEXT_MAX	  200 /* a value fits in one line of at most 197 characters */
-#define CONFIG_PATH_MAX	  512 /* file paths, made absolute against the config's directory */
+#define CONFIG_TEXT_MAX   200 /* a value fits in one line of at most 197 characters */
+#define CONFIG_PATH_MAX   512 /* file paths, made absolute against the config's directory */
 
 /* The admin endpoint's bearer token, in characters. */
 #define CONFIG_TOKEN_MIN 16
@@ -94,7 +99,7 @@ struct config_pool {
 	struct config_server *servers;
 	int nservers;
 	char server_name[CONFIG_SNI_MAX]; /* the servers' default server_name; "": none */
-	int line; /* of the [pool NAME] header */
+	int line;                         /* of the [pool NAME] header */
 };
 
 struct config_vip {
@@ -134,13 +139,13 @@ struct config {
 	int max_connections; /* client connections across all VIPs */
 	uint64_t grace_ms;
 	uint64_t drain_delay_ms; /* SIGTERM: /ready says 503 this long before the listeners close */
-	uint32_t buffer_size; /* bytes per provided receive buffer */
-	uint32_t buffers;     /* provided buffers per worker */
-	bool log_connections; /* one line per finished connection */
-	struct sockaddr_storage admin;	   /* admin endpoint; ss_family 0: off */
-	char access_log[256];		   /* "": stderr */
-	enum config_log_format log_format; /* of the per-connection lines */
-	char user[CONFIG_NAME_MAX];	   /* "": keep the starting user */
+	uint32_t buffer_size;    /* bytes per provided receive buffer */
+	uint32_t buffers;        /* provided buffers per worker */
+	bool log_connections;    /* one line per finished connection */
+	struct sockaddr_storage admin;          /* admin endpoint; ss_family 0: off */
+	char access_log[256];                   /* "": stderr */
+	enum config_log_format log_format;      /* of the per-connection lines */
+	char user[CONFIG_NAME_MAX];             /* "": keep the starting user */
 	char admin_token[CONFIG_TOKEN_MAX + 1]; /* "": none; read from admin_token_file */
 	struct config_file admin_token_file;
 	struct config_pool *pools;
@@ -159,9 +164,9 @@ int config_load(const char *path, struct config *cfg, FILE *errs);
  * at the line that names them. The start and -t check them all; a plain
  * config_load (unit tests, a reload that keeps user and access_log) none. */
 enum {
-	CONFIG_HOST_USER = 1 << 0,	 /* `user` exists */
+	CONFIG_HOST_USER = 1 << 0,       /* `user` exists */
 	CONFIG_HOST_ACCESS_LOG = 1 << 1, /* `access_log` can be opened for appending */
-	CONFIG_HOST_SNAT = 1 << 2,	 /* `snat` addresses can be bound here */
+	CONFIG_HOST_SNAT = 1 << 2,       /* `snat` addresses can be bound here */
 	CONFIG_HOST_ALL = (1 << 3) - 1,
 };
 int config_load_host(const char *path, struct config *cfg, FILE *errs, unsigned host);

@@ -27,7 +27,7 @@ struct health_worker {
 	struct health_check **checks;
 	int nchecks;
 	struct health_check *retired; /* of replaced generations, until idle */
-	int inflight; /* requests in flight over all its checks */
+	int inflight;                 /* requests in flight over all its checks */
 	bool stopping;
 };
 
@@ -69,11 +69,11 @@ extern const char *const health_result_name[HEALTH_RESULT_N];
 
 /* The last check of a server, as the status page shows it. */
 struct health_last {
-	const char *type;	    /* "tcp", "http", "https", or "none" */
-	bool checked;		    /* a check of this generation has ended */
-	int result;		    /* enum health_result */
-	uint64_t dur_us;	    /* from the connect to the verdict */
-	uint64_t unix_ms;	    /* when it ended */
+	const char *type;           /* "tcp", "http", "https", or "none" */
+	bool checked;               /* a check of this generation has ended */
+	int result;                 /* enum health_result */
+	uint64_t dur_us;            /* from the connect to the verdict */
+	uint64_t unix_ms;           /* when it ended */
 	char text[HEALTH_TEXT_MAX]; /* the status ("200"), "connected" or the reason */
 };
 

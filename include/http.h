@@ -16,14 +16,14 @@
 #define HTTP_STATUS_LINE_MAX 128
 
 enum {
-	HTTP_NO_BODY = 1 << 0,	    /* the request was HEAD: no body follows the headers */
+	HTTP_NO_BODY = 1 << 0,      /* the request was HEAD: no body follows the headers */
 	HTTP_HEADERS_ONLY = 1 << 1, /* complete once the headers are: the body is not wanted */
 };
 
 struct http_response {
-	int status;				/* 100..599 */
+	int status;                             /* 100..599 */
 	char status_line[HTTP_STATUS_LINE_MAX]; /* printable, for log lines */
-	size_t body_len;			/* bytes written to the caller's body buffer */
+	size_t body_len;                        /* bytes written to the caller's body buffer */
 };
 
 /* Parses the LEN bytes of BUF (the response so far; EOF: the peer has closed

@@ -32,7 +32,7 @@ int log_ratelimit(struct log_ratelimit *rl, unsigned interval_ms, unsigned long 
 struct log_conn {
 	const char *vip, *client, *snat, *server, *server_addr, *end, *err;
 	const char *retry, *retry_err; /* NULL: no retry */
-	const char *extra;	       /* NULL, or key=value pairs (TLS details), one space apart */
+	const char *extra;             /* NULL, or key=value pairs (TLS details), one space apart */
 	unsigned long long to_server, to_client, duration_ms;
 	int retries;
 };

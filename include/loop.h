@@ -62,7 +62,7 @@ struct loop {
 	uint16_t *buf_next; /* intrusive queues of received buffers, by buffer id */
 	uint32_t *buf_len;  /* bytes the kernel put in each buffer */
 	uint32_t buf_size, nbufs, buf_free;
-	uint32_t buf_head; /* ring entries the kernel has consumed, as seen in completions */
+	uint32_t buf_head;    /* ring entries the kernel has consumed, as seen in completions */
 	unsigned buf_pending; /* returned to the ring but not yet published */
 	uint16_t bgid;
 	bool bundles;

@@ -31,8 +31,8 @@ struct relay_listener {
 	uint16_t port; /* network order: a server with no port gets this one */
 	bool armed;
 	bool multishot; /* the armed accept is multishot (relay_accept_scarce) */
-	bool retired; /* dropped by a reload: its vip is of an older generation */
-	bool stopping;	/* shutdown: accepting for the last time (relay_stop_listen) */
+	bool retired;   /* dropped by a reload: its vip is of an older generation */
+	bool stopping;  /* shutdown: accepting for the last time (relay_stop_listen) */
 	uint8_t paused; /* 1 + enum runtime_pause while not accepting */
 	struct relay_listener *pause_next; /* on the worker's paused list */
 	struct runtime_vip *vip;
@@ -59,8 +59,8 @@ struct relay {
 	struct loop *loop;
 	struct runtime *rt;
 	int worker;
-	struct relay_gen *gens;   /* current generation first, then older ones */
-	unsigned char *scratch;   /* TLSHELLO_MAX bytes: a hello spread over buffers */
+	struct relay_gen *gens; /* current generation first, then older ones */
+	unsigned char *scratch; /* TLSHELLO_MAX bytes: a hello spread over buffers */
 	/* Receives that found no buffer, in arrival order: [0] of light
 	 * connections (served first), [1] of bulk transfers. */
 	struct relay_conn_list starved[2];
@@ -72,10 +72,10 @@ struct relay {
 	int spare[RELAY_SPARE_FDS];    /* descriptors kept for server sockets (relay.c) */
 	int nspare;
 	unsigned snat_cursor;
-	int live;                 /* this worker's open client connections */
-	int nconns;               /* allocated, including those closing */
-	uint32_t high_mark;       /* bytes queued per half before receiving pauses */
-	uint32_t promised;        /* buffers bulk receives armed now may still take */
+	int live;           /* this worker's open client connections */
+	int nconns;         /* allocated, including those closing */
+	uint32_t high_mark; /* bytes queued per half before receiving pauses */
+	uint32_t promised;  /* buffers bulk receives armed now may still take */
 	unsigned kick_seen; /* runtime.kick last acted on */
 	/* Every connection, in accept order, for the ledger's walk (never
 	 * reordered, so a walk spread over iterations sees each one once), and

@@ -52,7 +52,7 @@ struct runtime_pool {
 	struct balance_pool bal;
 	struct runtime_server_stats *stats; /* one per server */
 	struct health_pool *health;         /* health checks (health.c); NULL until health_init */
-	struct runtime_bytes *wbytes;	    /* [server * nworkers + worker] */
+	struct runtime_bytes *wbytes;       /* [server * nworkers + worker] */
 	int nworkers;
 };
 
@@ -76,16 +76,16 @@ struct runtime_vip {
 	const struct config_vip *cfg;
 	struct runtime_pool *pool;
 	struct runtime_snat_addr *snat; /* cfg->nsnat entries */
-	struct budget_vip *budget;	/* SNAT port budgets (budget.c); NULL with snat = off */
+	struct budget_vip *budget;      /* SNAT port budgets (budget.c); NULL with snat = off */
 	struct __kernel_timespec connect_ts;
 	struct log_ratelimit rl_snat, rl_transparent, rl_accept;
 	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
 	_Atomic uint64_t conns;
-	_Atomic int active;		      /* open client connections */
+	_Atomic int active; /* open client connections */
 	/* To / from servers: what earlier generations counted (carried over
 	 * a reload); wbytes holds this one's, per worker. */
 	_Atomic uint64_t bytes_in, bytes_out;
-	struct runtime_bytes *wbytes;		    /* [worker] */
+	struct runtime_bytes *wbytes;               /* [worker] */
 	_Atomic uint64_t refused[RUNTIME_REFUSE_N]; /* client connections, by cause */
 	/* New connections per second over the last second, and the highest
 	 * seen: sampled by the admin thread (metrics_sample), which alone
@@ -132,7 +132,7 @@ struct runtime {
 	_Atomic int live; /* client connections open, against max_connections */
 	struct log_ratelimit rl_maxconn, rl_nofile;
 	_Atomic uint64_t paused[RUNTIME_PAUSE_N]; /* listeners paused, by cause */
-	_Atomic uint64_t nofile_waits; /* connections that waited for a server socket */
+	_Atomic uint64_t nofile_waits;            /* connections that waited for a server socket */
 	/* Connections waiting for one now, over all workers: while any does,
 	 * no worker accepts (the descriptor table is the process's). */
 	_Atomic int nofile_waiting;
@@ -140,7 +140,7 @@ struct runtime {
 	 * a worker ran out of descriptors a moment ago. */
 	_Atomic uint64_t nofile_scarce_ms;
 	struct runtime_worker_stats *wstats; /* nworkers */
-	struct ledger *ledger;		     /* GET /connections: a slot per worker */
+	struct ledger *ledger;               /* GET /connections: a slot per worker */
 	/* Bumped by the admin endpoint when a server is disabled: each worker
 	 * then closes that server's connections at its next tick. */
 	_Atomic unsigned kick;

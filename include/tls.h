@@ -35,11 +35,11 @@ enum tls_result {
 	TLS_RESULT_FAILED, /* a failure none of the others names */
 	TLS_RESULT_NO_SHARED_CIPHER,
 	TLS_RESULT_PROTOCOL_VERSION,
-	TLS_RESULT_UNKNOWN_CA,	    /* the client does not trust our certificate's issuer */
+	TLS_RESULT_UNKNOWN_CA,      /* the client does not trust our certificate's issuer */
 	TLS_RESULT_BAD_CERTIFICATE, /* the client refused our certificate, or we its */
-	TLS_RESULT_NOT_TLS,	    /* plain HTTP, or bytes that are not TLS records */
-	TLS_RESULT_TIMEOUT,	    /* not done within timeout_connect */
-	TLS_RESULT_EOF,		    /* the client closed or reset first */
+	TLS_RESULT_NOT_TLS,         /* plain HTTP, or bytes that are not TLS records */
+	TLS_RESULT_TIMEOUT,         /* not done within timeout_connect */
+	TLS_RESULT_EOF,             /* the client closed or reset first */
 	TLS_RESULT_N
 };
 extern const char *const tls_result_name[TLS_RESULT_N];

@@ -35,14 +35,14 @@
 #include "metrics.h"
 
 #define ADMIN_CONNS_MAX 64
-#define ADMIN_PEER_MAX	4
+#define ADMIN_PEER_MAX  4
 /* From the accept to the end of the request head, then to the end of its
  * body: a real client sends both at once; an idle one gives its slot back. */
 #define ADMIN_HEAD_MS 1000
 #define ADMIN_BODY_MS 1000
 /* To send a response (a slow reader of a large /metrics), then to see the
  * client's FIN once it is all sent. */
-#define ADMIN_WRITE_MS	5000
+#define ADMIN_WRITE_MS  5000
 #define ADMIN_LINGER_MS 1000
 
 enum admin_phase { A_FREE, A_READ, A_WRITE, A_LINGER };
@@ -68,7 +68,7 @@ struct admin_conn {
 };
 
 struct admin {
-	struct runtime *rt;		/* the generation requests are answered from */
+	struct runtime *rt; /* the generation requests are answered from */
 	/* A generation a reload handed over, not yet taken (NULL: none). It
 	 * holds the reference the reload counted for the admin endpoint. */
 	_Atomic(struct runtime *) next;
@@ -420,10 +420,11 @@ static void admin_route(struct admin *a, struct admin_conn *c, const struct admi
 		}
 		return admin_server_action(a, c, r, seg, q->form);
 	}
-	admin_text(r, 404,
-		   "no such path %s: try /, /metrics, /stats, /connections, /snat, /ready, POST "
-		   "/drain, POST /undrain or POST /pools/POOL/servers/SERVER/{drain,disable,enable}\n",
-		   q->path);
+	admin_text(
+	    r, 404,
+	    "no such path %s: try /, /metrics, /stats, /connections, /snat, /ready, POST "
+	    "/drain, POST /undrain or POST /pools/POOL/servers/SERVER/{drain,disable,enable}\n",
+	    q->path);
 }
 
 /* ---- requests: a pure parser ---- */

@@ -276,7 +276,8 @@ static int balance_pick_rr(struct balance_pool *p, int tier, int avoid)
 }
 
 /* Is a (with na connections) less loaded than b, per unit of weight? */
-static bool balance_lighter(const struct balance_server *a, int na, const struct balance_server *b, int nb)
+static bool balance_lighter(const struct balance_server *a, int na, const struct balance_server *b,
+			    int nb)
 {
 	return (int64_t)na * b->weight < (int64_t)nb * a->weight;
 }
@@ -335,9 +336,15 @@ int balance_pick(struct balance_pool *p, uint32_t key, int avoid)
 
 	for (int tier = TIER_PRIMARY; tier <= TIER_BACKUP && ret < 0; tier++) {
 		switch (p->algo) {
-		case CONFIG_BALANCE_ROUNDROBIN: ret = balance_pick_rr(p, tier, avoid); break;
-		case CONFIG_BALANCE_LEASTCONN: ret = balance_pick_leastconn(p, tier, avoid); break;
-		case CONFIG_BALANCE_SOURCE: ret = balance_pick_source(p, tier, key, avoid); break;
+		case CONFIG_BALANCE_ROUNDROBIN:
+			ret = balance_pick_rr(p, tier, avoid);
+			break;
+		case CONFIG_BALANCE_LEASTCONN:
+			ret = balance_pick_leastconn(p, tier, avoid);
+			break;
+		case CONFIG_BALANCE_SOURCE:
+			ret = balance_pick_source(p, tier, key, avoid);
+			break;
 		}
 	}
 	return ret;

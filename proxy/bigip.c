@@ -33,13 +33,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NAME_MAX_OUT	 63  /* config.c's names */
-#define VALUE_MAX	 150 /* values stay well inside config.c's 197-character lines */
-#define FILE_NAME_MAX	 100
-#define CHAIN_MAX	 8 /* defaults-from levels followed */
-#define MEMBERS_MAX	 4096
-#define SNAT_ADDRS_MAX	 64
-#define TLS_PAIRS_MAX	 8
+#define NAME_MAX_OUT     63  /* config.c's names */
+#define VALUE_MAX        150 /* values stay well inside config.c's 197-character lines */
+#define FILE_NAME_MAX    100
+#define CHAIN_MAX        8 /* defaults-from levels followed */
+#define MEMBERS_MAX      4096
+#define SNAT_ADDRS_MAX   64
+#define TLS_PAIRS_MAX    8
 #define HEADER_WORDS_MAX 6
 
 enum tok_type { T_WORD, T_OPEN, T_CLOSE };
@@ -76,8 +76,8 @@ struct obj {
 	struct bigip_object pub;
 	enum cls cls;
 	const char *name, *type; /* tokens; type: of monitors, profiles, persistence */
-	int body;		 /* the index of its '{' */
-	bool used, noted;	 /* noted: its own notes are written (once) */
+	int body;                /* the index of its '{' */
+	bool used, noted;        /* noted: its own notes are written (once) */
 	struct pool_out *pool;
 };
 
@@ -574,8 +574,8 @@ struct attr {
 };
 
 static const char *const flags[] = {
-    "enabled",	  "disabled", "vlans-enabled", "vlans-disabled", "internal", "ip-forward",
-    "l2-forward", "reject",   "stateless",     "dhcp-relay",	 NULL};
+    "enabled",    "disabled", "vlans-enabled", "vlans-disabled", "internal", "ip-forward",
+    "l2-forward", "reject",   "stateless",     "dhcp-relay",     NULL};
 
 static int after(const struct bigip *b, int i)
 {
@@ -799,15 +799,15 @@ static int port_number(const char *s)
 		const char *name;
 		int port;
 	} names[] = {
-	    {"any", 0},		{"*", 0},	 {"ftp", 21},
-	    {"ssh", 22},	{"telnet", 23},	 {"smtp", 25},
-	    {"domain", 53},	{"http", 80},	 {"kerberos", 88},
-	    {"pop3", 110},	{"epmap", 135},	 {"loc-srv", 135},
-	    {"imap", 143},	{"snmp", 161},	 {"ldap", 389},
-	    {"https", 443},	{"snpp", 444},	 {"microsoft-ds", 445},
-	    {"ldaps", 636},	{"imaps", 993},	 {"pop3s", 995},
+	    {"any", 0},         {"*", 0},        {"ftp", 21},
+	    {"ssh", 22},        {"telnet", 23},  {"smtp", 25},
+	    {"domain", 53},     {"http", 80},    {"kerberos", 88},
+	    {"pop3", 110},      {"epmap", 135},  {"loc-srv", 135},
+	    {"imap", 143},      {"snmp", 161},   {"ldap", 389},
+	    {"https", 443},     {"snpp", 444},   {"microsoft-ds", 445},
+	    {"ldaps", 636},     {"imaps", 993},  {"pop3s", 995},
 	    {"ms-sql-s", 1433}, {"mysql", 3306}, {"ms-wbt-server", 3389},
-	    {"sip", 5060},	{"sips", 5061},	 {"sip-tls", 5061},
+	    {"sip", 5060},      {"sips", 5061},  {"sip-tls", 5061},
 	    {"http-alt", 8080},
 	};
 	uint64_t n;
@@ -1147,7 +1147,7 @@ static void check_timing(struct bigip *b, const struct mon *m, FILE *f)
 		(unsigned long long)(interval < timeout ? (interval < 3600 ? interval : 3600)
 							: (timeout < 3600 ? timeout : 3600)));
 	fprintf(f, "check_fall = %llu\n",
-		(unsigned long long)(fall < 1	  ? 1
+		(unsigned long long)(fall < 1     ? 1
 				     : fall > 100 ? 100
 						  : fall));
 	fprintf(f, "check_rise = %llu\n", (unsigned long long)(rise > 100 ? 100 : rise));
@@ -1158,8 +1158,8 @@ static void check_timing(struct bigip *b, const struct mon *m, FILE *f)
 /* Attributes of a monitor that change how it checks and have no key. */
 static void check_unconverted(struct bigip *b, const struct mon *m)
 {
-	static const char *const lost[] = {"username",	    "transparent", "reverse",
-					   "manual-resume", "adaptive",	   NULL};
+	static const char *const lost[] = {"username",      "transparent", "reverse",
+					   "manual-resume", "adaptive",    NULL};
 
 	for (const char *const *k = lost; *k; k++) {
 		const char *v = mon_word(b, m, *k);
@@ -1890,7 +1890,7 @@ static void vip_persist(struct bigip *b, struct vip_out *v)
 		return;
 	}
 	struct obj *p = find(b, C_PERSIST, ref);
-	const char *type = p					  ? p->type
+	const char *type = p                                      ? p->type
 			   : streq(base_name(ref), "source_addr") ? "source-addr"
 								  : NULL;
 	vip_ref(b, v, p);

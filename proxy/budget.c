@@ -38,7 +38,7 @@
 #define BUDGET_WARN_EVERY_MS 60000
 
 struct budget_entry {
-	_Atomic uint64_t opened, ended;		 /* the workers' */
+	_Atomic uint64_t opened, ended;          /* the workers' */
 	_Atomic uint64_t rate_milli, ends_milli; /* per second x 1000, the main thread's */
 	/* The main thread's own: the counts of the last seconds, newest at
 	 * [(n - 1) % ...], and when this budget last warned. */

@@ -251,7 +251,7 @@ int certdiag_print(const struct certdiag *d, const char *cert, const char *key, 
 	fprintf(out, "certificate %s\n", cert);
 	fprintf(out, "  subject:     %s\n  issuer:      %s\n", d->subject, d->issuer);
 	fprintf(out, "  valid:       %s to %s%s\n", d->not_before, d->not_after,
-		d->expired	   ? ": EXPIRED"
+		d->expired         ? ": EXPIRED"
 		: d->not_yet_valid ? ": NOT YET VALID"
 				   : "");
 	good = !d->expired && !d->not_yet_valid;

@@ -32,7 +32,7 @@
 
 #define CONFIG_SNAT_MAX 64
 #define CONFIG_KEYS_MAX 64
-#define MS_PER_DAY	(24ULL * 3600 * 1000)
+#define MS_PER_DAY      (24ULL * 3600 * 1000)
 
 enum config_section { SEC_NONE, SEC_GLOBAL, SEC_POOL, SEC_VIP, SEC_SKIP };
 
@@ -44,7 +44,7 @@ struct config_key {
 	const char *name;
 	config_parser parse;
 	const char *def; /* parsed when the section opens; NULL: the key is required */
-	bool repeat;	 /* may be given several times in one section */
+	bool repeat;     /* may be given several times in one section */
 	const char *desc;
 };
 
@@ -71,14 +71,14 @@ struct loader {
 	bool oom;
 	unsigned host; /* CONFIG_HOST_* checks of this machine to run */
 	enum config_section section;
-	int cur;	/* the pool or VIP being read */
+	int cur;        /* the pool or VIP being read */
 	bool after_key; /* inih continues the last key on an indented line */
-	int *seen;	/* per key: line it was first given in this section */
+	int *seen;      /* per key: line it was first given in this section */
 	int global_seen[CONFIG_KEYS_MAX], sect_seen[CONFIG_KEYS_MAX];
 	bool first;    /* the key's first value in this section */
 	bool defaults; /* the values are the table's defaults, not the file's */
 	const struct config_key *key;
-	char why[384];			     /* a parser's reason for refusing a value */
+	char why[384];                       /* a parser's reason for refusing a value */
 	struct later_lines *plines, *vlines; /* parallel to cfg->pools, cfg->vips */
 	char *buf;
 	size_t cap;
@@ -852,7 +852,8 @@ static bool config_printable(const char *v, bool spaces)
 static int parse_check_path(struct loader *ld, const char *v)
 {
 	if (v[0] != '/' || !config_printable(v, false))
-		return bad(ld, "a path starting with / without spaces, such as /LiveServer/MCUFactory/",
+		return bad(ld,
+			   "a path starting with / without spaces, such as /LiveServer/MCUFactory/",
 			   v);
 	snprintf(cur_check(ld)->path, CONFIG_TEXT_MAX, "%s", v);
 	return 0;
@@ -902,7 +903,8 @@ static int parse_check_expect(struct loader *ld, const char *v)
 		if (lo < 100 || hi > 599 || hi < lo)
 			break;
 		if (c->nexpect >= CONFIG_EXPECT_MAX)
-			return reject(ld, "check_expect: at most %d codes or ranges", CONFIG_EXPECT_MAX);
+			return reject(ld, "check_expect: at most %d codes or ranges",
+				      CONFIG_EXPECT_MAX);
 		c->expect[c->nexpect].lo = (uint16_t)lo;
 		c->expect[c->nexpect++].hi = (uint16_t)hi;
 		if (*p == '\0')
@@ -910,8 +912,8 @@ static int parse_check_expect(struct loader *ld, const char *v)
 		if (*p++ != ',')
 			break;
 	}
-	return bad(ld, "status codes (100..599) and ranges separated by commas, such as 200-299,405",
-		   v);
+	return bad(
+	    ld, "status codes (100..599) and ranges separated by commas, such as 200-299,405", v);
 }
 
 static int parse_check_body(struct loader *ld, const char *v)
@@ -1228,8 +1230,7 @@ static int parse_route(struct loader *ld, const char *v)
 				      sni, vip->name, vip->routes[i].line);
 	snprintf(rt.sni, sizeof(rt.sni), "%s", sni);
 	snprintf(rt.pool_name, sizeof(rt.pool_name), "%s", pool);
-	struct config_route *grown =
-	    realloc(vip->routes, (size_t)(vip->nroutes + 1) * sizeof(rt));
+	struct config_route *grown = realloc(vip->routes, (size_t)(vip->nroutes + 1) * sizeof(rt));
 	if (!grown)
 		return out_of_memory(ld);
 	vip->routes = grown;
@@ -1823,12 +1824,13 @@ static void config_check_tls(struct loader *ld, struct config_vip *v)
 
 	if (v->tls != CONFIG_TLS_TERMINATE) {
 		if (v->ncerts || v->nkeys || v->client_ca.path[0])
-			config_error(ld,
-				     v->ncerts ? v->certs[0].line
-				     : v->nkeys ? v->keys[0].line
-						: v->client_ca.line,
-				     "vip %s: tls_cert, tls_key and tls_client_ca need tls = terminate",
-				     v->name);
+			config_error(
+			    ld,
+			    v->ncerts  ? v->certs[0].line
+			    : v->nkeys ? v->keys[0].line
+				       : v->client_ca.line,
+			    "vip %s: tls_cert, tls_key and tls_client_ca need tls = terminate",
+			    v->name);
 		return;
 	}
 	if (v->ncerts == 0) {
@@ -1838,12 +1840,11 @@ static void config_check_tls(struct loader *ld, struct config_vip *v)
 	}
 	if (v->ncerts != v->nkeys) {
 		/* The line of the first certificate or key without its pair. */
-		config_error(ld,
-			     v->ncerts > v->nkeys ? v->certs[v->nkeys].line
-						  : v->keys[v->ncerts].line,
-			     "vip %s: %d tls_cert but %d tls_key: give one key per certificate, "
-			     "in the same order",
-			     v->name, v->ncerts, v->nkeys);
+		config_error(
+		    ld, v->ncerts > v->nkeys ? v->certs[v->nkeys].line : v->keys[v->ncerts].line,
+		    "vip %s: %d tls_cert but %d tls_key: give one key per certificate, "
+		    "in the same order",
+		    v->name, v->ncerts, v->nkeys);
 		return;
 	}
 	for (int i = 0; i < v->ncerts; i++)
@@ -1902,13 +1903,14 @@ static void config_check_server_tls(struct loader *ld, struct config_vip *v)
 
 	if (!v->server_tls) {
 		if (cert->path[0] || key->path[0] || v->server_ca.path[0])
-			config_error(ld,
-				     cert->path[0]  ? cert->line
-				     : key->path[0] ? key->line
-						    : v->server_ca.line,
-				     "vip %s: server_cert, server_key and server_ca need server_tls = "
-				     "on",
-				     v->name);
+			config_error(
+			    ld,
+			    cert->path[0]  ? cert->line
+			    : key->path[0] ? key->line
+					   : v->server_ca.line,
+			    "vip %s: server_cert, server_key and server_ca need server_tls = "
+			    "on",
+			    v->name);
 		return;
 	}
 	if (v->tls != CONFIG_TLS_TERMINATE) {
@@ -2196,7 +2198,9 @@ void config_print_keys(FILE *out)
 		bool none = k->def && !k->def[0]; /* `` would not show in markdown */
 		fprintf(out, "| `%s` | `%s` | %s%s%s | %s |\n", section_titles[k->section], k->name,
 			k->def && !none ? "`" : "",
-			none ? "(none)" : k->def ? k->def : "(required)",
+			none     ? "(none)"
+			: k->def ? k->def
+				 : "(required)",
 			k->def && !none ? "`" : "", k->desc);
 	}
 }

@@ -32,9 +32,9 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-#define HEALTH_NET_BUF	 8192 /* TLS bytes moved per send or receive */
+#define HEALTH_NET_BUF   8192 /* TLS bytes moved per send or receive */
 #define HEALTH_CAUSE_MAX 1024
-#define HEALTH_HOST_MAX	 (CONFIG_SNI_MAX + 8)
+#define HEALTH_HOST_MAX  (CONFIG_SNI_MAX + 8)
 
 enum health_state { ST_WAIT, ST_CONNECT, ST_SEND, ST_RECV };
 
@@ -54,7 +54,7 @@ struct health_server {
 };
 
 const char *const health_result_name[HEALTH_RESULT_N] = {
-    [HEALTH_OK] = "ok",	      [HEALTH_TIMEOUT] = "timeout", [HEALTH_REFUSED] = "refused",
+    [HEALTH_OK] = "ok",       [HEALTH_TIMEOUT] = "timeout", [HEALTH_REFUSED] = "refused",
     [HEALTH_RESET] = "reset", [HEALTH_STATUS] = "status",   [HEALTH_TLS] = "tls",
     [HEALTH_ERROR] = "error",
 };
@@ -62,7 +62,7 @@ _Static_assert(HEALTH_RESULT_N == RUNTIME_CHECK_RESULTS, "one list of results, t
 
 struct health_pool {
 	const struct config_pool *cfg;
-	SSL_CTX *ctx;	     /* https only */
+	SSL_CTX *ctx;        /* https only */
 	bool cert_no_client; /* check_cert lacks the clientAuth purpose */
 	struct health_server *srv;
 };
@@ -88,7 +88,7 @@ struct health_check {
 	union health_sa src; /* check_source; family 0: the kernel's choice */
 	uint64_t start_ms, deadline_ms, down_ms;
 	uint64_t start_us; /* CLOCK_MONOTONIC: the check's duration */
-	int result;	   /* enum health_result of a failure, set before health_fail */
+	int result;        /* enum health_result of a failure, set before health_fail */
 	struct __kernel_timespec ts_wait, ts_link;
 	SSL *ssl;
 	BIO *net_in, *net_out; /* owned by ssl */
@@ -289,8 +289,8 @@ health_fail(struct health_check *c, const char *fmt, ...)
 static void health_fail_errno(struct health_check *c, const char *during, int err)
 {
 	c->result = err == -ECANCELED || err == -ETIME || err == -ETIMEDOUT ? HEALTH_TIMEOUT
-		    : err == -ECONNREFUSED				    ? HEALTH_REFUSED
-		    : err == -ECONNRESET || err == -EPIPE		    ? HEALTH_RESET
+		    : err == -ECONNREFUSED                                  ? HEALTH_REFUSED
+		    : err == -ECONNRESET || err == -EPIPE                   ? HEALTH_RESET
 									    : HEALTH_ERROR;
 	if (c->result == HEALTH_TIMEOUT)
 		health_fail(c, "timeout: no %s within check_timeout (%llu ms)", during,

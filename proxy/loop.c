@@ -12,7 +12,7 @@
  * every multishot request in flight, which costs a re-arm each. */
 #define LOOP_SQ_ENTRIES 1024
 #define LOOP_CQ_ENTRIES 16384
-#define LOOP_BGID 0
+#define LOOP_BGID       0
 
 static uint64_t loop_clock_us(void)
 {
@@ -60,14 +60,14 @@ static int loop_setup(struct io_uring *ring, unsigned extra_flags, struct io_uri
 static int loop_setup_buffers(struct loop *l, uint32_t buf_size, uint32_t nbufs)
 {
 	size_t ring_bytes = (size_t)nbufs * sizeof(struct io_uring_buf);
-	void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-			 -1, 0);
+	void *mem =
+	    mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (mem == MAP_FAILED)
 		return -errno;
 	l->br = mem;
 	io_uring_buf_ring_init(l->br);
 	struct io_uring_buf_reg reg = {
-		.ring_addr = (uintptr_t)mem, .ring_entries = nbufs, .bgid = LOOP_BGID};
+	    .ring_addr = (uintptr_t)mem, .ring_entries = nbufs, .bgid = LOOP_BGID};
 	int ret = io_uring_register_buf_ring(&l->ring, &reg, 0);
 	if (ret < 0)
 		return ret;
@@ -114,9 +114,9 @@ int loop_init(struct loop *l, uint32_t buf_size, uint32_t nbufs, const char **wh
 	ret = loop_setup_buffers(l, buf_size, nbufs);
 	if (ret < 0) {
 		*why = ret == -ENOMEM || ret == -EPERM
-			       ? "cannot register provided buffers: raise RLIMIT_MEMLOCK "
-				 "(LimitMEMLOCK=infinity) or lower `buffers`"
-			       : "cannot register a provided-buffer ring (needs Linux 5.19 or later)";
+			   ? "cannot register provided buffers: raise RLIMIT_MEMLOCK "
+			     "(LimitMEMLOCK=infinity) or lower `buffers`"
+			   : "cannot register a provided-buffer ring (needs Linux 5.19 or later)";
 		loop_free(l);
 		return ret;
 	}
@@ -159,10 +159,10 @@ int loop_probe(char *why, size_t len)
 		int op;
 		const char *name;
 	} need[] = {
-		{IORING_OP_ACCEPT, "accept"},   {IORING_OP_CONNECT, "connect"},
-		{IORING_OP_RECV, "recv"},       {IORING_OP_SEND, "send"},
-		{IORING_OP_TIMEOUT, "timeout"}, {IORING_OP_LINK_TIMEOUT, "link_timeout"},
-		{IORING_OP_ASYNC_CANCEL, "cancel"}, {IORING_OP_READ, "read"},
+	    {IORING_OP_ACCEPT, "accept"},       {IORING_OP_CONNECT, "connect"},
+	    {IORING_OP_RECV, "recv"},           {IORING_OP_SEND, "send"},
+	    {IORING_OP_TIMEOUT, "timeout"},     {IORING_OP_LINK_TIMEOUT, "link_timeout"},
+	    {IORING_OP_ASYNC_CANCEL, "cancel"}, {IORING_OP_READ, "read"},
 	};
 	struct io_uring ring;
 	int ret = io_uring_queue_init(8, &ring, 0);
@@ -170,12 +170,17 @@ int loop_probe(char *why, size_t len)
 	if (ret == -EPERM || ret == -ENOSYS) {
 		int disabled = loop_probe_sysctl();
 		if (disabled)
-			snprintf(why, len, "io_uring is disabled by sysctl kernel.io_uring_disabled=%d: "
-				 "set it to 0 (sysctl -w kernel.io_uring_disabled=0)", disabled);
+			snprintf(why, len,
+				 "io_uring is disabled by sysctl kernel.io_uring_disabled=%d: "
+				 "set it to 0 (sysctl -w kernel.io_uring_disabled=0)",
+				 disabled);
 		else
-			snprintf(why, len, "io_uring_setup is refused (%s): a seccomp profile such as "
-				 "Docker's default blocks it; run on the host or allow io_uring_setup, "
-				 "io_uring_enter and io_uring_register", strerror(-ret));
+			snprintf(
+			    why, len,
+			    "io_uring_setup is refused (%s): a seccomp profile such as "
+			    "Docker's default blocks it; run on the host or allow io_uring_setup, "
+			    "io_uring_enter and io_uring_register",
+			    strerror(-ret));
 		return ret;
 	}
 	if (ret < 0) {
@@ -186,8 +191,10 @@ int loop_probe(char *why, size_t len)
 	ret = 0;
 	for (size_t i = 0; probe && i < sizeof(need) / sizeof(need[0]); i++) {
 		if (!io_uring_opcode_supported(probe, need[i].op)) {
-			snprintf(why, len, "this kernel's io_uring lacks the %s operation: "
-				 "snatproxy needs Linux 6.0 or later", need[i].name);
+			snprintf(why, len,
+				 "this kernel's io_uring lacks the %s operation: "
+				 "snatproxy needs Linux 6.0 or later",
+				 need[i].name);
 			ret = -EOPNOTSUPP;
 			break;
 		}
@@ -303,7 +310,8 @@ int loop_run_once(struct loop *l)
 	{
 		uint64_t ud = cqe->user_data;
 		seen++;
-		l->handlers[ud & (LOOP_OP_MAX - 1)](l->ctx, (void *)(uintptr_t)(ud & ~(uint64_t)15), cqe);
+		l->handlers[ud & (LOOP_OP_MAX - 1)](l->ctx, (void *)(uintptr_t)(ud & ~(uint64_t)15),
+						    cqe);
 	}
 	io_uring_cq_advance(&l->ring, seen);
 	l->stats.completed += seen;

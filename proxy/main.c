@@ -22,39 +22,39 @@
 #include "worker.h"
 
 static const char usage[] =
-	"usage: snatproxy -c FILE [-t] [-v]\n"
-	"       snatproxy -C CERT [-k KEY] [-a CA]\n"
-	"       snatproxy --import-bigip FILE > snatproxy.ini\n"
-	"       snatproxy --keys | -V | -h\n"
-	"\n"
-	"A user-space SNAT load balancer for TCP on io_uring.\n"
-	"\n"
-	"  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
-	"  -t, --test         check the configuration as the start does (user, access_log,\n"
-	"                     SNAT addresses...) but bind no socket; print every error as\n"
-	"                     FILE:LINE: message, and exit 0 (valid) or 1\n"
-	"  -v, --verbose      log debugging details (every failed health check among them)\n"
-	"  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
-	"                     TLS client (the MCU factory's callers need both), is it valid,\n"
-	"                     does KEY match it, does its chain verify against CA (default:\n"
-	"                     the system's store); exit 0 when it can serve both ways\n"
-	"  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
-	"  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
-	"      --keys         print the reference of every configuration key (markdown)\n"
-	"      --import-bigip FILE\n"
-	"                     convert a BIG-IP LTM configuration (bigip.conf or tmsh list ltm)\n"
-	"                     into a snatproxy configuration on stdout; one line on stderr per\n"
-	"                     object skipped or converted in part (docs/bigip.md); exit 0 when\n"
-	"                     FILE parsed, 1 with FILE:LINE: message when it did not\n"
-	"  -V, --version      print the version\n"
-	"  -h, --help         print this help\n"
-	"\n"
-	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: with the admin\n"
-	"endpoint on, GET /ready answers 503 for `drain_delay` while connections are still\n"
-	"taken (so keepalived or a BGP daemon moves the VIP first); then stop accepting, let\n"
-	"open connections finish for up to `grace`, then close them and exit 0; a second\n"
-	"signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
-	"logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
+    "usage: snatproxy -c FILE [-t] [-v]\n"
+    "       snatproxy -C CERT [-k KEY] [-a CA]\n"
+    "       snatproxy --import-bigip FILE > snatproxy.ini\n"
+    "       snatproxy --keys | -V | -h\n"
+    "\n"
+    "A user-space SNAT load balancer for TCP on io_uring.\n"
+    "\n"
+    "  -c, --config FILE  configuration file (INI; see docs/configuration.md)\n"
+    "  -t, --test         check the configuration as the start does (user, access_log,\n"
+    "                     SNAT addresses...) but bind no socket; print every error as\n"
+    "                     FILE:LINE: message, and exit 0 (valid) or 1\n"
+    "  -v, --verbose      log debugging details (every failed health check among them)\n"
+    "  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
+    "                     TLS client (the MCU factory's callers need both), is it valid,\n"
+    "                     does KEY match it, does its chain verify against CA (default:\n"
+    "                     the system's store); exit 0 when it can serve both ways\n"
+    "  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
+    "  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
+    "      --keys         print the reference of every configuration key (markdown)\n"
+    "      --import-bigip FILE\n"
+    "                     convert a BIG-IP LTM configuration (bigip.conf or tmsh list ltm)\n"
+    "                     into a snatproxy configuration on stdout; one line on stderr per\n"
+    "                     object skipped or converted in part (docs/bigip.md); exit 0 when\n"
+    "                     FILE parsed, 1 with FILE:LINE: message when it did not\n"
+    "  -V, --version      print the version\n"
+    "  -h, --help         print this help\n"
+    "\n"
+    "Runs in the foreground and logs to stderr. SIGTERM or SIGINT: with the admin\n"
+    "endpoint on, GET /ready answers 503 for `drain_delay` while connections are still\n"
+    "taken (so keepalived or a BGP daemon moves the VIP first); then stop accepting, let\n"
+    "open connections finish for up to `grace`, then close them and exit 0; a second\n"
+    "signal closes them at once. SIGHUP: reload the configuration (an invalid one is\n"
+    "logged and changes nothing). SIGUSR1: reopen the access_log file (rotation).\n";
 
 #ifdef __SANITIZE_THREAD__
 /* make SAN=thread: the first data race ends the process with status 66, so
@@ -73,28 +73,54 @@ struct options {
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-		{"verbose", no_argument, NULL, 'v'},      {"keys", no_argument, NULL, 'K'},
-		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-		{"cert", required_argument, NULL, 'C'},   {"key", required_argument, NULL, 'k'},
-		{"ca", required_argument, NULL, 'a'},     {"import-bigip", required_argument, NULL, 'B'},
-		{NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+						 {"test", no_argument, NULL, 't'},
+						 {"verbose", no_argument, NULL, 'v'},
+						 {"keys", no_argument, NULL, 'K'},
+						 {"version", no_argument, NULL, 'V'},
+						 {"help", no_argument, NULL, 'h'},
+						 {"cert", required_argument, NULL, 'C'},
+						 {"key", required_argument, NULL, 'k'},
+						 {"ca", required_argument, NULL, 'a'},
+						 {"import-bigip", required_argument, NULL, 'B'},
+						 {NULL, 0, NULL, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:tvVhC:k:a:", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 't': o->test = true; break;
-		case 'v': o->verbose = true; break;
-		case 'K': o->keys = true; break;
-		case 'C': o->cert = optarg; break;
-		case 'k': o->key = optarg; break;
-		case 'a': o->ca = optarg; break;
-		case 'B': o->bigip = optarg; break;
-		case 'V': printf("snatproxy %s\n", SNATPROXY_VERSION); exit(0);
-		case 'h': fputs(usage, stdout); exit(0);
-		default: fputs(usage, stderr); return -EINVAL;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 't':
+			o->test = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'K':
+			o->keys = true;
+			break;
+		case 'C':
+			o->cert = optarg;
+			break;
+		case 'k':
+			o->key = optarg;
+			break;
+		case 'a':
+			o->ca = optarg;
+			break;
+		case 'B':
+			o->bigip = optarg;
+			break;
+		case 'V':
+			printf("snatproxy %s\n", SNATPROXY_VERSION);
+			exit(0);
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			fputs(usage, stderr);
+			return -EINVAL;
 		}
 	}
 	if (optind < argc) {

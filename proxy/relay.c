@@ -26,12 +26,12 @@ enum { C_CLIENT = 0, C_SERVER = 1 };
 
 /* A half's flags. */
 enum {
-	H_RECV = 1 << 0,      /* multishot receive armed */
+	H_RECV = 1 << 0,       /* multishot receive armed */
 	H_CANCELLING = 1 << 1, /* ... and asked to stop (queue above the high mark) */
 	H_SENDING = 1 << 2,
-	H_EOF = 1 << 3,       /* the sender shut its side */
-	H_SHUT = 1 << 4,      /* ... and that was relayed with shutdown(SHUT_WR) */
-	H_STARVED = 1 << 5,   /* the receive ended with ENOBUFS */
+	H_EOF = 1 << 3,     /* the sender shut its side */
+	H_SHUT = 1 << 4,    /* ... and that was relayed with shutdown(SHUT_WR) */
+	H_STARVED = 1 << 5, /* the receive ended with ENOBUFS */
 };
 
 /* S_HELLO: tls = route, reading the ClientHello before choosing a pool.
@@ -61,24 +61,24 @@ enum relay_end {
 };
 
 static const char *const relay_end_name[] = {
-	[END_NONE] = "none",
-	[END_CLIENT_CLOSED] = "client-closed",
-	[END_SERVER_CLOSED] = "server-closed",
-	[END_CLIENT_RESET] = "client-reset",
-	[END_SERVER_RESET] = "server-reset",
-	[END_CONNECT_TIMEOUT] = "connect-timeout",
-	[END_CONNECT_REFUSED] = "connect-refused",
-	[END_CONNECT_ERROR] = "connect-error",
-	[END_NO_SERVER] = "no-server",
-	[END_IDLE_TIMEOUT] = "idle-timeout",
-	[END_SHUTDOWN] = "shutdown",
-	[END_INTERNAL] = "internal-error",
-	[END_DISABLED] = "server-disabled",
-	[END_HELLO_TIMEOUT] = "hello-timeout",
-	[END_BAD_HELLO] = "bad-hello",
-	[END_TLS_HANDSHAKE] = "tls-handshake-failed",
-	[END_TLS_ERROR] = "tls-error",
-	[END_HANDSHAKE_TIMEOUT] = "tls-handshake-timeout",
+    [END_NONE] = "none",
+    [END_CLIENT_CLOSED] = "client-closed",
+    [END_SERVER_CLOSED] = "server-closed",
+    [END_CLIENT_RESET] = "client-reset",
+    [END_SERVER_RESET] = "server-reset",
+    [END_CONNECT_TIMEOUT] = "connect-timeout",
+    [END_CONNECT_REFUSED] = "connect-refused",
+    [END_CONNECT_ERROR] = "connect-error",
+    [END_NO_SERVER] = "no-server",
+    [END_IDLE_TIMEOUT] = "idle-timeout",
+    [END_SHUTDOWN] = "shutdown",
+    [END_INTERNAL] = "internal-error",
+    [END_DISABLED] = "server-disabled",
+    [END_HELLO_TIMEOUT] = "hello-timeout",
+    [END_BAD_HELLO] = "bad-hello",
+    [END_TLS_HANDSHAKE] = "tls-handshake-failed",
+    [END_TLS_ERROR] = "tls-error",
+    [END_HANDSHAKE_TIMEOUT] = "tls-handshake-timeout",
 };
 
 /* A listener paused for want of descriptors tries again after this long,
@@ -87,10 +87,10 @@ static const char *const relay_end_name[] = {
 /* Room under max_connections, per worker, below which accepts take one
  * connection at a time, and how long they do so after descriptors ran out. */
 #define RELAY_ACCEPT_ROOM 64
-#define RELAY_SCARCE_MS 1000
+#define RELAY_SCARCE_MS   1000
 /* A stopping listener's queue is taken until no handshake has completed for
  * this long, at most this many times (relay_drain_close). */
-#define RELAY_SETTLE_MS 5
+#define RELAY_SETTLE_MS     5
 #define RELAY_SETTLE_ROUNDS 100
 /* tls = terminate: how long a client that has finished its handshake may
  * stay silent before the server is connected anyway (the server speaks
@@ -125,14 +125,14 @@ struct relay_conn {
 	uint8_t starved_listed; /* 1 + the starved list it is on, 0 for none */
 	uint8_t snat_tries, snat_idx;
 	uint8_t fd_waiting; /* on the worker's fdwait list (1), or was (2) */
-	uint8_t err; /* errno behind an END_CONNECT_ERROR */
+	uint8_t err;        /* errno behind an END_CONNECT_ERROR */
 	int16_t server;
-	uint16_t port; /* the VIP port the client connected to */
+	uint16_t port;       /* the VIP port the client connected to */
 	uint16_t hello_need; /* S_HELLO: bytes to wait for before parsing again */
 	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
 	uint8_t defer;       /* S_HANDSHAKE: the connect's timer armed (1), or fired (2) */
 	uint8_t snat_set;    /* snat is our source address; while connecting, the server's */
-	int16_t failed; /* server whose connect failed, avoided on retry */
+	int16_t failed;      /* server whose connect failed, avoided on retry */
 	uint8_t retry_end, retry_err; /* why the first connect failed (tries > 1) */
 	struct runtime_vip *vip;
 	struct relay_gen *gen;
@@ -522,7 +522,8 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 
 /* What a completion of half d's receive took from its promise: all of it
  * once the receive has ended. */
-static void relay_keep_promise(struct relay *r, struct relay_half *h, const struct io_uring_cqe *cqe)
+static void relay_keep_promise(struct relay *r, struct relay_half *h,
+			       const struct io_uring_cqe *cqe)
 {
 	uint32_t took = h->promised;
 
@@ -629,7 +630,8 @@ static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct i
 
 	if (loop_recv_bufs(r->loop, cqe, relay_take_buf, &t) < 0 && r->loop->bundles) {
 		log_warn("worker %d: a receive's buffers were not where the ring said; "
-			 "receiving without bundles from now on", r->worker);
+			 "receiving without bundles from now on",
+			 r->worker);
 		r->loop->bundles = false;
 	}
 	if (!t.h)
@@ -659,7 +661,7 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 	if (h->promised)
 		relay_keep_promise(r, h, cqe);
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		h->flags &= (uint8_t)~(H_RECV | H_CANCELLING);
+		h->flags &= (uint8_t) ~(H_RECV | H_CANCELLING);
 		c->inflight--;
 	}
 	if (res > 0)
@@ -671,16 +673,15 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 	else if (res == -ENOBUFS) {
 		r->loop->stats.enobufs++;
 		relay_wait_buffers(r, c, d);
-	}
-	else if (res == -EINVAL && r->loop->recv_limit && !(h->flags & H_RECV)) {
+	} else if (res == -EINVAL && r->loop->recv_limit && !(h->flags & H_RECV)) {
 		/* A kernel older than 6.16 refuses a multishot receive's byte
 		 * limit: receive one completion at a time instead. */
 		log_info("worker %d: this kernel cannot limit a multishot receive; receiving "
-			 "single-shot", r->worker);
+			 "single-shot",
+			 r->worker);
 		r->loop->recv_limit = false;
 		relay_rearm(r, c, d);
-	}
-	else if (res < 0 && res != -ECANCELED)
+	} else if (res < 0 && res != -ECANCELED)
 		relay_close(r, c, d == C_CLIENT ? END_CLIENT_RESET : END_SERVER_RESET,
 			    1u << (1 - d));
 	else if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -1264,8 +1265,7 @@ static void relay_log_pause(struct relay *r, struct relay_listener *ls, enum run
 	struct runtime *root = r->rt->root;
 	unsigned long suppressed;
 
-	if (why == RUNTIME_PAUSE_MAXCONN &&
-	    log_ratelimit(&root->rl_maxconn, 10000, &suppressed))
+	if (why == RUNTIME_PAUSE_MAXCONN && log_ratelimit(&root->rl_maxconn, 10000, &suppressed))
 		log_warn("max_connections (%d) reached: vip %s stops accepting until connections "
 			 "end; new clients wait in the backlog (%lu more since last message)",
 			 r->rt->max_connections, ls->vip->cfg->name, suppressed);
@@ -1345,7 +1345,8 @@ static bool relay_accept_scarce(const struct relay *r)
 
 	return room < RELAY_ACCEPT_ROOM * r->rt->nworkers ||
 	       atomic_load_explicit(&root->nofile_waiting, memory_order_relaxed) > 0 ||
-	       r->loop->now_ms < atomic_load_explicit(&root->nofile_scarce_ms, memory_order_relaxed);
+	       r->loop->now_ms <
+		   atomic_load_explicit(&root->nofile_scarce_ms, memory_order_relaxed);
 }
 
 static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
@@ -1593,7 +1594,8 @@ static void relay_unstarve_list(struct relay *r, struct relay_conn_list *q, bool
 {
 	uint32_t armed = 0;
 
-	while (!TAILQ_EMPTY(q) && (bulk ? relay_bulk_room(r) >= 1 : r->loop->buf_free > 2 * armed)) {
+	while (!TAILQ_EMPTY(q) &&
+	       (bulk ? relay_bulk_room(r) >= 1 : r->loop->buf_free > 2 * armed)) {
 		struct relay_conn *c = TAILQ_FIRST(q);
 		starved_remove(r, c);
 		for (int d = 0; d < 2; d++) {

@@ -20,7 +20,7 @@ struct generation {
 
 struct reload {
 	struct runtime *root, *cur;
-	struct generation *gen;	    /* the current one, NULL while root is */
+	struct generation *gen;     /* the current one, NULL while root is */
 	struct generation *retired; /* waiting for their last holder */
 	struct worker *w;
 	struct admin *admin;
@@ -160,9 +160,10 @@ static int reload_start(struct reload *rl, struct generation *g)
 	}
 	if (ret < 0) {
 		log_err("SIGHUP: %s: %s; keeping the running configuration", g->cfg.path,
-			ret == -ENOMEM	 ? "out of memory"
-			: ret == -EINVAL ? "a health check's certificates cannot be used (see above)"
-					 : "cannot listen on every address");
+			ret == -ENOMEM ? "out of memory"
+			: ret == -EINVAL
+			    ? "a health check's certificates cannot be used (see above)"
+			    : "cannot listen on every address");
 		free(plans);
 		return ret;
 	}

@@ -97,15 +97,16 @@ static int runtime_pool_init(struct runtime_pool *rp, const struct config_pool *
 	return balance_pool_init(&rp->bal, cfg);
 }
 
-static int runtime_vip_init(struct runtime *rt, struct runtime_vip *rv, const struct config_vip *cfg)
+static int runtime_vip_init(struct runtime *rt, struct runtime_vip *rv,
+			    const struct config_vip *cfg)
 {
 	rv->cfg = cfg;
 	rv->pool = &rt->pools[cfg->pool];
 	rv->connect_ts.tv_sec = (long long)(cfg->timeout_connect_ms / 1000);
 	rv->connect_ts.tv_nsec = (long long)(cfg->timeout_connect_ms % 1000) * 1000000;
 	char why[512];
-	int ret = tls_vip_init(&rv->tls, cfg, rt->cfg->path, rt->nworkers,
-			       rv->pool->cfg->nservers, why, sizeof(why));
+	int ret = tls_vip_init(&rv->tls, cfg, rt->cfg->path, rt->nworkers, rv->pool->cfg->nservers,
+			       why, sizeof(why));
 	if (ret < 0) {
 		if (ret != -ENOMEM)
 			log_err("%s", why);
@@ -130,7 +131,7 @@ static int runtime_nofile_reserve(const struct config *cfg, int nworkers)
 		n += cfg->vips[v].nlisten * nworkers;
 	for (int p = 0; p < cfg->npools; p++)
 		n += cfg->pools[p].nservers; /* a health check each */
-	return n + 8 * nworkers;          /* rings, eventfds, relay's spare descriptors */
+	return n + 8 * nworkers;             /* rings, eventfds, relay's spare descriptors */
 }
 
 /* A client connection holds two descriptors (client and server sockets).
@@ -280,7 +281,8 @@ static void runtime_carry_pool(struct runtime_pool *to, const struct runtime *pr
 			continue;
 		for (int i = 0; i < to->cfg->nservers; i++)
 			for (int j = 0; j < from->cfg->nservers; j++)
-				if (strcmp(to->cfg->servers[i].name, from->cfg->servers[j].name) == 0)
+				if (strcmp(to->cfg->servers[i].name, from->cfg->servers[j].name) ==
+				    0)
 					runtime_carry_server(to, i, from, j);
 	}
 }

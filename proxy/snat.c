@@ -129,7 +129,7 @@ int snat_socket(struct runtime_vip *vip, const struct sockaddr *client,
 		break;
 	case CONFIG_SNAT_OFF:
 		ret = client->sa_family == server->sa_family ? snat_bind_transparent(fd, client)
-							      : -EAFNOSUPPORT;
+							     : -EAFNOSUPPORT;
 		if (ret < 0)
 			snat_failed(vip, "snat = off: cannot bind client address", client, -ret);
 		break;
@@ -182,7 +182,8 @@ static int snat_route4(uint32_t a, uint32_t *net, uint32_t *mask, uint32_t *gw)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%31s %x %x %x %u %u %u %x", ifname, &dst, &g, &flags, &refcnt,
-			   &use, &metric, &m) != 8 || !(flags & 1 /* RTF_UP */))
+			   &use, &metric, &m) != 8 ||
+		    !(flags & 1 /* RTF_UP */))
 			continue;
 		if ((a & m) != dst || (found == 0 && ntohl(m) <= ntohl(*mask)))
 			continue;
@@ -202,20 +203,23 @@ static void snat_check_vip(const struct runtime_vip *vip)
 		if (v->sin_family != AF_INET)
 			continue;
 		for (int s = 0; s < pool->nservers; s++) {
-			const struct sockaddr_in *sa = (const struct sockaddr_in *)&pool->servers[s].addr;
+			const struct sockaddr_in *sa =
+			    (const struct sockaddr_in *)&pool->servers[s].addr;
 			uint32_t net = 0, mask = 0, gw = 0;
 			if (sa->sin_family != AF_INET ||
 			    snat_route4(sa->sin_addr.s_addr, &net, &mask, &gw) < 0 || gw != 0 ||
 			    (v->sin_addr.s_addr & mask) != net)
 				continue;
-			log_warn("vip %s: snat = off, but server %s (%s) is on the same directly "
-				 "connected subnet as the VIP %s: clients on that subnet, the servers "
-				 "themselves included, will get replies straight from the server and "
-				 "reset them. Use `snat = auto`, or make this proxy the servers' gateway "
-				 "with clients on another subnet",
-				 vip->cfg->name, pool->servers[s].name,
-				 addr_format((const struct sockaddr *)sa, sbuf, sizeof(sbuf)),
-				 addr_format((const struct sockaddr *)v, vbuf, sizeof(vbuf)));
+			log_warn(
+			    "vip %s: snat = off, but server %s (%s) is on the same directly "
+			    "connected subnet as the VIP %s: clients on that subnet, the servers "
+			    "themselves included, will get replies straight from the server and "
+			    "reset them. Use `snat = auto`, or make this proxy the servers' "
+			    "gateway "
+			    "with clients on another subnet",
+			    vip->cfg->name, pool->servers[s].name,
+			    addr_format((const struct sockaddr *)sa, sbuf, sizeof(sbuf)),
+			    addr_format((const struct sockaddr *)v, vbuf, sizeof(vbuf)));
 			return;
 		}
 	}

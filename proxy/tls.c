@@ -33,9 +33,9 @@ struct tls_out {
 
 struct tls_conn {
 	struct tls_vip *vip;
-	struct tls_side side[2]; /* [0] toward the client, [1] toward the server */
-	struct tls_out out[2];	 /* per direction */
-	SSL_SESSION **slot;	 /* server_tls: where this server's session is kept */
+	struct tls_side side[2];            /* [0] toward the client, [1] toward the server */
+	struct tls_out out[2];              /* per direction */
+	SSL_SESSION **slot;                 /* server_tls: where this server's session is kept */
 	const struct config_server *server; /* server_tls: the one connected to */
 	bool failed, in_handshake;
 	char reason[192];

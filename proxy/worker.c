@@ -17,7 +17,7 @@
 
 /* Binds listen address i of VIP v; logs why not and returns NULL. */
 static struct relay_listener *worker_listener_open(const struct config *cfg, int v, int i,
-						  char *why, size_t len)
+						   char *why, size_t len)
 {
 	const struct config_vip *vip = &cfg->vips[v];
 	const struct sockaddr *sa = (const struct sockaddr *)&vip->listen[i];
@@ -54,7 +54,8 @@ int worker_prepare(struct worker *w, struct runtime *rt, int id)
 	for (int v = 0; v < cfg->nvips; v++) {
 		const struct config_vip *vip = &cfg->vips[v];
 		for (int i = 0; i < vip->nlisten; i++) {
-			struct relay_listener *ls = worker_listener_open(cfg, v, i, why, sizeof(why));
+			struct relay_listener *ls =
+			    worker_listener_open(cfg, v, i, why, sizeof(why));
 			if (!ls)
 				return -EADDRNOTAVAIL;
 			ls->vip = &rt->vips[v];
@@ -279,7 +280,8 @@ int worker_reload_prepare(struct worker *w, struct runtime *rt, struct worker_re
 	plan->rt = rt;
 	for (int v = 0; v < cfg->nvips; v++)
 		for (int i = 0; i < cfg->vips[v].nlisten; i++) {
-			struct relay_listener *ls = worker_find_listener(w, &cfg->vips[v].listen[i]);
+			struct relay_listener *ls =
+			    worker_find_listener(w, &cfg->vips[v].listen[i]);
 			if (!ls) {
 				ls = worker_listener_open(cfg, v, i, why, sizeof(why));
 				if (!ls) {
@@ -364,7 +366,8 @@ static void worker_apply_reload(struct worker *w)
 	w->rt = plan->rt;
 	if (health_worker_switch(&w->health, w->rt) < 0)
 		log_err("worker %d: out of memory: some servers of the new configuration are "
-			"not checked", w->id);
+			"not checked",
+			w->id);
 	free(plan->vips);
 	free(plan->opened);
 	free(plan);

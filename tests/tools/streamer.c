@@ -118,7 +118,7 @@ static int is_reset(int err)
 
 struct serve_opts {
 	int source, peers, ends;
-	uint64_t total;	      /* source: bytes to send */
+	uint64_t total;       /* source: bytes to send */
 	uint64_t reset_after; /* 0: never */
 };
 
@@ -445,7 +445,7 @@ static int run(const char *addr, struct run *r, double timeout)
 	printf("ok conns=%d bytes_each_way=%llu seconds=%.2f ended=%s received=%llu\n", r->nconns,
 	       (unsigned long long)(r->download ? r->download : r->bytes), now_s() - r->start,
 	       r->expect == END_RESET ? "reset"
-	       : r->reset	      ? "reset-sent"
+	       : r->reset             ? "reset-sent"
 				      : "eof",
 	       (unsigned long long)r->total_read);
 	return 0;

@@ -26,7 +26,7 @@ static void check_parse(int line, const char *s, int rule, const char *want)
 	}
 }
 #define OK(s, rule, want) check_parse(__LINE__, s, rule, want)
-#define BAD(s, rule)	  check_parse(__LINE__, s, rule, NULL)
+#define BAD(s, rule)      check_parse(__LINE__, s, rule, NULL)
 
 static void test_parse_ok(void)
 {

@@ -321,9 +321,9 @@ static void test_off_loopback(void)
 		const char *addr;
 		bool loopback;
 	} cases[] = {
-	    {"127.0.0.1:1", true},	    {"127.255.0.9:1", true},	    {"[::1]:1", true},
-	    {"[::ffff:127.0.0.5]:1", true}, {"0.0.0.0:1", false},	    {"[::]:1", false},
-	    {"198.18.0.1:1", false},	    {"[::ffff:10.0.0.1]:1", false}, {"128.0.0.1:1", false},
+	    {"127.0.0.1:1", true},          {"127.255.0.9:1", true},        {"[::1]:1", true},
+	    {"[::ffff:127.0.0.5]:1", true}, {"0.0.0.0:1", false},           {"[::]:1", false},
+	    {"198.18.0.1:1", false},        {"[::ffff:10.0.0.1]:1", false}, {"128.0.0.1:1", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct sockaddr_storage ss;

@@ -91,8 +91,8 @@ static void test_query(void)
 	CHECK_STR(addr_format((struct sockaddr *)&f.client, buf, sizeof(buf)), "[2001:db8::1]:443");
 	CHECK_EQ(ledger_parse_query("server=198.18.1.1", &f, why, sizeof(why)), 0);
 	static const char *const bad[] = {
-	    "limit=0",	  "limit=10001", "limit=", "limit=-1", "snat=x", "client=1.2.3.4:99999",
-	    "what=1",	  "vip",	 "vip=",   "vip=%00",  "vip=%4", "=1",
+	    "limit=0",    "limit=10001", "limit=", "limit=-1", "snat=x", "client=1.2.3.4:99999",
+	    "what=1",     "vip",         "vip=",   "vip=%00",  "vip=%4", "=1",
 	    "client=%zz", "limit=1e3",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -150,7 +150,7 @@ static size_t sized_hello(size_t total, unsigned char *out)
 	out[o++] = (unsigned char)body;
 	out[o++] = 3, out[o++] = 3;
 	memset(out + o, 0x5a, 32), o += 32;
-	out[o++] = 0;		    /* session id */
+	out[o++] = 0;               /* session id */
 	out[o++] = 0, out[o++] = 2; /* one cipher suite */
 	out[o++] = 0x13, out[o++] = 1;
 	out[o++] = 1, out[o++] = 0; /* null compression */

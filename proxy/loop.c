@@ -116,7 +116,8 @@ int loop_init(struct loop *l, uint32_t buf_size, uint32_t nbufs, const char **wh
 		*why = ret == -ENOMEM || ret == -EPERM
 			   ? "cannot register provided buffers: raise RLIMIT_MEMLOCK "
 			     "(LimitMEMLOCK=infinity) or lower `buffers`"
-			   : "cannot register a provided-buffer ring (needs Linux 5.19 or later)";
+			   : "cannot register a provided-buffer ring (snatproxy needs Linux 6.0 or "
+			     "later)";
 		loop_free(l);
 		return ret;
 	}

@@ -21,7 +21,7 @@ struct budget_vip;
 #define RUNTIME_CHECK_RESULTS 7
 
 struct runtime_server_stats {
-	_Atomic uint64_t conns, bytes_in, bytes_out, connect_fail, retries;
+	_Atomic uint64_t conns, to_server, to_client, connect_fail, retries;
 	/* connect_fail by cause (the admin endpoint's metrics) */
 	_Atomic uint64_t fail_refused, fail_timeout, fail_error;
 	/* Health checks by result (enum health_result), the last one's
@@ -84,7 +84,7 @@ struct runtime_vip {
 	_Atomic int active; /* open client connections */
 	/* To / from servers: what earlier generations counted (carried over
 	 * a reload); wbytes holds this one's, per worker. */
-	_Atomic uint64_t bytes_in, bytes_out;
+	_Atomic uint64_t to_server, to_client;
 	struct runtime_bytes *wbytes;               /* [worker] */
 	_Atomic uint64_t refused[RUNTIME_REFUSE_N]; /* client connections, by cause */
 	/* New connections per second over the last second, and the highest

@@ -295,11 +295,11 @@ static unsigned long long vip_conns(const struct runtime_vip *v)
 	return LD(v->conns);
 }
 /* The VIP's own generation's workers: as many rows as its pool has. */
-static unsigned long long vip_bytes_in(const struct runtime_vip *v)
+static unsigned long long vip_to_server(const struct runtime_vip *v)
 {
 	return runtime_vip_bytes(v, v->pool->nworkers, 0);
 }
-static unsigned long long vip_bytes_out(const struct runtime_vip *v)
+static unsigned long long vip_to_client(const struct runtime_vip *v)
 {
 	return runtime_vip_bytes(v, v->pool->nworkers, 1);
 }
@@ -323,9 +323,9 @@ static const struct {
     {"connections_active", "gauge", NULL, "Open client connections.", vip_active},
     {"connections_total", "counter", NULL, "Client connections accepted.", vip_conns},
     {"bytes_total", "counter", "direction=\"to_server\"",
-     "Bytes of the clients' connections, counted as they move.", vip_bytes_in},
+     "Bytes of the clients' connections, counted as they move.", vip_to_server},
     {"bytes_total", "counter", "direction=\"to_client\"",
-     "Bytes of the clients' connections, counted as they move.", vip_bytes_out},
+     "Bytes of the clients' connections, counted as they move.", vip_to_client},
     {"no_server_total", "counter", NULL, "Client connections refused for want of a server.",
      vip_no_server},
     {"connection_rate", "gauge", NULL, "New client connections per second, over the last second.",
@@ -668,7 +668,7 @@ static void json_vip(FILE *out, const struct runtime_vip *v)
 	    "\"connections_total\":%llu,\"connection_rate\":%llu,\"connection_rate_peak\":%llu,"
 	    "\"bytes_to_server\":%llu,\"bytes_to_client\":%llu,\"no_server\":%llu,\"refused\":{",
 	    snat_mode_name[v->cfg->snat], tls_mode_name[v->cfg->tls], vip_active(v), vip_conns(v),
-	    vip_rate(v), vip_rate_peak(v), vip_bytes_in(v), vip_bytes_out(v), vip_no_server(v));
+	    vip_rate(v), vip_rate_peak(v), vip_to_server(v), vip_to_client(v), vip_no_server(v));
 	for (int c = 0; c < RUNTIME_REFUSE_N; c++)
 		fprintf(out, "%s\"%s\":%llu", c ? "," : "", runtime_refuse_name[c],
 			(unsigned long long)LD(v->refused[c]));
@@ -905,7 +905,7 @@ static void html_vip(FILE *out, const struct runtime_vip *rv)
 		fprintf(out, "%s%s", i ? ", " : ": ",
 			addr_format((const struct sockaddr *)&rv->snat[i].addr, a, sizeof(a)));
 	fprintf(out, "</td><td class=\"t\">%s</td>", tls_mode_name[rv->cfg->tls]);
-	html_traffic(out, vip_active(rv), vip_conns(rv), vip_bytes_in(rv), vip_bytes_out(rv));
+	html_traffic(out, vip_active(rv), vip_conns(rv), vip_to_server(rv), vip_to_client(rv));
 	fprintf(out, "<td data-k=\"rate\">%llu/s (peak %llu/s)</td>", vip_rate(rv),
 		vip_rate_peak(rv));
 	html_counts(out, "refused", runtime_refuse_name, rv->refused, RUNTIME_REFUSE_N);

@@ -61,7 +61,7 @@ static int runtime_bytes_alloc(struct runtime *rt)
 
 uint64_t runtime_vip_bytes(const struct runtime_vip *v, int nworkers, int d)
 {
-	uint64_t n = atomic_load_explicit(d ? &v->bytes_out : &v->bytes_in, memory_order_relaxed);
+	uint64_t n = atomic_load_explicit(d ? &v->to_client : &v->to_server, memory_order_relaxed);
 
 	for (int w = 0; v->wbytes && w < nworkers; w++)
 		n += atomic_load_explicit(&v->wbytes[w].n[d], memory_order_relaxed);
@@ -71,7 +71,8 @@ uint64_t runtime_vip_bytes(const struct runtime_vip *v, int nworkers, int d)
 uint64_t runtime_server_bytes(const struct runtime_pool *p, int s, int d)
 {
 	const struct runtime_server_stats *st = &p->stats[s];
-	uint64_t n = atomic_load_explicit(d ? &st->bytes_in : &st->bytes_out, memory_order_relaxed);
+	uint64_t n =
+	    atomic_load_explicit(d ? &st->to_client : &st->to_server, memory_order_relaxed);
 
 	for (int w = 0; p->wbytes && w < p->nworkers; w++)
 		n += atomic_load_explicit(&p->wbytes[s * p->nworkers + w].n[d],
@@ -258,8 +259,8 @@ static void runtime_carry_server(struct runtime_pool *to, int i, const struct ru
 
 	atomic_store(&to->bal.srv[i].flags, runtime_carry_down(to, i, from, j, flags));
 	atomic_store(&b->conns, atomic_load(&a->conns));
-	atomic_store(&b->bytes_in, runtime_server_bytes(from, j, 1));
-	atomic_store(&b->bytes_out, runtime_server_bytes(from, j, 0));
+	atomic_store(&b->to_server, runtime_server_bytes(from, j, 0));
+	atomic_store(&b->to_client, runtime_server_bytes(from, j, 1));
 	atomic_store(&b->connect_fail, atomic_load(&a->connect_fail));
 	atomic_store(&b->retries, atomic_load(&a->retries));
 	atomic_store(&b->fail_refused, atomic_load(&a->fail_refused));
@@ -296,8 +297,8 @@ static void runtime_carry_vip(struct runtime_vip *to, const struct runtime *prev
 		if (strcmp(from->cfg->name, to->cfg->name) != 0)
 			continue;
 		atomic_store(&to->conns, atomic_load(&from->conns));
-		atomic_store(&to->bytes_in, runtime_vip_bytes(from, prev->nworkers, 0));
-		atomic_store(&to->bytes_out, runtime_vip_bytes(from, prev->nworkers, 1));
+		atomic_store(&to->to_server, runtime_vip_bytes(from, prev->nworkers, 0));
+		atomic_store(&to->to_client, runtime_vip_bytes(from, prev->nworkers, 1));
 		for (int r = 0; r < RUNTIME_REFUSE_N; r++)
 			atomic_store(&to->refused[r], atomic_load(&from->refused[r]));
 		atomic_store(&to->rate_peak, atomic_load(&from->rate_peak));

@@ -28,6 +28,7 @@ struct health_worker {
 	int nchecks;
 	struct health_check *retired; /* of replaced generations, until idle */
 	int inflight;                 /* requests in flight over all its checks */
+	int op_check, op_timeout;     /* the loop's codes for its requests */
 	bool stopping;
 };
 

@@ -1,10 +1,12 @@
 /* loop: one io_uring ring per worker, its provided-buffer ring, and the
  * dispatch of completions.
  *
- * The loop knows nothing of connections or protocols. Every request carries
- * in its user_data a pointer to its owner (16-byte aligned) and, in the low 4
- * bits, an operation code; a completion goes to the handler registered for
- * that code. This is the only place where user_data is encoded or decoded. */
+ * The loop knows nothing of connections or protocols, nor of who uses it.
+ * Every request carries in its user_data a pointer to its owner (16-byte
+ * aligned: LOOP_OWNER) and, in the low 4 bits, an operation code; a consumer
+ * registers a handler and gets its code back (loop_register), and a
+ * completion goes to the handler of its code, with the context given then.
+ * This is the only place where user_data is encoded or decoded. */
 #ifndef SNATPROXY_LOOP_H
 #define SNATPROXY_LOOP_H
 
@@ -20,22 +22,16 @@
 #define IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
 #endif
 
-enum loop_op {
-	LOOP_OP_IGNORE, /* cancels and other requests whose completion needs nothing */
-	LOOP_OP_ACCEPT,
-	LOOP_OP_CONNECT,
-	LOOP_OP_CONNECT_TIMEOUT,
-	LOOP_OP_RECV_CLIENT,
-	LOOP_OP_RECV_SERVER,
-	LOOP_OP_SEND_CLIENT,
-	LOOP_OP_SEND_SERVER,
-	LOOP_OP_TICK,
-	LOOP_OP_WAKE,
-	LOOP_OP_CHECK,
-	LOOP_OP_CHECK_TIMEOUT,
-	LOOP_OP_DEFER, /* tls = terminate: the server connect waiting for the client */
-	LOOP_OP_MAX = 16
-};
+/* Code 0 is for requests whose completion needs nothing (cancels, closes);
+ * loop_register hands out the others, as many as the tag's 4 bits hold. */
+#define LOOP_OP_IGNORE 0
+#define LOOP_OPS       16
+
+/* Declares that objects of `type` may own requests: their low 4 bits must
+ * be free for the operation code. */
+#define LOOP_OWNER(type)                                                                           \
+	_Static_assert(_Alignof(type) >= LOOP_OPS,                                                 \
+		       #type " owns loop requests: it must be 16-byte aligned (_Alignas(16))")
 
 #define LOOP_BUF_NONE 0xffffu
 
@@ -70,8 +66,11 @@ struct loop {
 	 * SQE's optlen (Linux 6.16); without it, receives are single-shot. */
 	bool recv_limit;
 	uint64_t now_ms; /* CLOCK_MONOTONIC, refreshed once per batch of completions */
-	void *ctx;
-	loop_handler handlers[LOOP_OP_MAX];
+	struct {
+		loop_handler fn;
+		void *ctx;
+	} ops[LOOP_OPS];
+	int nops; /* codes handed out, LOOP_OP_IGNORE's included */
 	struct loop_stats stats;
 };
 
@@ -84,9 +83,12 @@ void loop_free(struct loop *l);
  * allow what the engine needs; on failure fills `why` for the operator. */
 int loop_probe(char *why, size_t len);
 
-void loop_on(struct loop *l, enum loop_op op, loop_handler fn);
+/* Registers fn, called with ctx for every completion of a request whose
+ * user_data is loop_ud(owner, code). Returns the code, or -ENOSPC when all
+ * 15 are taken. */
+int loop_register(struct loop *l, loop_handler fn, void *ctx);
 
-static inline uint64_t loop_ud(const void *owner, enum loop_op op)
+static inline uint64_t loop_ud(const void *owner, int op)
 {
 	return (uint64_t)(uintptr_t)owner | (uint64_t)op;
 }
@@ -115,7 +117,7 @@ void loop_buf_put(struct loop *l, uint16_t bid);
  * completions. Returns 0 or -errno. */
 int loop_run_once(struct loop *l);
 
-void loop_cancel(struct loop *l, const void *owner, enum loop_op op);
+void loop_cancel(struct loop *l, const void *owner, int op);
 
 /* Closes fd through the ring, after every request queued so far. The kernel
  * looks a request's descriptor up when it is submitted, not when it is

@@ -59,6 +59,12 @@ struct relay {
 	struct loop *loop;
 	struct runtime *rt;
 	int worker;
+	/* The loop's codes for the relay's requests (loop_register); recv and
+	 * send by half: [C_CLIENT] receives on the client's socket and sends on
+	 * the server's. */
+	struct {
+		int accept, connect, connect_timeout, defer, recv[2], send[2];
+	} op;
 	struct relay_gen *gens; /* current generation first, then older ones */
 	unsigned char *scratch; /* TLSHELLO_MAX bytes: a hello spread over buffers */
 	/* Receives that found no buffer, in arrival order: [0] of light

@@ -48,7 +48,8 @@ struct worker {
 	int stopping; /* what this thread has acted on */
 	uint64_t deadline_ms;
 	struct __kernel_timespec tick;
-	int status; /* 0, or -errno when the worker could not start */
+	int op_tick, op_wake; /* the loop's codes for its own requests */
+	int status;           /* 0, or -errno when the worker could not start */
 	_Atomic bool exited;
 };
 

@@ -2,7 +2,7 @@
  *
  * A check is a small state machine with at most one request in flight (plus
  * the timeout linked to it): WAIT (a timer until the next check), CONNECT,
- * SEND, RECV. Its completions all come back as LOOP_OP_CHECK, and the state
+ * SEND, RECV. Its completions all come back to one handler, and the state
  * says which request it was. For https, OpenSSL reads the bytes we received
  * from one memory BIO and writes what it wants sent into another; the loop
  * moves them with ordinary sends and receives. */
@@ -102,6 +102,7 @@ struct health_check {
 	char body[HTTP_RESPONSE_MAX];
 	char cause[HEALTH_CAUSE_MAX];
 };
+LOOP_OWNER(struct health_check);
 
 static const char *const health_type_name[] = {
     [CONFIG_CHECK_NONE] = "none",
@@ -311,12 +312,12 @@ static void health_link(struct health_check *c, struct io_uring_sqe *sqe)
 	uint64_t left = c->deadline_ms > l->now_ms ? c->deadline_ms - l->now_ms : 1;
 
 	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_CHECK));
+	io_uring_sqe_set_data64(sqe, loop_ud(c, c->w->op_check));
 	c->ts_link.tv_sec = (long long)(left / 1000);
 	c->ts_link.tv_nsec = (long long)(left % 1000) * 1000000;
 	sqe = loop_sqe(l);
 	io_uring_prep_link_timeout(sqe, &c->ts_link, 0);
-	io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_CHECK_TIMEOUT));
+	io_uring_sqe_set_data64(sqe, loop_ud(c, c->w->op_timeout));
 	c->inflight += 2;
 	c->w->inflight += 2;
 }
@@ -332,7 +333,7 @@ static void health_arm_wait(struct health_check *c, uint64_t delay_ms)
 	c->ts_wait.tv_sec = (long long)(delay_ms / 1000);
 	c->ts_wait.tv_nsec = (long long)(delay_ms % 1000) * 1000000;
 	io_uring_prep_timeout(sqe, &c->ts_wait, 0, 0);
-	io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_CHECK));
+	io_uring_sqe_set_data64(sqe, loop_ud(c, c->w->op_check));
 	c->inflight++;
 	c->w->inflight++;
 }
@@ -931,8 +932,10 @@ int health_worker_init(struct health_worker *h, struct loop *l, struct runtime *
 	memset(h, 0, sizeof(*h));
 	h->loop = l;
 	h->id = id;
-	loop_on(l, LOOP_OP_CHECK, health_on_cqe);
-	loop_on(l, LOOP_OP_CHECK_TIMEOUT, health_on_timeout);
+	h->op_check = loop_register(l, health_on_cqe, h);
+	h->op_timeout = loop_register(l, health_on_timeout, h);
+	if (h->op_check < 0 || h->op_timeout < 0)
+		return -ENOSPC;
 	return health_worker_take(h, rt);
 }
 
@@ -943,7 +946,7 @@ void health_worker_stop(struct health_worker *h)
 	h->stopping = true;
 	for (int i = 0; i < h->nchecks; i++)
 		if (h->checks[i]->inflight)
-			loop_cancel(h->loop, h->checks[i], LOOP_OP_CHECK);
+			loop_cancel(h->loop, h->checks[i], h->op_check);
 }
 
 bool health_worker_idle(const struct health_worker *h)
@@ -976,7 +979,7 @@ int health_worker_switch(struct health_worker *h, struct runtime *rt)
 		c->next_retired = h->retired;
 		h->retired = c;
 		if (c->inflight)
-			loop_cancel(h->loop, c, LOOP_OP_CHECK);
+			loop_cancel(h->loop, c, h->op_check);
 	}
 	free(h->checks);
 	h->checks = NULL;

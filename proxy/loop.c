@@ -121,8 +121,9 @@ int loop_init(struct loop *l, uint32_t buf_size, uint32_t nbufs, const char **wh
 		loop_free(l);
 		return ret;
 	}
-	for (int i = 0; i < LOOP_OP_MAX; i++)
-		l->handlers[i] = loop_ignore;
+	for (int i = 0; i < LOOP_OPS; i++)
+		l->ops[i].fn = loop_ignore;
+	l->nops = LOOP_OP_IGNORE + 1;
 	l->now_ms = loop_clock_ms();
 	return 0;
 }
@@ -206,9 +207,13 @@ int loop_probe(char *why, size_t len)
 	return ret;
 }
 
-void loop_on(struct loop *l, enum loop_op op, loop_handler fn)
+int loop_register(struct loop *l, loop_handler fn, void *ctx)
 {
-	l->handlers[op] = fn;
+	if (l->nops == LOOP_OPS)
+		return -ENOSPC;
+	l->ops[l->nops].fn = fn;
+	l->ops[l->nops].ctx = ctx;
+	return l->nops++;
 }
 
 static void loop_publish_buffers(struct loop *l)
@@ -274,7 +279,7 @@ void loop_buf_put(struct loop *l, uint16_t bid)
 	l->buf_free++;
 }
 
-void loop_cancel(struct loop *l, const void *owner, enum loop_op op)
+void loop_cancel(struct loop *l, const void *owner, int op)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l);
 	io_uring_prep_cancel64(sqe, loop_ud(owner, op), 0);
@@ -310,9 +315,10 @@ int loop_run_once(struct loop *l)
 	io_uring_for_each_cqe(&l->ring, head, cqe)
 	{
 		uint64_t ud = cqe->user_data;
+		const int op = (int)(ud & (LOOP_OPS - 1));
 		seen++;
-		l->handlers[ud & (LOOP_OP_MAX - 1)](l->ctx, (void *)(uintptr_t)(ud & ~(uint64_t)15),
-						    cqe);
+		l->ops[op].fn(l->ops[op].ctx, (void *)(uintptr_t)(ud & ~(uint64_t)(LOOP_OPS - 1)),
+			      cqe);
 	}
 	io_uring_cq_advance(&l->ring, seen);
 	l->stats.completed += seen;

@@ -152,17 +152,6 @@ static void relay_connect(struct relay *r, struct relay_conn *c);
 static void relay_hello(struct relay *r, struct relay_conn *c);
 static void relay_tls_pump(struct relay *r, struct relay_conn *c);
 
-static inline enum loop_op recv_op(int d)
-{
-	return d == C_CLIENT ? LOOP_OP_RECV_CLIENT : LOOP_OP_RECV_SERVER;
-}
-
-/* Half d is sent to the other socket. */
-static inline enum loop_op send_op(int d)
-{
-	return d == C_CLIENT ? LOOP_OP_SEND_SERVER : LOOP_OP_SEND_CLIENT;
-}
-
 /* The idle list of the connection's VIP, in its own generation. */
 static inline struct relay_lru *conn_lru(struct relay_conn *c)
 {
@@ -394,7 +383,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	if (c->state == S_CLOSING)
 		return;
 	if (c->state == S_CONNECTING && c->inflight)
-		loop_cancel(r->loop, c, LOOP_OP_CONNECT);
+		loop_cancel(r->loop, c, r->op.connect);
 	lru_unlink(relay_list(c), c);
 	if (c->state == S_RELAYING)
 		budget_count(c->vip, (int)(c->pool - c->gen->rt->pools), c->server, c->snat_idx,
@@ -405,11 +394,11 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 	for (int d = 0; d < 2; d++) {
 		struct relay_half *h = &c->half[d];
 		if (h->flags & H_RECV)
-			loop_cancel(r->loop, c, recv_op(d));
+			loop_cancel(r->loop, c, r->op.recv[d]);
 		/* A buffer being sent must not go back to the kernel before
 		 * the send completes: it could be refilled under the send. */
 		if (h->flags & H_SENDING)
-			loop_cancel(r->loop, c, send_op(d));
+			loop_cancel(r->loop, c, r->op.send[d]);
 		else
 			half_drop(r->loop, h);
 		if (c->fd[d] >= 0) {
@@ -515,7 +504,7 @@ static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d)
 	 * completion: fewer completions and system calls for bulk transfers. */
 	if (l->bundles)
 		sqe->ioprio |= IORING_RECVSEND_BUNDLE;
-	io_uring_sqe_set_data64(sqe, loop_ud(c, recv_op(d)));
+	io_uring_sqe_set_data64(sqe, loop_ud(c, r->op.recv[d]));
 	h->flags = (uint8_t)((h->flags | H_RECV) & ~(H_STARVED | H_CANCELLING));
 	c->inflight++;
 }
@@ -649,7 +638,7 @@ static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct i
 	if (h->queued >= relay_mark(r, c) && (h->flags & H_RECV) && !(h->flags & H_CANCELLING) &&
 	    (cqe->flags & IORING_CQE_F_MORE)) {
 		h->flags |= H_CANCELLING;
-		loop_cancel(r->loop, c, recv_op(d));
+		loop_cancel(r->loop, c, r->op.recv[d]);
 	}
 }
 
@@ -750,7 +739,7 @@ static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
 	if (n) {
 		struct io_uring_sqe *sqe = loop_sqe(r->loop);
 		io_uring_prep_send(sqe, c->fd[1 - d], p, n, MSG_NOSIGNAL);
-		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
+		io_uring_sqe_set_data64(sqe, loop_ud(c, r->op.send[d]));
 		h->flags |= H_SENDING;
 		c->inflight++;
 	} else if (done) {
@@ -774,7 +763,7 @@ static void relay_handshake_done(struct relay *r, struct relay_conn *c)
 	} else if (!c->defer) {
 		struct io_uring_sqe *sqe = loop_sqe(r->loop);
 		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&relay_defer_ts, 0, 0);
-		io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_DEFER));
+		io_uring_sqe_set_data64(sqe, loop_ud(c, r->op.defer));
 		c->defer = 1;
 		c->inflight++;
 	}
@@ -874,7 +863,7 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 			h->msg = (struct msghdr){.msg_iov = h->iov, .msg_iovlen = (size_t)n};
 			io_uring_prep_sendmsg(sqe, c->fd[1 - d], &h->msg, MSG_NOSIGNAL);
 		}
-		io_uring_sqe_set_data64(sqe, loop_ud(c, send_op(d)));
+		io_uring_sqe_set_data64(sqe, loop_ud(c, r->op.send[d]));
 		h->flags |= H_SENDING;
 		c->inflight++;
 		return;
@@ -1045,10 +1034,10 @@ static void relay_submit_connect(struct relay *r, struct relay_conn *c, const un
 	struct io_uring_sqe *sqe = loop_sqe(r->loop);
 	io_uring_prep_connect(sqe, c->fd[C_SERVER], &sa->sa, addr_len(&sa->sa));
 	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_CONNECT));
+	io_uring_sqe_set_data64(sqe, loop_ud(c, r->op.connect));
 	sqe = loop_sqe(r->loop);
 	io_uring_prep_link_timeout(sqe, &c->vip->connect_ts, 0);
-	io_uring_sqe_set_data64(sqe, loop_ud(c, LOOP_OP_CONNECT_TIMEOUT));
+	io_uring_sqe_set_data64(sqe, loop_ud(c, r->op.connect_timeout));
 	c->inflight += 2;
 }
 
@@ -1284,7 +1273,7 @@ static void relay_pause(struct relay *r, struct relay_listener *ls, enum runtime
 		return;
 	ls->paused = (uint8_t)(1 + why);
 	if (ls->armed)
-		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+		loop_cancel(r->loop, ls, r->op.accept);
 	ls->pause_next = r->paused;
 	r->paused = ls;
 	if (why == RUNTIME_PAUSE_NOFILE) {
@@ -1382,7 +1371,7 @@ static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)
 	else if (ls->armed && ls->multishot && !ls->paused && !ls->stopping &&
 		 relay_accept_scarce(r)) {
 		ls->multishot = false; /* its last completion re-arms, one at a time */
-		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+		loop_cancel(r->loop, ls, r->op.accept);
 	}
 }
 
@@ -1395,7 +1384,7 @@ void relay_listen(struct relay *r, struct relay_listener *ls)
 		io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
 	else
 		io_uring_prep_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, loop_ud(ls, LOOP_OP_ACCEPT));
+	io_uring_sqe_set_data64(sqe, loop_ud(ls, r->op.accept));
 	ls->armed = true;
 }
 
@@ -1417,7 +1406,7 @@ void relay_unlisten(struct relay *r, struct relay_listener *ls)
 	if (ls->paused)
 		relay_unpause(r, ls);
 	if (ls->armed)
-		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+		loop_cancel(r->loop, ls, r->op.accept);
 	close(ls->fd);
 	ls->fd = -1;
 }
@@ -1430,7 +1419,7 @@ void relay_stop_listen(struct relay *r, struct relay_listener *ls)
 	if (ls->paused)
 		relay_unpause(r, ls);
 	if (ls->armed) /* its last completion drains the queue (relay_on_accept) */
-		loop_cancel(r->loop, ls, LOOP_OP_ACCEPT);
+		loop_cancel(r->loop, ls, r->op.accept);
 	else
 		relay_drain_close(r, ls);
 }
@@ -1485,6 +1474,35 @@ static void relay_on_send_client(void *ctx, void *owner, struct io_uring_cqe *cq
 
 /* ---- worker-level ---- */
 
+LOOP_OWNER(struct relay_conn);
+LOOP_OWNER(struct relay_listener);
+
+static int relay_register(struct relay *r, struct loop *l)
+{
+	const struct {
+		int *op;
+		loop_handler fn;
+	} ops[] = {
+	    {&r->op.accept, relay_on_accept},
+	    {&r->op.connect, relay_on_connect_cqe},
+	    {&r->op.connect_timeout, relay_on_connect_timeout},
+	    {&r->op.defer, relay_on_defer},
+	    {&r->op.recv[C_CLIENT], relay_on_recv_client},
+	    {&r->op.recv[C_SERVER], relay_on_recv_server},
+	    {&r->op.send[C_CLIENT], relay_on_send_server},
+	    {&r->op.send[C_SERVER], relay_on_send_client},
+	};
+
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		*ops[i].op = loop_register(l, ops[i].fn, r);
+		if (*ops[i].op < 0) {
+			relay_free(r);
+			return *ops[i].op;
+		}
+	}
+	return 0;
+}
+
 int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 {
 	const struct config *cfg = rt->cfg;
@@ -1507,16 +1525,7 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 		relay_free(r);
 		return -ENOMEM;
 	}
-	l->ctx = r;
-	loop_on(l, LOOP_OP_ACCEPT, relay_on_accept);
-	loop_on(l, LOOP_OP_CONNECT, relay_on_connect_cqe);
-	loop_on(l, LOOP_OP_CONNECT_TIMEOUT, relay_on_connect_timeout);
-	loop_on(l, LOOP_OP_DEFER, relay_on_defer);
-	loop_on(l, LOOP_OP_RECV_CLIENT, relay_on_recv_client);
-	loop_on(l, LOOP_OP_RECV_SERVER, relay_on_recv_server);
-	loop_on(l, LOOP_OP_SEND_CLIENT, relay_on_send_client);
-	loop_on(l, LOOP_OP_SEND_SERVER, relay_on_send_server);
-	return 0;
+	return relay_register(r, l);
 }
 
 struct relay_gen *relay_gen_new(struct runtime *rt)
@@ -1691,25 +1700,12 @@ static void relay_fdwait_expire(struct relay *r)
 	}
 }
 
-/* For the admin endpoint: this worker's counters, copied once per tick so
- * that the hot path keeps plain (non-atomic) increments. */
+/* For the admin endpoint: this worker's connection counts, copied once per
+ * tick (the worker publishes its loop's). */
 static void relay_publish(struct relay *r)
 {
 	struct runtime_worker_stats *w = &r->rt->root->wstats[r->worker];
-	const struct loop *l = r->loop;
 
-	atomic_store_explicit(&w->submitted, l->stats.submitted, memory_order_relaxed);
-	atomic_store_explicit(&w->completed, l->stats.completed, memory_order_relaxed);
-	atomic_store_explicit(&w->cq_overflow, l->stats.cq_overflow, memory_order_relaxed);
-	atomic_store_explicit(&w->enobufs, l->stats.enobufs, memory_order_relaxed);
-	_Static_assert(RUNTIME_HIST == LOOP_HIST, "one histogram, two names");
-	for (int i = 0; i < LOOP_HIST; i++) {
-		atomic_store_explicit(&w->batch_n[i], l->stats.batch_n[i], memory_order_relaxed);
-		atomic_store_explicit(&w->batch_us[i], l->stats.batch_us[i], memory_order_relaxed);
-	}
-	atomic_store_explicit(&w->busy_us, l->stats.busy_us, memory_order_relaxed);
-	atomic_store_explicit(&w->buffers_free, l->buf_free, memory_order_relaxed);
-	atomic_store_explicit(&w->buffers, l->nbufs, memory_order_relaxed);
 	atomic_store_explicit(&w->live, r->live, memory_order_relaxed);
 	atomic_store_explicit(&w->conns, r->nconns, memory_order_relaxed);
 }

@@ -75,24 +75,49 @@ static void worker_arm_tick(struct worker *w)
 	w->tick.tv_sec = 0;
 	w->tick.tv_nsec = WORKER_TICK_MS * 1000000LL;
 	io_uring_prep_timeout(sqe, &w->tick, 0, 0);
-	io_uring_sqe_set_data64(sqe, loop_ud(w, LOOP_OP_TICK));
+	io_uring_sqe_set_data64(sqe, loop_ud(w, w->op_tick));
 }
 
 static void worker_arm_wake(struct worker *w)
 {
 	struct io_uring_sqe *sqe = loop_sqe(&w->loop);
 	io_uring_prep_read(sqe, w->wake_fd, &w->wake_val, sizeof(w->wake_val), 0);
-	io_uring_sqe_set_data64(sqe, loop_ud(w, LOOP_OP_WAKE));
+	io_uring_sqe_set_data64(sqe, loop_ud(w, w->op_wake));
 }
 
 static void worker_sweep_closed(struct worker *w);
 static void worker_apply_reload(struct worker *w);
 
+LOOP_OWNER(struct worker);
+
+/* For the admin endpoint: the loop's counters, copied once per tick so that
+ * the loop keeps plain (non-atomic) increments. */
+static void worker_publish(struct worker *w)
+{
+	struct runtime_worker_stats *s = &w->rt->root->wstats[w->id];
+	const struct loop *l = &w->loop;
+
+	atomic_store_explicit(&s->submitted, l->stats.submitted, memory_order_relaxed);
+	atomic_store_explicit(&s->completed, l->stats.completed, memory_order_relaxed);
+	atomic_store_explicit(&s->cq_overflow, l->stats.cq_overflow, memory_order_relaxed);
+	atomic_store_explicit(&s->enobufs, l->stats.enobufs, memory_order_relaxed);
+	_Static_assert(RUNTIME_HIST == LOOP_HIST, "one histogram, two names");
+	for (int i = 0; i < LOOP_HIST; i++) {
+		atomic_store_explicit(&s->batch_n[i], l->stats.batch_n[i], memory_order_relaxed);
+		atomic_store_explicit(&s->batch_us[i], l->stats.batch_us[i], memory_order_relaxed);
+	}
+	atomic_store_explicit(&s->busy_us, l->stats.busy_us, memory_order_relaxed);
+	atomic_store_explicit(&s->buffers_free, l->buf_free, memory_order_relaxed);
+	atomic_store_explicit(&s->buffers, l->nbufs, memory_order_relaxed);
+}
+
 static void worker_on_tick(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
 	struct worker *w = owner;
+	(void)ctx;
 	(void)cqe;
-	relay_tick(ctx);
+	relay_tick(&w->relay);
+	worker_publish(w);
 	worker_sweep_closed(w);
 	worker_arm_tick(w);
 }
@@ -158,8 +183,12 @@ static int worker_setup(struct worker *w)
 		log_err("worker %d: health checks: %s", w->id, strerror(-ret));
 		return ret;
 	}
-	loop_on(&w->loop, LOOP_OP_TICK, worker_on_tick);
-	loop_on(&w->loop, LOOP_OP_WAKE, worker_on_wake);
+	w->op_tick = loop_register(&w->loop, worker_on_tick, w);
+	w->op_wake = loop_register(&w->loop, worker_on_wake, w);
+	if (w->op_tick < 0 || w->op_wake < 0) {
+		log_err("worker %d: more operation codes than the loop holds", w->id);
+		return -ENOSPC;
+	}
 	for (int i = 0; i < w->nlisteners; i++)
 		relay_listen(&w->relay, w->listeners[i]);
 	worker_arm_tick(w);

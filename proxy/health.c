@@ -275,9 +275,9 @@ health_fail(struct health_check *c, const char *fmt, ...)
 	vsnprintf(c->cause, sizeof(c->cause), fmt, ap);
 	va_end(ap);
 	n = strlen(c->cause);
-	/* The seed's cause, named wherever a mutual-TLS exchange fails with it
-	 * (not for a refused or unanswered connect: the certificate played no
-	 * part there). */
+	/* A client certificate servers will refuse is named wherever a
+	 * mutual-TLS exchange fails (not for a refused or unanswered connect:
+	 * the certificate played no part there). */
 	if (c->rp->health->cert_no_client && c->ssl && n < sizeof(c->cause))
 		snprintf(
 		    c->cause + n, sizeof(c->cause) - n,
@@ -747,8 +747,9 @@ static const char *health_ssl_reason(void)
 	return r ? r : "unknown OpenSSL error";
 }
 
-/* Examines check_cert: errors for what cannot work, a warning for what the
- * seed's servers refused. Returns the number of errors. */
+/* Examines check_cert: errors for what cannot work, warnings for what
+ * servers that verify their clients will refuse. Returns the number of
+ * errors. */
 static int health_examine_cert(struct health_pool *hp, const struct config *cfg, FILE *errs)
 {
 	const struct config_check *c = &hp->cfg->check;
@@ -791,9 +792,8 @@ static int health_examine_cert(struct health_pool *hp, const struct config *cfg,
 		health_msg(
 		    errs, cfg, c->cert_line,
 		    "warning: pool %s: check_cert %s cannot be used for client authentication: "
-		    "%s; servers that verify client certificates will refuse the https checks, "
-		    "the usual cause of failed MCU health notifications (event 61013); see "
-		    "snatproxy -C %s",
+		    "%s; servers that verify client certificates will refuse the https checks "
+		    "(snatproxy -C %s says what to change)",
 		    pool, c->cert,
 		    d.has_eku ? "its extended key usage lacks clientAuth"
 			      : "its key usage forbids it",
@@ -817,7 +817,7 @@ static int health_tls_ctx(struct health_pool *hp, const struct config *cfg, FILE
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_info_callback(ctx, health_tls_info);
 	/* No resumption: every check goes through the whole handshake, client
-	 * certificate included, as the MCU factory's callers do. */
+	 * certificate included, as a new client of the server would. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (c->ca[0] ? SSL_CTX_load_verify_locations(ctx, c->ca, NULL) != 1

@@ -35,8 +35,8 @@ static const char usage[] =
     "                     FILE:LINE: message, and exit 0 (valid) or 1\n"
     "  -v, --verbose      log debugging details (every failed health check among them)\n"
     "  -C, --cert CERT    examine a PEM certificate: can it serve as a TLS server and as a\n"
-    "                     TLS client (the MCU factory's callers need both), is it valid,\n"
-    "                     does KEY match it, does its chain verify against CA (default:\n"
+    "                     TLS client (mutual TLS needs both), is it valid, does KEY\n"
+    "                     match it, does its chain verify against CA (default:\n"
     "                     the system's store); exit 0 when it can serve both ways\n"
     "  -k, --key KEY      with -C: its private key (default: looked for in CERT)\n"
     "  -a, --ca CA        with -C: PEM CA certificates to verify its chain against\n"
@@ -387,13 +387,80 @@ static int test_config(struct config *cfg)
 	return ret;
 }
 
+/* The proxy itself: everything it set up is released on the one way out,
+ * whichever step failed. Returns 0, or non-zero when it did not start or
+ * did not stop cleanly. */
+static int run(const struct options *o)
+{
+	struct config cfg = {0};
+	struct runtime rt;
+	struct admin *admin = NULL;
+	struct worker *w = NULL;
+	bool rt_up = false, served = false;
+	char why[256];
+	int ret;
+
+	raise_nofile();
+	ret = config_load_host(o->config, &cfg, stderr, CONFIG_HOST_ALL);
+	if (ret < 0) {
+		if (ret != -EINVAL)
+			fprintf(stderr, "%s: %s\n", o->config, strerror(-ret));
+		goto out;
+	}
+	if (o->test) {
+		ret = test_config(&cfg);
+		goto out;
+	}
+	log_set_level(o->verbose ? LOG_DEBUG : LOG_INFO);
+	ret = loop_probe(why, sizeof(why));
+	if (ret < 0) {
+		log_err("%s", why);
+		goto out;
+	}
+	ret = runtime_init(&rt, &cfg);
+	if (ret < 0) { /* runtime_init has said what else went wrong */
+		if (ret == -ENOMEM)
+			log_err("out of memory");
+		goto out;
+	}
+	rt_up = true;
+	ret = start_health(&rt);
+	if (ret < 0)
+		goto out;
+	snat_check_routes(&rt);
+	w = calloc((size_t)rt.nworkers, sizeof(*w));
+	ret = w ? 0 : -ENOMEM;
+	for (int i = 0; ret == 0 && i < rt.nworkers; i++)
+		ret = worker_prepare(&w[i], &rt, i);
+	if (ret == 0)
+		ret = open_admin(&cfg, &rt, &admin);
+	if (ret == 0)
+		ret = open_access_log(&cfg);
+	if (ret == 0)
+		ret = drop_privileges(&cfg);
+	if (ret == 0) {
+		ret = serve(&rt, w, admin) ? -EIO : 0;
+		admin = NULL; /* serve closed it */
+		served = true;
+	}
+out:
+	admin_close(admin);
+	for (int i = 0; w && i < rt.nworkers; i++)
+		worker_free(&w[i]);
+	free(w);
+	if (rt_up) {
+		health_free(&rt);
+		runtime_free(&rt);
+	}
+	config_free(&cfg);
+	if (served && ret == 0)
+		log_info("stopped");
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {0};
-	struct config cfg = {0};
-	struct runtime rt;
-	char why[256];
-	int ret;
 
 	/* A shell starts background commands with SIGINT ignored; the proxy
 	 * wants it, through sigwait in the main thread. */
@@ -410,60 +477,5 @@ int main(int argc, char **argv)
 		return examine_cert(&o);
 	if (o.bigip)
 		return bigip_import(o.bigip, stdout, stderr) == 0 ? 0 : 1;
-	raise_nofile();
-	ret = config_load_host(o.config, &cfg, stderr, CONFIG_HOST_ALL);
-	if (ret < 0) {
-		if (ret != -EINVAL)
-			fprintf(stderr, "%s: %s\n", o.config, strerror(-ret));
-		config_free(&cfg);
-		return 1;
-	}
-	if (o.test) {
-		ret = test_config(&cfg);
-		config_free(&cfg);
-		return ret == 0 ? 0 : 1;
-	}
-	log_set_level(o.verbose ? LOG_DEBUG : LOG_INFO);
-	if (loop_probe(why, sizeof(why)) < 0) {
-		log_err("%s", why);
-		config_free(&cfg);
-		return 1;
-	}
-	ret = runtime_init(&rt, &cfg);
-	if (ret < 0) { /* runtime_init has said what else went wrong */
-		if (ret == -ENOMEM)
-			log_err("out of memory");
-		return 1;
-	}
-	if (start_health(&rt) < 0) {
-		health_free(&rt);
-		runtime_free(&rt);
-		config_free(&cfg);
-		return 1;
-	}
-	snat_check_routes(&rt);
-	struct admin *admin = NULL;
-	struct worker *w = calloc((size_t)rt.nworkers, sizeof(*w));
-	ret = w ? 0 : -ENOMEM;
-	for (int i = 0; ret == 0 && i < rt.nworkers; i++)
-		ret = worker_prepare(&w[i], &rt, i);
-	if (ret == 0)
-		ret = open_admin(&cfg, &rt, &admin);
-	if (ret == 0)
-		ret = open_access_log(&cfg);
-	if (ret == 0)
-		ret = drop_privileges(&cfg);
-	if (ret == 0)
-		ret = serve(&rt, w, admin) ? -EIO : 0;
-	else
-		admin_close(admin);
-	for (int i = 0; w && i < rt.nworkers; i++)
-		worker_free(&w[i]);
-	free(w);
-	health_free(&rt);
-	runtime_free(&rt);
-	config_free(&cfg);
-	if (ret == 0)
-		log_info("stopped");
-	return ret == 0 ? 0 : 1;
+	return run(&o) == 0 ? 0 : 1;
 }

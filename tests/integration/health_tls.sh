@@ -138,7 +138,7 @@ wait_for 10 listening 127.0.0.2 "$R"
   pool alert "$R" "check_host = pool01.test" "check_cert = $K/noclient.pem" "check_key = $K/noclient.key" "check_ca = $K/ca.pem"
   printf '[vip v]\nlisten = 127.0.0.1:%s\npool = good\n' "$A"; } >"$T/p.ini"
 "$SNATPROXY" -t -c "$T/p.ini" 2>"$T/t.err" || fail "the test's config is refused: $(cat "$T/t.err")"
-grep -q "warning: pool noclient: check_cert .*noclient.pem cannot be used for client authentication: its extended key usage lacks clientAuth.*event 61013" \
+grep -q "warning: pool noclient: check_cert .*noclient.pem cannot be used for client authentication: its extended key usage lacks clientAuth.*snatproxy -C .*noclient.pem says what to change" \
 	"$T/t.err" || fail "-t gives no warning for the certificate without clientAuth"
 proxy_start proxy "$T/p.ini"
 grep -q "warning: pool noclient: check_cert" "$T/proxy.log" || fail "no start-up warning in the log"

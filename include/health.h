@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/queue.h>
 
 #include "loop.h"
 #include "runtime.h"
@@ -26,9 +27,9 @@ struct health_worker {
 	int id;
 	struct health_check **checks;
 	int nchecks;
-	struct health_check *retired; /* of replaced generations, until idle */
-	int inflight;                 /* requests in flight over all its checks */
-	int op_check, op_timeout;     /* the loop's codes for its requests */
+	LIST_HEAD(, health_check) retired; /* of replaced generations, until idle */
+	int inflight;                      /* requests in flight over all its checks */
+	int op_check, op_timeout;          /* the loop's codes for its requests */
 	bool stopping;
 };
 

@@ -21,10 +21,8 @@
 
 struct relay_conn;
 TAILQ_HEAD(relay_conn_list, relay_conn);
-
-struct relay_lru {
-	struct relay_conn *head, *tail; /* least recently active first */
-};
+/* A VIP's connections by last activity, least recently active first. */
+TAILQ_HEAD(relay_lru, relay_conn);
 
 struct relay_listener {
 	_Alignas(16) int fd;
@@ -34,10 +32,10 @@ struct relay_listener {
 	bool retired;   /* dropped by a reload: its vip is of an older generation */
 	bool stopping;  /* shutdown: accepting for the last time (relay_stop_listen) */
 	uint8_t paused; /* 1 + enum runtime_pause while not accepting */
-	struct relay_listener *pause_next; /* on the worker's paused list */
+	LIST_ENTRY(relay_listener) pause_link; /* on the worker's paused list */
 	struct runtime_vip *vip;
-	struct sockaddr_storage addr; /* a reload keeps listeners by address */
-	struct relay_listener *next;  /* on the worker's list of closed ones */
+	struct sockaddr_storage addr;           /* a reload keeps listeners by address */
+	LIST_ENTRY(relay_listener) closed_link; /* on the worker's list of closed ones */
 };
 
 /* A worker's share of one runtime generation: its idle lists per VIP and
@@ -47,7 +45,7 @@ struct relay_gen {
 	struct relay_lru *lru;   /* per VIP of rt */
 	struct relay_lru *hello; /* per VIP of rt: waiting for a ClientHello or handshake */
 	int nconns;
-	struct relay_gen *next; /* older generations with connections left */
+	LIST_ENTRY(relay_gen) link; /* on the worker's generations */
 };
 
 /* Allocates a worker's share of `rt` (before the worker switches to it). */
@@ -65,17 +63,18 @@ struct relay {
 	struct {
 		int accept, connect, connect_timeout, defer, recv[2], send[2];
 	} op;
-	struct relay_gen *gens; /* current generation first, then older ones */
+	/* The current generation first, then older ones with connections left. */
+	LIST_HEAD(, relay_gen) gens;
 	unsigned char *scratch; /* TLSHELLO_MAX bytes: a hello spread over buffers */
 	/* Receives that found no buffer, in arrival order: [0] of light
 	 * connections (served first), [1] of bulk transfers. */
 	struct relay_conn_list starved[2];
 	/* Connections that found no descriptor for their server socket. */
 	struct relay_conn_list fdwait;
-	struct relay_listener *paused; /* listeners not accepting for now */
-	uint64_t nofile_retry_ms;      /* when a listener paused for descriptors tries again */
-	bool fd_freed;                 /* this worker closed sockets since the last check */
-	int spare[RELAY_SPARE_FDS];    /* descriptors kept for server sockets (relay.c) */
+	LIST_HEAD(, relay_listener) paused; /* listeners not accepting for now */
+	uint64_t nofile_retry_ms;           /* when a listener paused for descriptors tries again */
+	bool fd_freed;                      /* this worker closed sockets since the last check */
+	int spare[RELAY_SPARE_FDS];         /* descriptors kept for server sockets (relay.c) */
 	int nspare;
 	unsigned snat_cursor;
 	int live;           /* this worker's open client connections */

@@ -40,7 +40,7 @@ struct worker {
 	struct health_worker health; /* this worker's share of the health checks */
 	struct relay_listener **listeners;
 	int nlisteners;
-	struct relay_listener *closed;          /* unlistened, freed once their accept ended */
+	LIST_HEAD(, relay_listener) closed;     /* unlistened, freed once their accept ended */
 	_Atomic(struct worker_reload *) reload; /* NULL once applied */
 	int wake_fd;
 	uint64_t wake_val;

@@ -79,7 +79,7 @@ struct health_check {
 	uint8_t inflight;
 	bool handshaken, eof, seen_down;
 	bool retired; /* its generation was replaced by a reload: freed once idle */
-	struct health_check *next_retired;
+	LIST_ENTRY(health_check) retired_link;
 	struct health_worker *w;
 	struct runtime_pool *rp;
 	const struct config_check *cfg;
@@ -669,15 +669,13 @@ static void health_on_recv(struct health_check *c, int res)
 /* Frees the retired checks whose last request has come back. */
 static void health_sweep(struct health_worker *h)
 {
-	struct health_check **p = &h->retired;
+	struct health_check *c = LIST_FIRST(&h->retired), *next;
 
-	while (*p) {
-		struct health_check *c = *p;
-		if (c->inflight) {
-			p = &c->next_retired;
+	for (; c; c = next) {
+		next = LIST_NEXT(c, retired_link);
+		if (c->inflight)
 			continue;
-		}
-		*p = c->next_retired;
+		LIST_REMOVE(c, retired_link);
 		health_close(c);
 		free(c);
 	}
@@ -976,8 +974,7 @@ int health_worker_switch(struct health_worker *h, struct runtime *rt)
 	for (int i = 0; i < h->nchecks; i++) {
 		struct health_check *c = h->checks[i];
 		c->retired = true;
-		c->next_retired = h->retired;
-		h->retired = c;
+		LIST_INSERT_HEAD(&h->retired, c, retired_link);
 		if (c->inflight)
 			loop_cancel(h->loop, c, h->op_check);
 	}
@@ -994,9 +991,10 @@ void health_worker_free(struct health_worker *h)
 		health_close(h->checks[i]);
 		free(h->checks[i]);
 	}
-	while (h->retired) {
-		struct health_check *c = h->retired;
-		h->retired = c->next_retired;
+	struct health_check *c;
+
+	while ((c = LIST_FIRST(&h->retired))) {
+		LIST_REMOVE(c, retired_link);
 		health_close(c);
 		free(c);
 	}

@@ -141,8 +141,7 @@ struct relay_conn {
 	struct tls_conn *tls;      /* tls = terminate: the TLS layer, NULL otherwise */
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
-	struct relay_conn *lru_prev, *lru_next;
-	TAILQ_ENTRY(relay_conn) starved_link, fdwait_link, all_link;
+	TAILQ_ENTRY(relay_conn) lru_link, starved_link, fdwait_link, all_link;
 	union relay_sa client, snat;
 };
 
@@ -168,30 +167,6 @@ static bool relay_nofile(int err)
 
 /* ---- bookkeeping: LRU for idle timeouts, the starved list ---- */
 
-static void lru_unlink(struct relay_lru *q, struct relay_conn *c)
-{
-	if (c->lru_prev)
-		c->lru_prev->lru_next = c->lru_next;
-	else
-		q->head = c->lru_next;
-	if (c->lru_next)
-		c->lru_next->lru_prev = c->lru_prev;
-	else
-		q->tail = c->lru_prev;
-	c->lru_prev = c->lru_next = NULL;
-}
-
-static void lru_append(struct relay_lru *q, struct relay_conn *c)
-{
-	c->lru_prev = q->tail;
-	c->lru_next = NULL;
-	if (q->tail)
-		q->tail->lru_next = c;
-	else
-		q->head = c;
-	q->tail = c;
-}
-
 /* A connection waiting for its ClientHello (tls = route) or for the end of
  * its client's handshake (tls = terminate) is on the VIP's hello list, in
  * accept order, for its timeout: not on the idle list. */
@@ -206,18 +181,18 @@ static void relay_touch(struct relay *r, struct relay_conn *c)
 		return;
 	c->last_ms = r->loop->now_ms;
 	struct relay_lru *q = conn_lru(c);
-	if (q->tail != c) {
-		lru_unlink(q, c);
-		lru_append(q, c);
+	if (TAILQ_LAST(q, relay_lru) != c) {
+		TAILQ_REMOVE(q, c, lru_link);
+		TAILQ_INSERT_TAIL(q, c, lru_link);
 	}
 }
 
 /* The hello or handshake has come: from the hello list to the idle list. */
 static void relay_hello_done(struct relay *r, struct relay_conn *c)
 {
-	lru_unlink(relay_list(c), c);
+	TAILQ_REMOVE(relay_list(c), c, lru_link);
 	c->in_hello = 0;
-	lru_append(relay_list(c), c);
+	TAILQ_INSERT_TAIL(relay_list(c), c, lru_link);
 	relay_touch(r, c);
 }
 
@@ -384,7 +359,7 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 		return;
 	if (c->state == S_CONNECTING && c->inflight)
 		loop_cancel(r->loop, c, r->op.connect);
-	lru_unlink(relay_list(c), c);
+	TAILQ_REMOVE(relay_list(c), c, lru_link);
 	if (c->state == S_RELAYING)
 		budget_count(c->vip, (int)(c->pool - c->gen->rt->pools), c->server, c->snat_idx,
 			     false);
@@ -1124,7 +1099,7 @@ static void relay_wait_hello(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_HELLO;
 	c->in_hello = 1;
-	lru_append(relay_list(c), c);
+	TAILQ_INSERT_TAIL(relay_list(c), c, lru_link);
 	relay_arm_recv(r, c, C_CLIENT);
 }
 
@@ -1201,7 +1176,7 @@ static void relay_wait_handshake(struct relay *r, struct relay_conn *c)
 {
 	c->state = S_HANDSHAKE;
 	c->in_hello = 1;
-	lru_append(relay_list(c), c);
+	TAILQ_INSERT_TAIL(relay_list(c), c, lru_link);
 	if (!(c->tls = tls_conn_new(&c->vip->tls))) {
 		relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
 		return;
@@ -1224,7 +1199,7 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	}
 	r->nconns++;
 	TAILQ_INSERT_TAIL(&r->all, c, all_link);
-	c->gen = r->gens;
+	c->gen = LIST_FIRST(&r->gens);
 	c->gen->nconns++;
 	c->fd[C_CLIENT] = fd;
 	c->fd[C_SERVER] = -1;
@@ -1243,7 +1218,7 @@ static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 	} else if (c->vip->cfg->tls == CONFIG_TLS_TERMINATE) {
 		relay_wait_handshake(r, c);
 	} else {
-		lru_append(relay_list(c), c);
+		TAILQ_INSERT_TAIL(relay_list(c), c, lru_link);
 		relay_connect(r, c);
 	}
 	relay_maybe_free(r, c);
@@ -1274,8 +1249,7 @@ static void relay_pause(struct relay *r, struct relay_listener *ls, enum runtime
 	ls->paused = (uint8_t)(1 + why);
 	if (ls->armed)
 		loop_cancel(r->loop, ls, r->op.accept);
-	ls->pause_next = r->paused;
-	r->paused = ls;
+	LIST_INSERT_HEAD(&r->paused, ls, pause_link);
 	if (why == RUNTIME_PAUSE_NOFILE) {
 		r->nofile_retry_ms = r->loop->now_ms + RELAY_NOFILE_RETRY_MS;
 		atomic_store(&r->rt->root->nofile_scarce_ms, r->loop->now_ms + RELAY_SCARCE_MS);
@@ -1388,14 +1362,10 @@ void relay_listen(struct relay *r, struct relay_listener *ls)
 	ls->armed = true;
 }
 
-static void relay_unpause(struct relay *r, struct relay_listener *ls)
+static void relay_unpause(struct relay_listener *ls)
 {
-	struct relay_listener **p = &r->paused;
-
-	while (*p && *p != ls)
-		p = &(*p)->pause_next;
-	if (*p)
-		*p = ls->pause_next;
+	if (ls->paused) /* then it is on the list */
+		LIST_REMOVE(ls, pause_link);
 	ls->paused = 0;
 }
 
@@ -1404,7 +1374,7 @@ void relay_unlisten(struct relay *r, struct relay_listener *ls)
 	if (ls->fd < 0)
 		return;
 	if (ls->paused)
-		relay_unpause(r, ls);
+		relay_unpause(ls);
 	if (ls->armed)
 		loop_cancel(r->loop, ls, r->op.accept);
 	close(ls->fd);
@@ -1417,7 +1387,7 @@ void relay_stop_listen(struct relay *r, struct relay_listener *ls)
 		return;
 	ls->stopping = true;
 	if (ls->paused)
-		relay_unpause(r, ls);
+		relay_unpause(ls);
 	if (ls->armed) /* its last completion drains the queue (relay_on_accept) */
 		loop_cancel(r->loop, ls, r->op.accept);
 	else
@@ -1519,9 +1489,11 @@ int relay_init(struct relay *r, struct loop *l, struct runtime *rt, int worker)
 	/* Four buffers a half keep one send in flight and the next ready; the
 	 * sockets' own buffers do the rest. */
 	r->high_mark = 4 * cfg->buffer_size;
-	r->gens = relay_gen_new(rt);
+	struct relay_gen *g = relay_gen_new(rt);
+	if (g)
+		LIST_INSERT_HEAD(&r->gens, g, link);
 	r->scratch = malloc(TLSHELLO_MAX);
-	if (!r->gens || !r->scratch) {
+	if (!g || !r->scratch) {
 		relay_free(r);
 		return -ENOMEM;
 	}
@@ -1539,6 +1511,10 @@ struct relay_gen *relay_gen_new(struct runtime *rt)
 	if (!g || !g->lru || !g->hello) {
 		relay_gen_discard(g);
 		return NULL;
+	}
+	for (int v = 0; v < rt->cfg->nvips; v++) {
+		TAILQ_INIT(&g->lru[v]);
+		TAILQ_INIT(&g->hello[v]);
 	}
 	g->rt = rt;
 	return g;
@@ -1561,32 +1537,30 @@ static void relay_gen_release(struct relay_gen *g)
 
 void relay_switch(struct relay *r, struct relay_gen *g)
 {
-	g->next = r->gens;
-	r->gens = g;
+	LIST_INSERT_HEAD(&r->gens, g, link);
 	r->rt = g->rt;
 }
 
 /* Older generations whose last connection of this worker is gone. */
 static void relay_gen_sweep(struct relay *r)
 {
-	struct relay_gen **p = &r->gens->next;
+	struct relay_gen *g = LIST_NEXT(LIST_FIRST(&r->gens), link), *next;
 
-	while (*p) {
-		struct relay_gen *g = *p;
-		if (g->nconns > 0) {
-			p = &g->next;
+	for (; g; g = next) {
+		next = LIST_NEXT(g, link);
+		if (g->nconns > 0)
 			continue;
-		}
-		*p = g->next;
+		LIST_REMOVE(g, link);
 		relay_gen_release(g);
 	}
 }
 
 void relay_free(struct relay *r)
 {
-	while (r->gens) {
-		struct relay_gen *g = r->gens;
-		r->gens = g->next;
+	struct relay_gen *g;
+
+	while ((g = LIST_FIRST(&r->gens))) {
+		LIST_REMOVE(g, link);
 		relay_gen_release(g);
 	}
 	free(r->scratch);
@@ -1651,19 +1625,17 @@ static void relay_retry_fdwait(struct relay *r)
  * closed sockets, or after a short backoff (another worker may have). */
 static void relay_resume_listeners(struct relay *r)
 {
-	struct relay_listener **p = &r->paused;
+	struct relay_listener *ls, *next;
 	bool below = atomic_load(&r->rt->root->live) < r->rt->max_connections;
 	bool fds = atomic_load(&r->rt->root->nofile_waiting) == 0 &&
 		   (r->fd_freed || r->loop->now_ms >= r->nofile_retry_ms) && relay_spares_fill(r);
 
-	while (*p) {
-		struct relay_listener *ls = *p;
+	for (ls = LIST_FIRST(&r->paused); ls; ls = next) {
 		bool go = ls->paused == 1 + RUNTIME_PAUSE_MAXCONN ? below : fds && below;
-		if (!go) {
-			p = &ls->pause_next;
+		next = LIST_NEXT(ls, pause_link);
+		if (!go)
 			continue;
-		}
-		*p = ls->pause_next;
+		LIST_REMOVE(ls, pause_link);
 		ls->paused = 0;
 		if (!ls->armed && ls->fd >= 0)
 			relay_listen(r, ls);
@@ -1680,7 +1652,7 @@ void relay_resume(struct relay *r)
 	}
 	if (r->fd_freed && r->nspare < RELAY_SPARE_FDS && TAILQ_EMPTY(&r->fdwait))
 		relay_spares_fill(r);
-	if (r->paused)
+	if (!LIST_EMPTY(&r->paused))
 		relay_resume_listeners(r);
 	r->fd_freed = false;
 }
@@ -1721,7 +1693,7 @@ static bool relay_server_disabled(struct relay *r, struct relay_conn *c)
 
 	if (atomic_load(&c->pool->bal.srv[c->server].flags) & BALANCE_DISABLED)
 		return true;
-	for (int p = 0; c->gen != r->gens && p < r->rt->cfg->npools; p++) {
+	for (int p = 0; c->gen != LIST_FIRST(&r->gens) && p < r->rt->cfg->npools; p++) {
 		const struct runtime_pool *rp = &r->rt->pools[p];
 		if (strcmp(rp->cfg->name, cp->name) != 0)
 			continue;
@@ -1735,9 +1707,9 @@ static bool relay_server_disabled(struct relay *r, struct relay_conn *c)
 static void relay_close_disabled_gen(struct relay *r, struct relay_gen *g)
 {
 	for (int v = 0; v < g->rt->cfg->nvips; v++) {
-		struct relay_conn *c = g->lru[v].head, *next;
+		struct relay_conn *c = TAILQ_FIRST(&g->lru[v]), *next;
 		for (; c; c = next) {
-			next = c->lru_next;
+			next = TAILQ_NEXT(c, lru_link);
 			if (c->server < 0 || !relay_server_disabled(r, c))
 				continue;
 			relay_close(r, c, END_DISABLED, (1u << C_CLIENT) | (1u << C_SERVER));
@@ -1755,8 +1727,9 @@ static void relay_close_disabled(struct relay *r)
 	if (kick == r->kick_seen)
 		return;
 	r->kick_seen = kick;
-	for (struct relay_gen *g = r->gens; g; g = g->next)
-		relay_close_disabled_gen(r, g);
+	struct relay_gen *g;
+	LIST_FOREACH(g, &r->gens, link)
+	relay_close_disabled_gen(r, g);
 }
 
 static void relay_idle_gen(struct relay *r, struct relay_gen *g)
@@ -1766,16 +1739,15 @@ static void relay_idle_gen(struct relay *r, struct relay_gen *g)
 	for (int v = 0; v < g->rt->cfg->nvips; v++) {
 		uint64_t idle = g->rt->vips[v].cfg->timeout_idle_ms;
 		struct relay_lru *q = &g->lru[v];
-		while (idle && q->head && q->head->last_ms + idle <= now) {
-			struct relay_conn *c = q->head;
+		struct relay_conn *c;
+		while (idle && (c = TAILQ_FIRST(q)) && c->last_ms + idle <= now) {
 			relay_close(r, c, END_IDLE_TIMEOUT, 0);
 			relay_maybe_free(r, c);
 		}
 		/* No complete ClientHello or handshake within timeout_connect. */
 		uint64_t hello = g->rt->vips[v].cfg->timeout_connect_ms;
 		q = &g->hello[v];
-		while (q->head && q->head->start_ms + hello <= now) {
-			struct relay_conn *c = q->head;
+		while ((c = TAILQ_FIRST(q)) && c->start_ms + hello <= now) {
 			relay_close(r, c, c->tls ? END_HANDSHAKE_TIMEOUT : END_HELLO_TIMEOUT,
 				    1u << C_CLIENT);
 			relay_maybe_free(r, c);
@@ -1787,8 +1759,9 @@ void relay_tick(struct relay *r)
 {
 	relay_close_disabled(r);
 	relay_publish(r);
-	for (struct relay_gen *g = r->gens; g; g = g->next)
-		relay_idle_gen(r, g);
+	struct relay_gen *g;
+	LIST_FOREACH(g, &r->gens, link)
+	relay_idle_gen(r, g);
 	relay_fdwait_expire(r);
 	relay_resume(r);
 	relay_gen_sweep(r);
@@ -1796,8 +1769,9 @@ void relay_tick(struct relay *r)
 
 static void relay_close_list(struct relay *r, struct relay_lru *q)
 {
-	while (q->head) {
-		struct relay_conn *c = q->head;
+	struct relay_conn *c;
+
+	while ((c = TAILQ_FIRST(q))) {
 		relay_close(r, c, END_SHUTDOWN, (1u << C_CLIENT) | (1u << C_SERVER));
 		relay_maybe_free(r, c);
 	}
@@ -1805,11 +1779,12 @@ static void relay_close_list(struct relay *r, struct relay_lru *q)
 
 void relay_close_all(struct relay *r)
 {
-	for (struct relay_gen *g = r->gens; g; g = g->next)
-		for (int v = 0; v < g->rt->cfg->nvips; v++) {
-			relay_close_list(r, &g->lru[v]);
-			relay_close_list(r, &g->hello[v]);
-		}
+	struct relay_gen *g;
+	LIST_FOREACH(g, &r->gens, link)
+	for (int v = 0; v < g->rt->cfg->nvips; v++) {
+		relay_close_list(r, &g->lru[v]);
+		relay_close_list(r, &g->hello[v]);
+	}
 }
 
 /* ---- the ledger (GET /connections) ---- */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/queue.h>
 
 #include "health.h"
 #include "log.h"
@@ -15,13 +16,13 @@
 struct generation {
 	struct config cfg;
 	struct runtime rt;
-	struct generation *next; /* retired ones, newest first */
+	LIST_ENTRY(generation) link; /* on the retired ones, newest first */
 };
 
 struct reload {
 	struct runtime *root, *cur;
-	struct generation *gen;     /* the current one, NULL while root is */
-	struct generation *retired; /* waiting for their last holder */
+	struct generation *gen;          /* the current one, NULL while root is */
+	LIST_HEAD(, generation) retired; /* waiting for their last holder */
 	struct worker *w;
 	struct admin *admin;
 };
@@ -197,10 +198,8 @@ void reload_run(struct reload *rl)
 		free(g);
 		return;
 	}
-	if (rl->gen) {
-		rl->gen->next = rl->retired;
-		rl->retired = rl->gen;
-	}
+	if (rl->gen)
+		LIST_INSERT_HEAD(&rl->retired, rl->gen, link);
 	rl->gen = g;
 	rl->cur = &g->rt;
 	snat_check_routes(rl->cur);
@@ -219,15 +218,13 @@ static void reload_free_gen(struct generation *g)
 
 void reload_collect(struct reload *rl)
 {
-	struct generation **p = &rl->retired;
+	struct generation *g = LIST_FIRST(&rl->retired), *next;
 
-	while (*p) {
-		struct generation *g = *p;
-		if (atomic_load(&g->rt.refs) > 0) {
-			p = &g->next;
+	for (; g; g = next) {
+		next = LIST_NEXT(g, link);
+		if (atomic_load(&g->rt.refs) > 0)
 			continue;
-		}
-		*p = g->next;
+		LIST_REMOVE(g, link);
 		log_debug("a configuration replaced by SIGHUP has no connection left: freed");
 		reload_free_gen(g);
 	}
@@ -237,9 +234,10 @@ void reload_free(struct reload *rl)
 {
 	if (!rl)
 		return;
-	while (rl->retired) {
-		struct generation *g = rl->retired;
-		rl->retired = g->next;
+	struct generation *g;
+
+	while ((g = LIST_FIRST(&rl->retired))) {
+		LIST_REMOVE(g, link);
 		reload_free_gen(g);
 	}
 	if (rl->gen)

@@ -255,9 +255,10 @@ void worker_free(struct worker *w)
 {
 	for (int i = 0; w->listeners && i < w->nlisteners; i++)
 		worker_free_listener(w->listeners[i]);
-	while (w->closed) {
-		struct relay_listener *ls = w->closed;
-		w->closed = ls->next;
+	struct relay_listener *ls;
+
+	while ((ls = LIST_FIRST(&w->closed))) {
+		LIST_REMOVE(ls, closed_link);
 		worker_free_listener(ls);
 	}
 	worker_reload_discard(atomic_exchange(&w->reload, NULL));
@@ -379,8 +380,7 @@ static void worker_apply_reload(struct worker *w)
 			continue;
 		relay_unlisten(&w->relay, ls);
 		ls->retired = true;
-		ls->next = w->closed;
-		w->closed = ls;
+		LIST_INSERT_HEAD(&w->closed, ls, closed_link);
 	}
 	relay_switch(&w->relay, plan->gen);
 	for (int i = 0; i < plan->nlisteners; i++) {
@@ -406,15 +406,13 @@ static void worker_apply_reload(struct worker *w)
 /* Closed listeners whose accept request has ended. */
 static void worker_sweep_closed(struct worker *w)
 {
-	struct relay_listener **p = &w->closed;
+	struct relay_listener *ls = LIST_FIRST(&w->closed), *next;
 
-	while (*p) {
-		struct relay_listener *ls = *p;
-		if (ls->armed) {
-			p = &ls->next;
+	for (; ls; ls = next) {
+		next = LIST_NEXT(ls, closed_link);
+		if (ls->armed)
 			continue;
-		}
-		*p = ls->next;
+		LIST_REMOVE(ls, closed_link);
 		worker_free_listener(ls);
 	}
 }

@@ -58,8 +58,8 @@ struct relay {
 	struct runtime *rt;
 	int worker;
 	/* The loop's codes for the relay's requests (loop_register); recv and
-	 * send by half: [C_CLIENT] receives on the client's socket and sends on
-	 * the server's. */
+	 * send by direction: [TO_SERVER] receives on the client's socket and
+	 * sends on the server's. */
 	struct {
 		int accept, connect, connect_timeout, defer, recv[2], send[2];
 	} op;

@@ -22,7 +22,12 @@
 #include "tls.h"
 #include "tlshello.h"
 
+/* A connection's two sockets, fd[C_CLIENT] and fd[C_SERVER], and its two
+ * directions: half[TO_SERVER] is what arrives on the client's socket for the
+ * server's, half[TO_CLIENT] the way back. Half d is received on fd[d] and
+ * sent on fd[1 - d], which is why the values pair up. */
 enum { C_CLIENT = 0, C_SERVER = 1 };
+enum { TO_SERVER = C_CLIENT, TO_CLIENT = C_SERVER };
 
 /* A half's flags. */
 enum {
@@ -120,7 +125,7 @@ union relay_sa {
 /* Kept small: an idle connection costs this and its two sockets, no buffer. */
 struct relay_conn {
 	_Alignas(16) int fd[2];
-	struct relay_half half[2]; /* [C_CLIENT]: client to server */
+	struct relay_half half[2]; /* [TO_SERVER], [TO_CLIENT] */
 	uint8_t state, end, tries, inflight;
 	uint8_t starved_listed; /* 1 + the starved list it is on, 0 for none */
 	uint8_t snat_tries, snat_idx;
@@ -266,8 +271,8 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	    .snat = c->snat_set ? addr_format(&c->snat.sa, sb, sizeof(sb)) : "-",
 	    .server = name,
 	    .server_addr = vb,
-	    .to_server = c->bytes[C_CLIENT],
-	    .to_client = c->bytes[C_SERVER],
+	    .to_server = c->bytes[TO_SERVER],
+	    .to_client = c->bytes[TO_CLIENT],
 	    .duration_ms = r->loop->now_ms - c->start_ms,
 	    .retries = c->tries > 1 ? c->tries - 1 : 0,
 	    .retry = c->tries > 1 ? relay_end_name[c->retry_end] : NULL,
@@ -307,7 +312,7 @@ static void relay_release_server(struct relay_conn *c)
 
 /* Bytes of the client's connection as they move, c->bytes[d] for the log
  * line and this worker's rows for the metrics: what the client sent (d =
- * C_CLIENT, counted as received) and what it was sent (d = C_SERVER, at
+ * TO_SERVER, counted as received) and what it was sent (d = TO_CLIENT, at
  * send completion), TLS records included under tls = terminate. The rows
  * are the worker's own cache lines, so an open connection shows without
  * an atomic operation per completion. */
@@ -523,7 +528,7 @@ static bool relay_may_arm(const struct relay *r, const struct relay_conn *c, int
 	uint32_t mark = relay_mark(r, c);
 
 	/* Before the server is connected, only a route VIP's client receives. */
-	return c->state != S_CLOSING && (c->state == S_RELAYING || d == C_CLIENT) &&
+	return c->state != S_CLOSING && (c->state == S_RELAYING || d == TO_SERVER) &&
 	       !(h->flags & (H_RECV | H_EOF | H_STARVED)) &&
 	       (c->state == S_HELLO ? h->queued < mark : h->queued <= mark / 2);
 }
@@ -554,7 +559,7 @@ static void relay_on_eof(struct relay *r, struct relay_conn *c, int d)
 	}
 	c->half[d].flags |= H_EOF;
 	if (c->end == END_NONE)
-		c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
+		c->end = d == TO_SERVER ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
 	relay_flush(r, c, d);
 }
 
@@ -600,7 +605,7 @@ static void relay_on_data(struct relay *r, struct relay_conn *c, int d, struct i
 	}
 	if (!t.h)
 		return;
-	if (d == C_CLIENT)
+	if (d == TO_SERVER)
 		relay_count(r, c, d, (uint32_t)cqe->res);
 	relay_touch(r, c);
 	if (c->state == S_HELLO) {
@@ -660,7 +665,7 @@ static void relay_on_recv(struct relay *r, struct relay_conn *c, int d, struct i
 static void relay_tls_fail(struct relay *r, struct relay_conn *c)
 {
 	/* The alert tells the client why, unless other bytes are on their way. */
-	if (!(c->half[C_SERVER].flags & H_SENDING))
+	if (!(c->half[TO_CLIENT].flags & H_SENDING))
 		tls_send_alert(c->tls, C_CLIENT, c->fd[C_CLIENT]);
 	relay_close(r, c, tls_handshake_failed(c->tls) ? END_TLS_HANDSHAKE : END_TLS_ERROR, 0);
 }
@@ -699,14 +704,14 @@ static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
 	/* No server yet: only the client's handshake moves; what the client
 	 * sends after it waits, encrypted, until the server is connected (and,
 	 * with server_tls, its own TLS is ready to take it). */
-	if (c->state == S_HANDSHAKE && d == C_CLIENT)
+	if (c->state == S_HANDSHAKE && d == TO_SERVER)
 		return tls_handshake(c->tls, C_CLIENT);
 	if ((ret = tls_output(c->tls, d, &p, &n)) < 0)
 		return ret;
 	if (n == 0 && tls_closed(c->tls, d) && !(h->flags & H_EOF)) {
 		h->flags |= H_EOF;
 		if (c->end == END_NONE)
-			c->end = d == C_CLIENT ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
+			c->end = d == TO_SERVER ? END_CLIENT_CLOSED : END_SERVER_CLOSED;
 	}
 	bool done = (h->flags & H_EOF) && h->head == LOOP_BUF_NONE;
 	if (n == 0 && done && tls_finish(c->tls, d) && (ret = tls_output(c->tls, d, &p, &n)) < 0)
@@ -732,7 +737,7 @@ static int relay_tls_send(struct relay *r, struct relay_conn *c, int d)
  * nothing, as with HAProxy. */
 static void relay_handshake_done(struct relay *r, struct relay_conn *c)
 {
-	if (c->defer == 2 || tls_client_sent(c->tls) || c->half[C_CLIENT].head != LOOP_BUF_NONE) {
+	if (c->defer == 2 || tls_client_sent(c->tls) || c->half[TO_SERVER].head != LOOP_BUF_NONE) {
 		c->state = S_CONNECTING;
 		relay_connect(r, c);
 	} else if (!c->defer) {
@@ -778,7 +783,7 @@ static bool relay_server_done(struct relay_conn *c)
 {
 	int unacked = 1;
 
-	if (!(c->half[C_SERVER].flags & H_SHUT))
+	if (!(c->half[TO_CLIENT].flags & H_SHUT))
 		return false;
 	return ioctl(c->fd[C_SERVER], SIOCOUTQ, &unacked) == 0 && unacked == 0;
 }
@@ -844,7 +849,7 @@ static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 		return;
 	}
 	if ((h->flags & (H_EOF | H_SHUT)) == H_EOF) {
-		if (d == C_CLIENT && relay_server_done(c)) {
+		if (d == TO_SERVER && relay_server_done(c)) {
 			relay_close(r, c, c->end, 1u << C_SERVER);
 			return;
 		}
@@ -866,11 +871,11 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 		relay_maybe_free(r, c);
 		return;
 	}
-	if (d == C_SERVER && cqe->res > 0)
+	if (d == TO_CLIENT && cqe->res > 0)
 		relay_count(r, c, d, (uint32_t)cqe->res);
 	if (cqe->res < 0) {
 		/* The receiver of this half is gone: reset the sender. */
-		relay_close(r, c, d == C_CLIENT ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);
+		relay_close(r, c, d == TO_SERVER ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);
 	} else if (c->tls) {
 		tls_sent(c->tls, d, (size_t)cqe->res);
 		relay_touch(r, c);
@@ -918,9 +923,9 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	relay_touch(r, c);
 	/* A route VIP's client may be receiving already, with its hello queued
 	 * (relay_rearm arms only what is not armed). */
-	relay_rearm(r, c, C_CLIENT);
-	relay_rearm(r, c, C_SERVER);
-	relay_flush(r, c, C_CLIENT);
+	relay_rearm(r, c, TO_SERVER);
+	relay_rearm(r, c, TO_CLIENT);
+	relay_flush(r, c, TO_SERVER);
 }
 
 static enum relay_end relay_connect_end(int res)
@@ -1100,7 +1105,7 @@ static void relay_wait_hello(struct relay *r, struct relay_conn *c)
 	c->state = S_HELLO;
 	c->in_hello = 1;
 	TAILQ_INSERT_TAIL(relay_list(c), c, lru_link);
-	relay_arm_recv(r, c, C_CLIENT);
+	relay_arm_recv(r, c, TO_SERVER);
 }
 
 /* The first bytes of the client's queue in one piece (at most TLSHELLO_MAX). */
@@ -1140,7 +1145,7 @@ static struct runtime_pool *hello_pool(struct relay_conn *c)
  * pool and connect; the hello stays queued and goes to the server first. */
 static void relay_hello(struct relay *r, struct relay_conn *c)
 {
-	struct relay_half *h = &c->half[C_CLIENT];
+	struct relay_half *h = &c->half[TO_SERVER];
 	char sni[TLSHELLO_SNI_MAX];
 	size_t len, need = 0;
 
@@ -1181,7 +1186,7 @@ static void relay_wait_handshake(struct relay *r, struct relay_conn *c)
 		relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
 		return;
 	}
-	relay_arm_recv(r, c, C_CLIENT);
+	relay_arm_recv(r, c, TO_SERVER);
 }
 
 /* ---- accepting ---- */
@@ -1424,22 +1429,22 @@ static void relay_on_defer(void *ctx, void *owner, struct io_uring_cqe *cqe)
 
 static void relay_on_recv_client(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
-	relay_on_recv(ctx, owner, C_CLIENT, cqe);
+	relay_on_recv(ctx, owner, TO_SERVER, cqe);
 }
 
 static void relay_on_recv_server(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
-	relay_on_recv(ctx, owner, C_SERVER, cqe);
+	relay_on_recv(ctx, owner, TO_CLIENT, cqe);
 }
 
 static void relay_on_send_server(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
-	relay_on_send(ctx, owner, C_CLIENT, cqe);
+	relay_on_send(ctx, owner, TO_SERVER, cqe);
 }
 
 static void relay_on_send_client(void *ctx, void *owner, struct io_uring_cqe *cqe)
 {
-	relay_on_send(ctx, owner, C_SERVER, cqe);
+	relay_on_send(ctx, owner, TO_CLIENT, cqe);
 }
 
 /* ---- worker-level ---- */
@@ -1457,10 +1462,10 @@ static int relay_register(struct relay *r, struct loop *l)
 	    {&r->op.connect, relay_on_connect_cqe},
 	    {&r->op.connect_timeout, relay_on_connect_timeout},
 	    {&r->op.defer, relay_on_defer},
-	    {&r->op.recv[C_CLIENT], relay_on_recv_client},
-	    {&r->op.recv[C_SERVER], relay_on_recv_server},
-	    {&r->op.send[C_CLIENT], relay_on_send_server},
-	    {&r->op.send[C_SERVER], relay_on_send_client},
+	    {&r->op.recv[TO_SERVER], relay_on_recv_client},
+	    {&r->op.recv[TO_CLIENT], relay_on_recv_server},
+	    {&r->op.send[TO_SERVER], relay_on_send_server},
+	    {&r->op.send[TO_CLIENT], relay_on_send_client},
 	};
 
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -1803,8 +1808,8 @@ static void relay_describe(struct relay *r, struct relay_conn *c, struct ledger_
 	    .sni = c->tls ? tls_sni(c->tls) : c->sni,
 	    .client = &c->client.sa,
 	    .snat = c->snat_set ? &c->snat.sa : NULL,
-	    .to_server = c->bytes[C_CLIENT],
-	    .to_client = c->bytes[C_SERVER],
+	    .to_server = c->bytes[TO_SERVER],
+	    .to_client = c->bytes[TO_CLIENT],
 	    .age_ms = r->loop->now_ms - c->start_ms,
 	};
 	if (c->server >= 0) {

@@ -73,8 +73,10 @@ struct config_key {
 	 * struct that gets the line the key was given on (0 for the default).
 	 * Offset 0 is each struct's path or name, never a line. */
 	size_t offset, size, line_off;
-	uint64_t min, max; /* KT_NUM, KT_SIZE, KT_DURATION: in units, bytes or ms */
-	bool pow2;         /* KT_NUM, KT_SIZE: and a power of two */
+	/* KT_NUM, KT_SIZE, KT_DURATION: in units, bytes or ms; KT_CUSTOM: what
+	 * its parser enforces, for the description */
+	uint64_t min, max;
+	bool pow2; /* KT_NUM, KT_SIZE: and a power of two */
 	/* KT_NUM, KT_SIZE, KT_DURATION: a word that means 0 (auto), said
 	 * before the range; KT_PATH: the word for no file (none) */
 	const char *zero;
@@ -1168,8 +1170,9 @@ static const struct config_key config_keys[] = {
      .desc = "`ADDR:PORT` of the HTTP admin endpoint (metrics, status, drain/disable/enable), or "
 	     "off. Without admin_token_file, anyone who reaches it can drain servers: keep it on "
 	     "loopback."},
-    {SEC_GLOBAL, "admin_token_file", CUSTOM(parse_admin_token_file), .def = "none",
-     .desc = "File holding the admin endpoint's bearer token (one line of 16..256 characters "
+    {SEC_GLOBAL, "admin_token_file", CUSTOM(parse_admin_token_file), .min = CONFIG_TOKEN_MIN,
+     .max = CONFIG_TOKEN_MAX, .def = "none",
+     .desc = "File holding the admin endpoint's bearer token (one line of {range} characters "
 	     "A-Z a-z 0-9 - . _ ~ + / =): every request but GET and HEAD needs it, and every "
 	     "request when admin is not on loopback. none: no token."},
     {SEC_GLOBAL, "access_log", CUSTOM(parse_access_log), .def = "stderr",
@@ -1251,9 +1254,9 @@ static const struct config_key config_keys[] = {
     {SEC_VIP, "pool", STRING(config_name_ok, "the name of a [pool NAME], " NAME_RULE),
      VIP(pool_name), LINE(struct config_vip, pool_line), .def = NULL,
      .desc = "Name of the `[pool NAME]` whose servers take this VIP's connections."},
-    {SEC_VIP, "snat", CUSTOM(parse_snat), .def = "auto", .repeat = true,
+    {SEC_VIP, "snat", CUSTOM(parse_snat), .max = CONFIG_SNAT_MAX, .def = "auto", .repeat = true,
      .desc = "Source address toward the servers: auto (the route's own), off (the client's, "
-	     "transparent) or up to 64 addresses."},
+	     "transparent) or up to {max} addresses."},
     {SEC_VIP, "timeout_connect", DURATION(1, MS_PER_DAY), VIP(timeout_connect_ms), .def = "5s",
      .desc = "How long a server may take to accept a connection ({range})."},
     {SEC_VIP, "timeout_idle", DURATION(0, 365 * MS_PER_DAY), VIP(timeout_idle_ms), .zero = "0",

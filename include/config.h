@@ -1,8 +1,9 @@
 /* config: the INI configuration, read with inih into plain structures.
  *
- * Every key lives in one table in config.c (section, name, parser, default,
- * description); parsing, defaults, `snatproxy -t` and `snatproxy --keys` (the
- * reference that docs/configuration.md must match) all read that table. */
+ * Every key lives in one table in config.c (section, name, value type, the
+ * field it fills, bounds or names, default, description); parsing, defaults,
+ * error messages, `snatproxy -t` and `snatproxy --keys` (the reference that
+ * docs/configuration.md must match) all read that table. */
 #ifndef SNATPROXY_CONFIG_H
 #define SNATPROXY_CONFIG_H
 
@@ -107,7 +108,8 @@ struct config_vip {
 	struct sockaddr_storage *listen;
 	int nlisten;
 	char pool_name[CONFIG_NAME_MAX];
-	int pool; /* index into config.pools, resolved after parsing */
+	int pool;      /* index into config.pools, resolved after parsing */
+	int pool_line; /* of `pool =`, kept when its value is refused; 0: not given */
 	enum config_snat snat;
 	struct sockaddr_storage *snat_addrs; /* CONFIG_SNAT_POOL only; port 0 */
 	int nsnat;

@@ -1,8 +1,13 @@
 /* config: the INI file, read with inih into struct config.
  *
- * One table (config_keys) lists every key with its section, parser, default
- * and description. Defaults are applied by running a key's parser on its
- * default text, so a default can never be a value the parser would refuse,
+ * One table (config_keys) lists every key with its section, the kind of
+ * value it takes, the field it fills, its bounds or names, its default and
+ * its description; a generic setter per kind reads the plain keys (as
+ * nginx's ngx_conf_set_*_slot do), and only keys with a syntax of their own
+ * (addresses, server and route lines, lists of files) have a parser. A
+ * refusal and `snatproxy --keys` both say the row's bounds, so they are
+ * written once. Defaults are applied by running a key's setter on its
+ * default text, so a default can never be a value the setter would refuse,
  * and `snatproxy --keys` prints the same table docs/configuration.md holds.
  *
  * Debian's inih gives its handler no line number, cuts lines longer than its
@@ -39,12 +44,50 @@ enum config_section { SEC_NONE, SEC_GLOBAL, SEC_POOL, SEC_VIP, SEC_SKIP };
 struct loader;
 typedef int (*config_parser)(struct loader *ld, const char *value);
 
+/* How a key's value is read. All but KT_CUSTOM are read by one generic
+ * setter each, from what the key's row says. */
+enum config_type {
+	KT_CUSTOM,   /* the row's own parse function */
+	KT_NUM,      /* digits: a count or a port */
+	KT_SIZE,     /* bytes: 16384, 16k, 1m */
+	KT_DURATION, /* milliseconds: 0, 500ms, 10s, 30m, 1h, 1d */
+	KT_ENUM,     /* one of the row's names (on and off among them) */
+	KT_STRING,   /* text, accepted by the row's `ok` */
+	KT_PATH,     /* a file, relative to the configuration's directory */
+};
+
+struct config_enum {
+	const char *name;
+	int value;
+};
+
+/* One row per key: what the setter needs, the default, and the reference
+ * text, so that a bound is written once and the error and `--keys` both
+ * say it. */
 struct config_key {
 	enum config_section section;
 	const char *name;
-	config_parser parse;
+	enum config_type type;
+	/* The field filled, in struct config ([global]), config_pool or
+	 * config_vip, and its size; line_off, when not 0, an int of the same
+	 * struct that gets the line the key was given on (0 for the default).
+	 * Offset 0 is each struct's path or name, never a line. */
+	size_t offset, size, line_off;
+	/* KT_NUM, KT_SIZE, KT_DURATION: in units, bytes or ms; KT_CUSTOM: what
+	 * its parser enforces, for the description */
+	uint64_t min, max;
+	bool pow2; /* KT_NUM, KT_SIZE: and a power of two */
+	/* KT_NUM, KT_SIZE, KT_DURATION: a word that means 0 (auto), said
+	 * before the range; KT_PATH: the word for no file (none) */
+	const char *zero;
+	const struct config_enum *names; /* KT_ENUM, up to a NULL name */
+	bool (*ok)(const char *v);       /* KT_STRING: NULL takes any text */
+	const char *expect;              /* KT_STRING: what a refusal asks for */
+	config_parser parse;             /* KT_CUSTOM */
 	const char *def; /* parsed when the section opens; NULL: the key is required */
 	bool repeat;     /* may be given several times in one section */
+	/* A markdown table cell (no '|'), where {min}, {max}, {range} and
+	 * {values} stand for the row's bounds and names. */
 	const char *desc;
 };
 
@@ -53,7 +96,6 @@ struct config_key {
  * refused, so that "has no server" does not repeat an error already shown. */
 struct later_lines {
 	int given;
-	int pool;
 	int snat;
 };
 
@@ -85,192 +127,6 @@ struct loader {
 	int read_errno;
 	struct config_msg *msgs; /* nmsgs of them */
 };
-
-static int parse_workers(struct loader *ld, const char *v);
-static int parse_max_connections(struct loader *ld, const char *v);
-static int parse_grace(struct loader *ld, const char *v);
-static int parse_drain_delay(struct loader *ld, const char *v);
-static int parse_buffer_size(struct loader *ld, const char *v);
-static int parse_buffers(struct loader *ld, const char *v);
-static int parse_log_connections(struct loader *ld, const char *v);
-static int parse_admin(struct loader *ld, const char *v);
-static int parse_admin_token_file(struct loader *ld, const char *v);
-static int parse_file(struct loader *ld, const char *v, char *out, int *line);
-static int parse_access_log(struct loader *ld, const char *v);
-static int parse_log_format(struct loader *ld, const char *v);
-static int parse_user(struct loader *ld, const char *v);
-static int parse_balance(struct loader *ld, const char *v);
-static int parse_server(struct loader *ld, const char *v);
-static int parse_check(struct loader *ld, const char *v);
-static int parse_check_port(struct loader *ld, const char *v);
-static int parse_check_path(struct loader *ld, const char *v);
-static int parse_check_method(struct loader *ld, const char *v);
-static int parse_check_host(struct loader *ld, const char *v);
-static int parse_check_expect(struct loader *ld, const char *v);
-static int parse_check_body(struct loader *ld, const char *v);
-static int parse_check_interval(struct loader *ld, const char *v);
-static int parse_check_timeout(struct loader *ld, const char *v);
-static int parse_check_rise(struct loader *ld, const char *v);
-static int parse_check_fall(struct loader *ld, const char *v);
-static int parse_check_cert(struct loader *ld, const char *v);
-static int parse_check_key(struct loader *ld, const char *v);
-static int parse_check_ca(struct loader *ld, const char *v);
-static int parse_fail_timeout(struct loader *ld, const char *v);
-static int parse_listen(struct loader *ld, const char *v);
-static int parse_pool(struct loader *ld, const char *v);
-static int parse_snat(struct loader *ld, const char *v);
-static int parse_timeout_connect(struct loader *ld, const char *v);
-static int parse_timeout_idle(struct loader *ld, const char *v);
-static int parse_tls(struct loader *ld, const char *v);
-static int parse_route(struct loader *ld, const char *v);
-static int parse_tls_cert(struct loader *ld, const char *v);
-static int parse_tls_key(struct loader *ld, const char *v);
-static int parse_tls_client_ca(struct loader *ld, const char *v);
-static int parse_server_tls(struct loader *ld, const char *v);
-static int parse_server_cert(struct loader *ld, const char *v);
-static int parse_server_key(struct loader *ld, const char *v);
-static int parse_server_ca(struct loader *ld, const char *v);
-static int parse_pool_server_name(struct loader *ld, const char *v);
-static int parse_check_source(struct loader *ld, const char *v);
-static int parse_tls_min_version(struct loader *ld, const char *v);
-static int parse_tls_max_version(struct loader *ld, const char *v);
-static int parse_tls_ciphers(struct loader *ld, const char *v);
-static int parse_tls_ciphersuites(struct loader *ld, const char *v);
-static int parse_tls_alpn(struct loader *ld, const char *v);
-
-/* Descriptions end up in a markdown table: no '|' in them. */
-static const struct config_key config_keys[] = {
-    {SEC_GLOBAL, "workers", parse_workers, "auto", false,
-     "Worker threads, each with its own io_uring and listening sockets: auto (one per CPU) or "
-     "1..64."},
-    {SEC_GLOBAL, "max_connections", parse_max_connections, "auto", false,
-     "Client connections open at once across all VIPs (auto or 1..10000000); auto: what the "
-     "open-file limit holds. At the limit, accepting pauses and new clients wait in the "
-     "kernel's backlog."},
-    {SEC_GLOBAL, "grace", parse_grace, "10s", false,
-     "On SIGTERM or SIGINT, how long open connections may go on before they are closed (0..1d)."},
-    {SEC_GLOBAL, "drain_delay", parse_drain_delay, "3s", false,
-     "On SIGTERM or SIGINT with admin on: how long GET /ready answers 503 while new connections "
-     "are still taken, so keepalived or a BGP daemon moves the VIP first; then `grace` (0..1h)."},
-    {SEC_GLOBAL, "buffer_size", parse_buffer_size, "16k", false,
-     "Bytes per receive buffer: a power of two from 4k to 1m."},
-    {SEC_GLOBAL, "buffers", parse_buffers, "4096", false,
-     "Receive buffers per worker, registered with io_uring: a power of two from 64 to 65536."},
-    {SEC_GLOBAL, "log_connections", parse_log_connections, "on", false,
-     "One log line per finished connection: on or off."},
-    {SEC_GLOBAL, "admin", parse_admin, "off", false,
-     "`ADDR:PORT` of the HTTP admin endpoint (metrics, status, drain/disable/enable), or off. "
-     "Without admin_token_file, anyone who reaches it can drain servers: keep it on "
-     "loopback."},
-    {SEC_GLOBAL, "admin_token_file", parse_admin_token_file, "none", false,
-     "File holding the admin endpoint's bearer token (one line of 16..256 characters A-Z a-z "
-     "0-9 - . _ ~ + / =): every request but GET and HEAD needs it, and every request when "
-     "admin is not on loopback. none: no token."},
-    {SEC_GLOBAL, "access_log", parse_access_log, "stderr", false,
-     "Where the per-connection lines go: stderr or an absolute file path (appended to; reopened "
-     "on SIGUSR1)."},
-    {SEC_GLOBAL, "log_format", parse_log_format, "text", false,
-     "Format of the per-connection lines: text (key=value) or json (one object per line)."},
-    {SEC_GLOBAL, "user", parse_user, "none", false,
-     "User to run as once the sockets are bound (its primary group too), or none: keep the "
-     "starting user."},
-    {SEC_POOL, "balance", parse_balance, "roundrobin", false,
-     "How a new connection picks a server: roundrobin, leastconn or source (client address hash); "
-     "all weighted."},
-    {SEC_POOL, "server", parse_server, NULL, true,
-     "`NAME ADDR[:PORT] [weight=N] [max_conn=N] [server_name=NAME] [backup]`, repeatable; no "
-     "port: the port the client connected to."},
-    {SEC_POOL, "check", parse_check, "none", false,
-     "Health check of each server: none, tcp (connect), http or https (a request, see "
-     "docs/health.md)."},
-    {SEC_POOL, "check_port", parse_check_port, "0", false,
-     "Port the checks connect to; 0: the server's own port (required for servers without one)."},
-    {SEC_POOL, "check_path", parse_check_path, "/", false,
-     "Path of the http or https check's request, such as /LiveServer/MCUFactory/."},
-    {SEC_POOL, "check_method", parse_check_method, "GET", false,
-     "Method of the http or https check's request: GET, HEAD or POST (with an empty body)."},
-    {SEC_POOL, "check_host", parse_check_host, "", false,
-     "Host header and TLS server name (SNI, and the name verified); empty: the server's "
-     "server_name, else its address."},
-    {SEC_POOL, "check_expect", parse_check_expect, "200-399", false,
-     "Status codes that mean up: codes and ranges separated by commas, such as 200-299,405."},
-    {SEC_POOL, "check_body", parse_check_body, "", false,
-     "Text the response body must contain (the response must fit in 16 KiB); empty: any body."},
-    {SEC_POOL, "check_interval", parse_check_interval, "2s", false,
-     "Time between the starts of two checks of a server (10ms..1d)."},
-    {SEC_POOL, "check_timeout", parse_check_timeout, "1s", false,
-     "How long one check may take, connect to last byte (1ms..1h)."},
-    {SEC_POOL, "check_rise", parse_check_rise, "2", false,
-     "Successful checks in a row that bring a server that is down back up (1..100)."},
-    {SEC_POOL, "check_fall", parse_check_fall, "3", false,
-     "Failed checks (or failed client connects) in a row that mark a server down (1..100)."},
-    {SEC_POOL, "fail_timeout", parse_fail_timeout, "10s", false,
-     "check = none: how long a server that failed check_fall client connects in a row is "
-     "skipped before one connection tries it again; 0: never skipped (0..1h)."},
-    {SEC_POOL, "check_cert", parse_check_cert, "", false,
-     "PEM client certificate (and chain) the https check presents, for mutual TLS; empty: none."},
-    {SEC_POOL, "check_key", parse_check_key, "", false,
-     "PEM private key of check_cert; empty: in the check_cert file."},
-    {SEC_POOL, "check_ca", parse_check_ca, "", false,
-     "PEM CA certificates that verify the servers' chains and names; empty: the system's."},
-    {SEC_POOL, "check_source", parse_check_source, "auto", false,
-     "Source address of the checks: auto (the kernel's choice), snat (the first snat address "
-     "of the server's family of the first VIP using this pool) or an address of this host."},
-    {SEC_POOL, "server_name", parse_pool_server_name, "", false,
-     "Name sent as SNI and verified in the servers' certificates (server_tls, https checks), "
-     "for servers without their own server_name=; empty: the server's address."},
-    {SEC_VIP, "listen", parse_listen, NULL, true,
-     "`ADDR:PORT` or `[IPv6]:PORT` the VIP accepts clients on; repeatable, one port each."},
-    {SEC_VIP, "pool", parse_pool, NULL, false,
-     "Name of the `[pool NAME]` whose servers take this VIP's connections."},
-    {SEC_VIP, "snat", parse_snat, "auto", true,
-     "Source address toward the servers: auto (the route's own), off (the client's, transparent) "
-     "or up to 64 addresses."},
-    {SEC_VIP, "timeout_connect", parse_timeout_connect, "5s", false,
-     "How long a server may take to accept a connection (1ms..1d)."},
-    {SEC_VIP, "timeout_idle", parse_timeout_idle, "30m", false,
-     "Close a connection idle this long in both directions (0: never; at most 365d)."},
-    {SEC_VIP, "tls", parse_tls, "off", false,
-     "off (bytes pass through untouched), terminate (TLS ends at the VIP) or route (choose the "
-     "pool by the ClientHello's SNI, without decrypting)."},
-    {SEC_VIP, "route", parse_route, "none", true,
-     "`SNI POOL`, repeatable, with tls = route: clients asking for SNI (a name, or `*.domain` for "
-     "one label) go to POOL; others to `pool`."},
-    {SEC_VIP, "tls_cert", parse_tls_cert, "none", true,
-     "tls = terminate: a PEM certificate chain file, repeatable; the one whose names match the "
-     "client's SNI is used, else the first. Needed by terminate."},
-    {SEC_VIP, "tls_key", parse_tls_key, "none", true,
-     "The PEM private key of each tls_cert, in the same order."},
-    {SEC_VIP, "tls_client_ca", parse_tls_client_ca, "none", false,
-     "tls = terminate: PEM CA certificates; when given, clients must present a certificate "
-     "signed by one."},
-    {SEC_VIP, "server_tls", parse_server_tls, "off", false,
-     "on: with tls = terminate, connect to the servers in TLS again, verifying them and reusing "
-     "sessions per server."},
-    {SEC_VIP, "server_cert", parse_server_cert, "none", false,
-     "server_tls: PEM certificate chain presented to the servers (mutual TLS); with server_key."},
-    {SEC_VIP, "server_key", parse_server_key, "none", false,
-     "server_tls: the PEM private key of server_cert."},
-    {SEC_VIP, "server_ca", parse_server_ca, "none", false,
-     "server_tls: PEM CA certificates the servers' certificates must chain to; none: the "
-     "system's CAs."},
-    {SEC_VIP, "tls_min_version", parse_tls_min_version, "1.2", false,
-     "tls = terminate: the oldest TLS version clients may use, 1.0 to 1.3; 1.0 and 1.1 (OCS "
-     "2007-era Windows clients) lower OpenSSL's security level to 0 for this VIP."},
-    {SEC_VIP, "tls_max_version", parse_tls_max_version, "1.3", false,
-     "tls = terminate: the newest TLS version clients may use, 1.0 to 1.3."},
-    {SEC_VIP, "tls_ciphers", parse_tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES", false,
-     "tls = terminate: cipher suites of TLS 1.2 and below, in OpenSSL's syntax; ECDHE+AES "
-     "includes the CBC suites (see docs/tls.md for a setting without them)."},
-    {SEC_VIP, "tls_ciphersuites", parse_tls_ciphersuites,
-     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", false,
-     "tls = terminate: TLS 1.3 cipher suites, colon-separated, in order of preference."},
-    {SEC_VIP, "tls_alpn", parse_tls_alpn, "none", false,
-     "tls = terminate: ALPN protocols offered to clients, comma-separated in order of "
-     "preference (such as h2,http/1.1); none: no ALPN."},
-};
-#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
-_Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
 
 static const char *const section_titles[] = {
     [SEC_GLOBAL] = "[global]",
@@ -463,93 +319,25 @@ static bool addr_unspecified(const struct sockaddr_storage *ss)
 	return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, &any6, sizeof(any6)) == 0;
 }
 
-/* ---- [global] ---- */
-
-static int parse_workers(struct loader *ld, const char *v)
+/* A file named relative to the configuration file's directory, as an
+ * operator reading the file would expect. */
+static int parse_file(struct loader *ld, const char *v, char *out, size_t cap, int *line)
 {
-	uint64_t n;
+	const char *slash = strrchr(ld->path, '/');
+	int n;
 
-	if (strcmp(v, "auto") == 0)
-		n = 0;
-	else if (parse_int_range(v, 1, 64, &n) < 0)
-		return bad(ld, "auto or a number from 1 to 64", v);
-	ld->cfg->workers = (int)n;
-	return 0;
-}
-
-static int parse_max_connections(struct loader *ld, const char *v)
-{
-	uint64_t n;
-
-	if (strcmp(v, "auto") == 0)
-		n = 0;
-	else if (parse_int_range(v, 1, 10000000, &n) < 0)
-		return bad(ld, "auto or a number from 1 to 10000000", v);
-	ld->cfg->max_connections = (int)n;
-	return 0;
-}
-
-/* A duration between min and max milliseconds. */
-static int parse_duration_range(struct loader *ld, const char *v, uint64_t min, uint64_t max,
-				const char *expected, uint64_t *out)
-{
-	uint64_t ms;
-
-	if (config_parse_duration(v, &ms) < 0 || ms < min || ms > max)
-		return bad(ld, expected, v);
-	*out = ms;
-	return 0;
-}
-
-static int parse_grace(struct loader *ld, const char *v)
-{
-	return parse_duration_range(ld, v, 0, MS_PER_DAY,
-				    "a duration from 0 to 1d such as 500ms, 10s or 2m",
-				    &ld->cfg->grace_ms);
-}
-
-static int parse_drain_delay(struct loader *ld, const char *v)
-{
-	return parse_duration_range(ld, v, 0, MS_PER_DAY / 24,
-				    "a duration from 0 to 1h such as 0, 500ms or 3s",
-				    &ld->cfg->drain_delay_ms);
-}
-
-/* A size between min and max bytes that is a power of two. */
-static int parse_pow2(struct loader *ld, const char *v, bool suffix, uint64_t min, uint64_t max,
-		      const char *expected, uint32_t *out)
-{
-	uint64_t n;
-	int ret = suffix ? config_parse_size(v, &n) : parse_int_range(v, 0, UINT64_MAX, &n);
-
-	if (ret < 0 || n < min || n > max || !is_pow2(n))
-		return bad(ld, expected, v);
-	*out = (uint32_t)n;
-	return 0;
-}
-
-static int parse_buffer_size(struct loader *ld, const char *v)
-{
-	return parse_pow2(ld, v, true, 4096, 1 << 20, "a power of two from 4k to 1m such as 16k",
-			  &ld->cfg->buffer_size);
-}
-
-static int parse_buffers(struct loader *ld, const char *v)
-{
-	return parse_pow2(ld, v, false, 64, 65536, "a power of two from 64 to 65536",
-			  &ld->cfg->buffers);
-}
-
-static int parse_log_connections(struct loader *ld, const char *v)
-{
-	if (strcmp(v, "on") == 0)
-		ld->cfg->log_connections = true;
-	else if (strcmp(v, "off") == 0)
-		ld->cfg->log_connections = false;
+	*line = v[0] ? ld->line : 0;
+	if (v[0] == '/' || v[0] == '\0' || !slash)
+		n = snprintf(out, cap, "%s", v);
 	else
-		return bad(ld, "on or off", v);
+		n = snprintf(out, cap, "%.*s/%s", (int)(slash - ld->path), ld->path, v);
+	if (n < 0 || (size_t)n >= cap)
+		return reject(ld, "%s: path too long: %zu characters at most", ld->key->name,
+			      cap - 1);
 	return 0;
 }
+
+/* ---- [global] ---- */
 
 static int parse_admin(struct loader *ld, const char *v)
 {
@@ -620,7 +408,8 @@ static int parse_admin_token_file(struct loader *ld, const char *v)
 		return 0;
 	if (*v == '\0')
 		return bad(ld, "none or a file name", v);
-	if (parse_file(ld, v, cfg->admin_token_file.path, &cfg->admin_token_file.line) < 0)
+	if (parse_file(ld, v, cfg->admin_token_file.path, sizeof(cfg->admin_token_file.path),
+		       &cfg->admin_token_file.line) < 0)
 		return -EINVAL;
 	return read_admin_token(ld, cfg->admin_token_file.path, cfg->admin_token,
 				sizeof(cfg->admin_token));
@@ -641,17 +430,6 @@ static int parse_access_log(struct loader *ld, const char *v)
 	if (v[0] && (ld->host & CONFIG_HOST_ACCESS_LOG) &&
 	    log_access_check(v, why, sizeof(why)) < 0)
 		return reject(ld, "%s", why);
-	return 0;
-}
-
-static int parse_log_format(struct loader *ld, const char *v)
-{
-	if (strcmp(v, "text") == 0)
-		ld->cfg->log_format = CONFIG_LOG_TEXT;
-	else if (strcmp(v, "json") == 0)
-		ld->cfg->log_format = CONFIG_LOG_JSON;
-	else
-		return bad(ld, "text or json", v);
 	return 0;
 }
 
@@ -676,22 +454,6 @@ static int parse_user(struct loader *ld, const char *v)
 static struct config_pool *cur_pool(struct loader *ld)
 {
 	return &ld->cfg->pools[ld->cur];
-}
-
-static int parse_balance(struct loader *ld, const char *v)
-{
-	static const char *const names[] = {
-	    [CONFIG_BALANCE_ROUNDROBIN] = "roundrobin",
-	    [CONFIG_BALANCE_LEASTCONN] = "leastconn",
-	    [CONFIG_BALANCE_SOURCE] = "source",
-	};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(v, names[i]) == 0) {
-			cur_pool(ld)->balance = (enum config_balance)i;
-			return 0;
-		}
-	return bad(ld, "roundrobin, leastconn or source", v);
 }
 
 /* A name to send as SNI and verify: a host name, or an IP address (checked
@@ -809,35 +571,6 @@ static struct config_check *cur_check(struct loader *ld)
 	return &cur_pool(ld)->check;
 }
 
-static int parse_check(struct loader *ld, const char *v)
-{
-	static const char *const names[] = {
-	    [CONFIG_CHECK_NONE] = "none",
-	    [CONFIG_CHECK_TCP] = "tcp",
-	    [CONFIG_CHECK_HTTP] = "http",
-	    [CONFIG_CHECK_HTTPS] = "https",
-	};
-
-	cur_check(ld)->line = ld->line;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(v, names[i]) == 0) {
-			cur_check(ld)->type = (enum config_check_type)i;
-			return 0;
-		}
-	return bad(ld, "none, tcp, http or https", v);
-}
-
-static int parse_check_port(struct loader *ld, const char *v)
-{
-	uint64_t n;
-
-	cur_check(ld)->port_line = ld->line;
-	if (parse_int_range(v, 0, 65535, &n) < 0)
-		return bad(ld, "0 (the server's port) or a port from 1 to 65535", v);
-	cur_check(ld)->port = (uint16_t)n;
-	return 0;
-}
-
 /* Text that goes into a request line or header: no spaces or controls in a
  * path, no controls in a host, so that a check cannot send a broken request. */
 static bool config_printable(const char *v, bool spaces)
@@ -847,40 +580,6 @@ static bool config_printable(const char *v, bool spaces)
 			if (!(spaces && *v == ' '))
 				return false;
 	return true;
-}
-
-static int parse_check_path(struct loader *ld, const char *v)
-{
-	if (v[0] != '/' || !config_printable(v, false))
-		return bad(ld,
-			   "a path starting with / without spaces, such as /LiveServer/MCUFactory/",
-			   v);
-	snprintf(cur_check(ld)->path, CONFIG_TEXT_MAX, "%s", v);
-	return 0;
-}
-
-static int parse_check_method(struct loader *ld, const char *v)
-{
-	static const char *const names[] = {
-	    [CONFIG_METHOD_GET] = "GET",
-	    [CONFIG_METHOD_HEAD] = "HEAD",
-	    [CONFIG_METHOD_POST] = "POST",
-	};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(v, names[i]) == 0) {
-			cur_check(ld)->method = (enum config_check_method)i;
-			return 0;
-		}
-	return bad(ld, "GET, HEAD or POST", v);
-}
-
-static int parse_check_host(struct loader *ld, const char *v)
-{
-	if (!config_printable(v, false) || strchr(v, '/'))
-		return bad(ld, "a host name such as pool01.lab.test, without spaces or /", v);
-	snprintf(cur_check(ld)->host, CONFIG_TEXT_MAX, "%s", v);
-	return 0;
 }
 
 /* "200-299,405": codes from 100 to 599, ranges low-high. */
@@ -916,86 +615,6 @@ static int parse_check_expect(struct loader *ld, const char *v)
 	    ld, "status codes (100..599) and ranges separated by commas, such as 200-299,405", v);
 }
 
-static int parse_check_body(struct loader *ld, const char *v)
-{
-	snprintf(cur_check(ld)->body, CONFIG_TEXT_MAX, "%s", v);
-	return 0;
-}
-
-static int parse_check_interval(struct loader *ld, const char *v)
-{
-	return parse_duration_range(ld, v, 10, MS_PER_DAY,
-				    "a duration from 10ms to 1d such as 500ms or 2s",
-				    &cur_check(ld)->interval_ms);
-}
-
-static int parse_check_timeout(struct loader *ld, const char *v)
-{
-	return parse_duration_range(ld, v, 1, 3600 * 1000,
-				    "a duration from 1ms to 1h such as 500ms or 1s",
-				    &cur_check(ld)->timeout_ms);
-}
-
-static int parse_count(struct loader *ld, const char *v, int *out)
-{
-	uint64_t n;
-
-	if (parse_int_range(v, 1, 100, &n) < 0)
-		return bad(ld, "a number from 1 to 100", v);
-	*out = (int)n;
-	return 0;
-}
-
-static int parse_check_rise(struct loader *ld, const char *v)
-{
-	return parse_count(ld, v, &cur_check(ld)->rise);
-}
-
-static int parse_check_fall(struct loader *ld, const char *v)
-{
-	return parse_count(ld, v, &cur_check(ld)->fall);
-}
-
-static int parse_fail_timeout(struct loader *ld, const char *v)
-{
-	return parse_duration_range(ld, v, 0, 3600 * 1000,
-				    "0 or a duration up to 1h such as 500ms or 10s",
-				    &cur_pool(ld)->fail_timeout_ms);
-}
-
-/* A file named relative to the configuration file's directory, as an
- * operator reading the file would expect. */
-static int parse_file(struct loader *ld, const char *v, char *out, int *line)
-{
-	const char *slash = strrchr(ld->path, '/');
-	int n;
-
-	*line = v[0] ? ld->line : 0;
-	if (v[0] == '/' || v[0] == '\0' || !slash)
-		n = snprintf(out, CONFIG_PATH_MAX, "%s", v);
-	else
-		n = snprintf(out, CONFIG_PATH_MAX, "%.*s/%s", (int)(slash - ld->path), ld->path, v);
-	if (n < 0 || n >= CONFIG_PATH_MAX)
-		return reject(ld, "%s: path too long: %d characters at most", ld->key->name,
-			      CONFIG_PATH_MAX - 1);
-	return 0;
-}
-
-static int parse_check_cert(struct loader *ld, const char *v)
-{
-	return parse_file(ld, v, cur_check(ld)->cert, &cur_check(ld)->cert_line);
-}
-
-static int parse_check_key(struct loader *ld, const char *v)
-{
-	return parse_file(ld, v, cur_check(ld)->key, &cur_check(ld)->key_line);
-}
-
-static int parse_check_ca(struct loader *ld, const char *v)
-{
-	return parse_file(ld, v, cur_check(ld)->ca, &cur_check(ld)->ca_line);
-}
-
 /* Whether the address is this host's is checked with CONFIG_HOST_SNAT, as
  * snat's; which family the servers need, once the pool is read whole. */
 static int parse_check_source(struct loader *ld, const char *v)
@@ -1021,14 +640,6 @@ static int parse_check_source(struct loader *ld, const char *v)
 	    (ret = snat_check_addr((const struct sockaddr *)&c->source_addr)) < 0)
 		return reject(ld, "check_source %s cannot be bound: %s%s", v, strerror(-ret),
 			      ret == -EADDRNOTAVAIL ? " (not an address of this host)" : "");
-	return 0;
-}
-
-static int parse_pool_server_name(struct loader *ld, const char *v)
-{
-	if (*v && !server_name_ok(v))
-		return bad(ld, "a host name such as pool01.lab.test, or an address", v);
-	snprintf(cur_pool(ld)->server_name, CONFIG_SNI_MAX, "%s", v);
 	return 0;
 }
 
@@ -1075,15 +686,6 @@ static int parse_listen(struct loader *ld, const char *v)
 		return out_of_memory(ld);
 	vip->listen = grown;
 	vip->listen[vip->nlisten++] = a;
-	return 0;
-}
-
-static int parse_pool(struct loader *ld, const char *v)
-{
-	ld->vlines[ld->cur].pool = ld->line;
-	if (!config_name_ok(v))
-		return bad(ld, "the name of a [pool NAME], " NAME_RULE, v);
-	snprintf(cur_vip(ld)->pool_name, CONFIG_NAME_MAX, "%s", v);
 	return 0;
 }
 
@@ -1164,34 +766,6 @@ static int parse_snat(struct loader *ld, const char *v)
 	return 0;
 }
 
-static int parse_timeout_connect(struct loader *ld, const char *v)
-{
-	return parse_duration_range(ld, v, 1, MS_PER_DAY,
-				    "a duration from 1ms to 1d such as 500ms or 5s",
-				    &cur_vip(ld)->timeout_connect_ms);
-}
-
-static int parse_timeout_idle(struct loader *ld, const char *v)
-{
-	return parse_duration_range(ld, v, 0, 365 * MS_PER_DAY,
-				    "0 or a duration up to 365d such as 90s, 30m or 2h",
-				    &cur_vip(ld)->timeout_idle_ms);
-}
-
-static int parse_tls(struct loader *ld, const char *v)
-{
-	if (strcmp(v, "off") == 0)
-		cur_vip(ld)->tls = CONFIG_TLS_OFF;
-	else if (strcmp(v, "route") == 0)
-		cur_vip(ld)->tls = CONFIG_TLS_ROUTE;
-	else if (strcmp(v, "terminate") == 0)
-		cur_vip(ld)->tls = CONFIG_TLS_TERMINATE;
-	else
-		return bad(ld, "off, terminate or route", v);
-	cur_vip(ld)->tls_line = ld->line;
-	return 0;
-}
-
 /* A host name as a client sends it in its SNI, or "*." and one. */
 static bool sni_pattern_ok(const char *s)
 {
@@ -1243,7 +817,7 @@ static int parse_tls_file(struct loader *ld, const char *v, struct config_file *
 {
 	if (*v == '\0')
 		return bad(ld, "a file name", v);
-	return parse_file(ld, v, f->path, &f->line);
+	return parse_file(ld, v, f->path, sizeof(f->path), &f->line);
 }
 
 /* One more file in a list of them (tls_cert, tls_key). */
@@ -1273,102 +847,12 @@ static int parse_tls_key(struct loader *ld, const char *v)
 	return parse_file_list(ld, v, &cur_vip(ld)->keys, &cur_vip(ld)->nkeys);
 }
 
-static int parse_tls_client_ca(struct loader *ld, const char *v)
-{
-	struct config_vip *vip = cur_vip(ld);
-
-	if (strcmp(v, "none") == 0) {
-		vip->client_ca.path[0] = '\0';
-		return 0;
-	}
-	return parse_tls_file(ld, v, &vip->client_ca);
-}
-
-static int parse_server_tls(struct loader *ld, const char *v)
-{
-	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
-		return bad(ld, "on or off", v);
-	cur_vip(ld)->server_tls = v[1] == 'n';
-	cur_vip(ld)->server_tls_line = ld->line;
-	return 0;
-}
-
-/* A single file, or "none". */
-static int parse_optional_file(struct loader *ld, const char *v, struct config_file *f)
-{
-	if (strcmp(v, "none") == 0) {
-		f->path[0] = '\0';
-		f->line = ld->line;
-		return 0;
-	}
-	return parse_tls_file(ld, v, f);
-}
-
-static int parse_server_cert(struct loader *ld, const char *v)
-{
-	return parse_optional_file(ld, v, &cur_vip(ld)->server_cert);
-}
-
-static int parse_server_key(struct loader *ld, const char *v)
-{
-	return parse_optional_file(ld, v, &cur_vip(ld)->server_key);
-}
-
-static int parse_server_ca(struct loader *ld, const char *v)
-{
-	return parse_optional_file(ld, v, &cur_vip(ld)->server_ca);
-}
-
 /* ---- [vip NAME]: what the TLS front door accepts ---- */
 
 /* The line a key was given on, 0 for its default. */
 static int given_line(const struct loader *ld)
 {
 	return ld->defaults ? 0 : ld->line;
-}
-
-static int parse_tls_version(struct loader *ld, const char *v, int *out, int *line)
-{
-	static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
-
-	*line = given_line(ld);
-	for (int i = 0; i < 4; i++)
-		if (strcmp(v, names[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-	return bad(ld, "1.0, 1.1, 1.2 or 1.3", v);
-}
-
-static int parse_tls_min_version(struct loader *ld, const char *v)
-{
-	return parse_tls_version(ld, v, &cur_vip(ld)->tls_min, &cur_vip(ld)->tls_min_line);
-}
-
-static int parse_tls_max_version(struct loader *ld, const char *v)
-{
-	return parse_tls_version(ld, v, &cur_vip(ld)->tls_max, &cur_vip(ld)->tls_max_line);
-}
-
-/* The lists are checked against OpenSSL once the VIP is read whole (the
- * versions decide the security level they are checked at). */
-static int parse_tls_ciphers(struct loader *ld, const char *v)
-{
-	if (*v == '\0' || !config_printable(v, false))
-		return bad(ld, "an OpenSSL cipher list such as ECDHE+AESGCM:ECDHE+CHACHA20", v);
-	cur_vip(ld)->tls_ciphers_line = given_line(ld);
-	snprintf(cur_vip(ld)->tls_ciphers, CONFIG_TEXT_MAX, "%s", v);
-	return 0;
-}
-
-static int parse_tls_ciphersuites(struct loader *ld, const char *v)
-{
-	if (*v == '\0' || !config_printable(v, false))
-		return bad(
-		    ld, "TLS 1.3 suites such as TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256", v);
-	cur_vip(ld)->tls_ciphersuites_line = given_line(ld);
-	snprintf(cur_vip(ld)->tls_ciphersuites, CONFIG_TEXT_MAX, "%s", v);
-	return 0;
 }
 
 /* "h2,http/1.1" into ALPN's wire format: each name after its length. */
@@ -1403,6 +887,438 @@ static int parse_tls_alpn(struct loader *ld, const char *v)
 	return 0;
 }
 
+/* ---- generic setters: a key's row says how its value is read ---- */
+
+static const struct config_enum on_off[] = {{"on", true}, {"off", false}, {NULL, 0}};
+
+static bool check_path_ok(const char *v)
+{
+	return v[0] == '/' && config_printable(v, false);
+}
+
+static bool check_host_ok(const char *v)
+{
+	return config_printable(v, false) && !strchr(v, '/');
+}
+
+static bool server_name_or_empty_ok(const char *v)
+{
+	return *v == '\0' || server_name_ok(v);
+}
+
+/* Cipher lists are checked against OpenSSL once the VIP is read whole (the
+ * versions decide the security level they are checked at). */
+static bool cipher_list_ok(const char *v)
+{
+	return *v != '\0' && config_printable(v, false);
+}
+
+/* A bound as the configuration writes it: 16k, 10ms, 1d. */
+static const char *key_value(const struct config_key *k, uint64_t v, char *buf, size_t cap)
+{
+	static const struct {
+		const char *unit;
+		uint64_t n;
+	} sizes[] = {{"m", 1 << 20}, {"k", 1 << 10}},
+	  durations[] = {{"d", MS_PER_DAY}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+	const char *unit = k->type == KT_DURATION ? "ms" : "";
+	uint64_t n = v;
+
+	if (v && k->type == KT_SIZE)
+		for (size_t i = 0; i < 2 && !unit[0]; i++)
+			if (v % sizes[i].n == 0)
+				unit = sizes[i].unit, n = v / sizes[i].n;
+	if (v && k->type == KT_DURATION)
+		for (size_t i = 0; i < 4 && strcmp(unit, "ms") == 0; i++)
+			if (v % durations[i].n == 0)
+				unit = durations[i].unit, n = v / durations[i].n;
+	snprintf(buf, cap, "%llu%s", (unsigned long long)n, v ? unit : "");
+	return buf;
+}
+
+/* "a, b or c" */
+static const char *key_values(const struct config_key *k, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; k->names && k->names[i].name && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%s",
+				      i == 0                 ? ""
+				      : k->names[i + 1].name ? ", "
+							     : " or ",
+				      k->names[i].name);
+	return buf;
+}
+
+/* What a refusal says the key expects, from its row. */
+static const char *key_expect(const struct config_key *k, char *buf, size_t cap)
+{
+	char lo[32], hi[32];
+
+	switch (k->type) {
+	case KT_ENUM:
+		return key_values(k, buf, cap);
+	case KT_PATH:
+		snprintf(buf, cap, "%s%sa file name", k->zero ? k->zero : "",
+			 k->zero ? " or " : "");
+		return buf;
+	case KT_NUM:
+	case KT_SIZE:
+	case KT_DURATION:
+		break;
+	default:
+		return k->expect ? k->expect : "another value";
+	}
+	key_value(k, k->min, lo, sizeof(lo));
+	key_value(k, k->max, hi, sizeof(hi));
+	bool upto = k->zero && k->min == 0; /* "0 or a duration up to 1h" */
+	bool example = k->type != KT_NUM && k->def && !(k->zero && strcmp(k->def, k->zero) == 0);
+	snprintf(buf, cap, "%s%s%s %s%s%s%s%s%s", k->zero ? k->zero : "", k->zero ? " or " : "",
+		 k->pow2                  ? "a power of two"
+		 : k->type == KT_DURATION ? "a duration"
+		 : k->type == KT_SIZE     ? "a size"
+					  : "a number",
+		 upto ? "up to " : "from ", upto ? "" : lo, upto ? "" : " to ", hi,
+		 example ? " such as " : "", example ? k->def : "");
+	return buf;
+}
+
+static int key_refuse(struct loader *ld, const char *v)
+{
+	char buf[256];
+
+	return bad(ld, key_expect(ld->key, buf, sizeof(buf)), v);
+}
+
+/* The field at OFF of the struct the key's section fills. */
+static void *key_field(struct loader *ld, size_t off)
+{
+	char *base = ld->key->section == SEC_GLOBAL ? (char *)ld->cfg
+		     : ld->key->section == SEC_POOL ? (char *)cur_pool(ld)
+						    : (char *)cur_vip(ld);
+	return base + off;
+}
+
+/* A value too wide for its field, or a field of an odd size, is a bug in
+ * the table: refused rather than written past the field. */
+static int key_store(struct loader *ld, uint64_t v)
+{
+	void *p = key_field(ld, ld->key->offset);
+	size_t size = ld->key->size;
+
+	if (size < 8 && v >> (size * 8))
+		return reject(ld, "%s: %llu does not fit its field", ld->key->name,
+			      (unsigned long long)v);
+	switch (size) {
+	case 1:
+		*(uint8_t *)p = (uint8_t)v;
+		return 0;
+	case 2:
+		*(uint16_t *)p = (uint16_t)v;
+		return 0;
+	case 4:
+		*(uint32_t *)p = (uint32_t)v;
+		return 0;
+	case 8:
+		*(uint64_t *)p = v;
+		return 0;
+	default:
+		return reject(ld, "%s: a field of %zu bytes", ld->key->name, size);
+	}
+}
+
+/* The line is kept even for a value that is refused: the checks made once
+ * the file is read then still know the key was given. */
+static void key_line(struct loader *ld, int line)
+{
+	if (ld->key->line_off)
+		*(int *)key_field(ld, ld->key->line_off) = line;
+}
+
+static int set_number(struct loader *ld, const char *v)
+{
+	const struct config_key *k = ld->key;
+	uint64_t n;
+	int ret;
+
+	key_line(ld, given_line(ld));
+	if (k->zero && strcmp(v, k->zero) == 0)
+		return key_store(ld, 0);
+	ret = k->type == KT_DURATION ? config_parse_duration(v, &n)
+	      : k->type == KT_SIZE   ? config_parse_size(v, &n)
+				     : parse_int_range(v, 0, k->max, &n);
+	if (ret < 0 || n < k->min || n > k->max || (k->pow2 && !is_pow2(n)))
+		return key_refuse(ld, v);
+	return key_store(ld, n);
+}
+
+static int set_enum(struct loader *ld, const char *v)
+{
+	key_line(ld, given_line(ld));
+	for (const struct config_enum *e = ld->key->names; e->name; e++)
+		if (strcmp(v, e->name) == 0)
+			return key_store(ld, (uint64_t)e->value);
+	return key_refuse(ld, v);
+}
+
+static int set_string(struct loader *ld, const char *v)
+{
+	const struct config_key *k = ld->key;
+
+	key_line(ld, given_line(ld));
+	if ((k->ok && !k->ok(v)) || strlen(v) >= k->size)
+		return key_refuse(ld, v);
+	memcpy(key_field(ld, k->offset), v, strlen(v) + 1);
+	return 0;
+}
+
+static int set_path(struct loader *ld, const char *v)
+{
+	const struct config_key *k = ld->key;
+	int line, ret;
+
+	if (k->zero && strcmp(v, k->zero) == 0)
+		v = "";
+	else if (k->zero && *v == '\0')
+		return key_refuse(ld, v);
+	ret = parse_file(ld, v, key_field(ld, k->offset), k->size, &line);
+	key_line(ld, line);
+	return ret;
+}
+
+static int key_set(struct loader *ld, const char *v)
+{
+	switch (ld->key->type) {
+	case KT_NUM:
+	case KT_SIZE:
+	case KT_DURATION:
+		return set_number(ld, v);
+	case KT_ENUM:
+		return set_enum(ld, v);
+	case KT_STRING:
+		return set_string(ld, v);
+	case KT_PATH:
+		return set_path(ld, v);
+	default:
+		return ld->key->parse(ld, v);
+	}
+}
+
+/* ---- the keys ---- */
+
+#define FIELD(type, f)     .offset = offsetof(type, f), .size = sizeof(((type *)0)->f)
+#define GLOBAL(f)          FIELD(struct config, f)
+#define POOL(f)            FIELD(struct config_pool, f)
+#define VIP(f)             FIELD(struct config_vip, f)
+#define LINE(type, f)      .line_off = offsetof(type, f)
+#define NUMBER(lo, hi)     KT_NUM, .min = (lo), .max = (hi)
+#define DURATION(lo, hi)   KT_DURATION, .min = (lo), .max = (hi)
+#define ENUM(list)         KT_ENUM, .names = (list)
+#define STRING(check, exp) KT_STRING, .ok = (check), .expect = (exp)
+#define CUSTOM(fn)         KT_CUSTOM, .parse = (fn)
+
+static const struct config_enum log_formats[] = {
+    {"text", CONFIG_LOG_TEXT}, {"json", CONFIG_LOG_JSON}, {NULL, 0}};
+static const struct config_enum balances[] = {{"roundrobin", CONFIG_BALANCE_ROUNDROBIN},
+					      {"leastconn", CONFIG_BALANCE_LEASTCONN},
+					      {"source", CONFIG_BALANCE_SOURCE},
+					      {NULL, 0}};
+static const struct config_enum check_types[] = {{"none", CONFIG_CHECK_NONE},
+						 {"tcp", CONFIG_CHECK_TCP},
+						 {"http", CONFIG_CHECK_HTTP},
+						 {"https", CONFIG_CHECK_HTTPS},
+						 {NULL, 0}};
+static const struct config_enum check_methods[] = {{"GET", CONFIG_METHOD_GET},
+						   {"HEAD", CONFIG_METHOD_HEAD},
+						   {"POST", CONFIG_METHOD_POST},
+						   {NULL, 0}};
+static const struct config_enum tls_modes[] = {{"off", CONFIG_TLS_OFF},
+					       {"terminate", CONFIG_TLS_TERMINATE},
+					       {"route", CONFIG_TLS_ROUTE},
+					       {NULL, 0}};
+/* TLS 1.x, as tls_min and tls_max count them */
+static const struct config_enum tls_versions[] = {
+    {"1.0", 0}, {"1.1", 1}, {"1.2", 2}, {"1.3", 3}, {NULL, 0}};
+
+/* Descriptions end up in a markdown table: no '|' in them. */
+static const struct config_key config_keys[] = {
+    {SEC_GLOBAL, "workers", NUMBER(1, 64), GLOBAL(workers), .zero = "auto", .def = "auto",
+     .desc = "Worker threads, each with its own io_uring and listening sockets: auto (one per "
+	     "CPU) or {range}."},
+    {SEC_GLOBAL, "max_connections", NUMBER(1, 10000000), GLOBAL(max_connections), .zero = "auto",
+     .def = "auto",
+     .desc = "Client connections open at once across all VIPs (auto or {range}); auto: what the "
+	     "open-file limit holds. At the limit, accepting pauses and new clients wait in the "
+	     "kernel's backlog."},
+    {SEC_GLOBAL, "grace", DURATION(0, MS_PER_DAY), GLOBAL(grace_ms), .def = "10s",
+     .desc = "On SIGTERM or SIGINT, how long open connections may go on before they are closed "
+	     "({range})."},
+    {SEC_GLOBAL, "drain_delay", DURATION(0, 3600000), GLOBAL(drain_delay_ms), .def = "3s",
+     .desc = "On SIGTERM or SIGINT with admin on: how long GET /ready answers 503 while new "
+	     "connections are still taken, so keepalived or a BGP daemon moves the VIP first; then "
+	     "`grace` ({range})."},
+    {SEC_GLOBAL, "buffer_size", KT_SIZE, .min = 4096, .max = 1 << 20, .pow2 = true,
+     GLOBAL(buffer_size), .def = "16k",
+     .desc = "Bytes per receive buffer: a power of two from {min} to {max}."},
+    {SEC_GLOBAL, "buffers", NUMBER(64, 65536), .pow2 = true, GLOBAL(buffers), .def = "4096",
+     .desc = "Receive buffers per worker, registered with io_uring: a power of two from {min} to "
+	     "{max}."},
+    {SEC_GLOBAL, "log_connections", ENUM(on_off), GLOBAL(log_connections), .def = "on",
+     .desc = "One log line per finished connection: {values}."},
+    {SEC_GLOBAL, "admin", CUSTOM(parse_admin), .def = "off",
+     .desc = "`ADDR:PORT` of the HTTP admin endpoint (metrics, status, drain/disable/enable), or "
+	     "off. Without admin_token_file, anyone who reaches it can drain servers: keep it on "
+	     "loopback."},
+    {SEC_GLOBAL, "admin_token_file", CUSTOM(parse_admin_token_file), .min = CONFIG_TOKEN_MIN,
+     .max = CONFIG_TOKEN_MAX, .def = "none",
+     .desc = "File holding the admin endpoint's bearer token (one line of {range} characters "
+	     "A-Z a-z 0-9 - . _ ~ + / =): every request but GET and HEAD needs it, and every "
+	     "request when admin is not on loopback. none: no token."},
+    {SEC_GLOBAL, "access_log", CUSTOM(parse_access_log), .def = "stderr",
+     .desc = "Where the per-connection lines go: stderr or an absolute file path (appended to; "
+	     "reopened on SIGUSR1)."},
+    {SEC_GLOBAL, "log_format", ENUM(log_formats), GLOBAL(log_format), .def = "text",
+     .desc = "Format of the per-connection lines: text (key=value) or json (one object per "
+	     "line)."},
+    {SEC_GLOBAL, "user", CUSTOM(parse_user), .def = "none",
+     .desc = "User to run as once the sockets are bound (its primary group too), or none: keep "
+	     "the starting user."},
+    {SEC_POOL, "balance", ENUM(balances), POOL(balance), .def = "roundrobin",
+     .desc = "How a new connection picks a server: {values} (client address hash); all "
+	     "weighted."},
+    {SEC_POOL, "server", CUSTOM(parse_server), .def = NULL, .repeat = true,
+     .desc = "`NAME ADDR[:PORT] [weight=N] [max_conn=N] [server_name=NAME] [backup]`, "
+	     "repeatable; no port: the port the client connected to."},
+    {SEC_POOL, "check", ENUM(check_types), POOL(check.type), LINE(struct config_pool, check.line),
+     .def = "none",
+     .desc = "Health check of each server: none, tcp (connect), http or https (a request, see "
+	     "docs/health.md)."},
+    {SEC_POOL, "check_port", NUMBER(0, 65535), POOL(check.port),
+     LINE(struct config_pool, check.port_line), .def = "0",
+     .desc = "Port the checks connect to; 0: the server's own port (required for servers "
+	     "without one)."},
+    {SEC_POOL, "check_path",
+     STRING(check_path_ok,
+	    "a path starting with / without spaces, such as /LiveServer/MCUFactory/"),
+     POOL(check.path), .def = "/",
+     .desc = "Path of the http or https check's request, such as /LiveServer/MCUFactory/."},
+    {SEC_POOL, "check_method", ENUM(check_methods), POOL(check.method), .def = "GET",
+     .desc = "Method of the http or https check's request: {values} (with an empty body)."},
+    {SEC_POOL, "check_host",
+     STRING(check_host_ok, "a host name such as pool01.lab.test, without spaces or /"),
+     POOL(check.host), .def = "",
+     .desc = "Host header and TLS server name (SNI, and the name verified); empty: the server's "
+	     "server_name, else its address."},
+    {SEC_POOL, "check_expect", CUSTOM(parse_check_expect), .def = "200-399",
+     .desc = "Status codes that mean up: codes and ranges separated by commas, such as "
+	     "200-299,405."},
+    {SEC_POOL, "check_body", STRING(NULL, NULL), POOL(check.body), .def = "",
+     .desc = "Text the response body must contain (the response must fit in 16 KiB); empty: "
+	     "any body."},
+    {SEC_POOL, "check_interval", DURATION(10, MS_PER_DAY), POOL(check.interval_ms), .def = "2s",
+     .desc = "Time between the starts of two checks of a server ({range})."},
+    {SEC_POOL, "check_timeout", DURATION(1, 3600000), POOL(check.timeout_ms), .def = "1s",
+     .desc = "How long one check may take, connect to last byte ({range})."},
+    {SEC_POOL, "check_rise", NUMBER(1, 100), POOL(check.rise), .def = "2",
+     .desc = "Successful checks in a row that bring a server that is down back up ({range})."},
+    {SEC_POOL, "check_fall", NUMBER(1, 100), POOL(check.fall), .def = "3",
+     .desc = "Failed checks (or failed client connects) in a row that mark a server down "
+	     "({range})."},
+    {SEC_POOL, "fail_timeout", DURATION(0, 3600000), POOL(fail_timeout_ms), .zero = "0",
+     .def = "10s",
+     .desc = "check = none: how long a server that failed check_fall client connects in a row "
+	     "is skipped before one connection tries it again; 0: never skipped ({range})."},
+    {SEC_POOL, "check_cert", KT_PATH, POOL(check.cert), LINE(struct config_pool, check.cert_line),
+     .def = "",
+     .desc = "PEM client certificate (and chain) the https check presents, for mutual TLS; "
+	     "empty: none."},
+    {SEC_POOL, "check_key", KT_PATH, POOL(check.key), LINE(struct config_pool, check.key_line),
+     .def = "", .desc = "PEM private key of check_cert; empty: in the check_cert file."},
+    {SEC_POOL, "check_ca", KT_PATH, POOL(check.ca), LINE(struct config_pool, check.ca_line),
+     .def = "",
+     .desc = "PEM CA certificates that verify the servers' chains and names; empty: the "
+	     "system's."},
+    {SEC_POOL, "check_source", CUSTOM(parse_check_source), .def = "auto",
+     .desc = "Source address of the checks: auto (the kernel's choice), snat (the first snat "
+	     "address of the server's family of the first VIP using this pool) or an address of "
+	     "this host."},
+    {SEC_POOL, "server_name",
+     STRING(server_name_or_empty_ok, "a host name such as pool01.lab.test, or an address"),
+     POOL(server_name), .def = "",
+     .desc = "Name sent as SNI and verified in the servers' certificates (server_tls, https "
+	     "checks), for servers without their own server_name=; empty: the server's address."},
+    {SEC_VIP, "listen", CUSTOM(parse_listen), .def = NULL, .repeat = true,
+     .desc = "`ADDR:PORT` or `[IPv6]:PORT` the VIP accepts clients on; repeatable, one port "
+	     "each."},
+    {SEC_VIP, "pool", STRING(config_name_ok, "the name of a [pool NAME], " NAME_RULE),
+     VIP(pool_name), LINE(struct config_vip, pool_line), .def = NULL,
+     .desc = "Name of the `[pool NAME]` whose servers take this VIP's connections."},
+    {SEC_VIP, "snat", CUSTOM(parse_snat), .max = CONFIG_SNAT_MAX, .def = "auto", .repeat = true,
+     .desc = "Source address toward the servers: auto (the route's own), off (the client's, "
+	     "transparent) or up to {max} addresses."},
+    {SEC_VIP, "timeout_connect", DURATION(1, MS_PER_DAY), VIP(timeout_connect_ms), .def = "5s",
+     .desc = "How long a server may take to accept a connection ({range})."},
+    {SEC_VIP, "timeout_idle", DURATION(0, 365 * MS_PER_DAY), VIP(timeout_idle_ms), .zero = "0",
+     .def = "30m",
+     .desc = "Close a connection idle this long in both directions (0: never; at most {max})."},
+    {SEC_VIP, "tls", ENUM(tls_modes), VIP(tls), LINE(struct config_vip, tls_line), .def = "off",
+     .desc = "off (bytes pass through untouched), terminate (TLS ends at the VIP) or route "
+	     "(choose the pool by the ClientHello's SNI, without decrypting)."},
+    {SEC_VIP, "route", CUSTOM(parse_route), .def = "none", .repeat = true,
+     .desc = "`SNI POOL`, repeatable, with tls = route: clients asking for SNI (a name, or "
+	     "`*.domain` for one label) go to POOL; others to `pool`."},
+    {SEC_VIP, "tls_cert", CUSTOM(parse_tls_cert), .def = "none", .repeat = true,
+     .desc = "tls = terminate: a PEM certificate chain file, repeatable; the one whose names "
+	     "match the client's SNI is used, else the first. Needed by terminate."},
+    {SEC_VIP, "tls_key", CUSTOM(parse_tls_key), .def = "none", .repeat = true,
+     .desc = "The PEM private key of each tls_cert, in the same order."},
+    {SEC_VIP, "tls_client_ca", KT_PATH, VIP(client_ca.path),
+     LINE(struct config_vip, client_ca.line), .zero = "none", .def = "none",
+     .desc = "tls = terminate: PEM CA certificates; when given, clients must present a "
+	     "certificate signed by one."},
+    {SEC_VIP, "server_tls", ENUM(on_off), VIP(server_tls), LINE(struct config_vip, server_tls_line),
+     .def = "off",
+     .desc = "on: with tls = terminate, connect to the servers in TLS again, verifying them and "
+	     "reusing sessions per server."},
+    {SEC_VIP, "server_cert", KT_PATH, VIP(server_cert.path),
+     LINE(struct config_vip, server_cert.line), .zero = "none", .def = "none",
+     .desc = "server_tls: PEM certificate chain presented to the servers (mutual TLS); with "
+	     "server_key."},
+    {SEC_VIP, "server_key", KT_PATH, VIP(server_key.path), LINE(struct config_vip, server_key.line),
+     .zero = "none", .def = "none", .desc = "server_tls: the PEM private key of server_cert."},
+    {SEC_VIP, "server_ca", KT_PATH, VIP(server_ca.path), LINE(struct config_vip, server_ca.line),
+     .zero = "none", .def = "none",
+     .desc = "server_tls: PEM CA certificates the servers' certificates must chain to; none: the "
+	     "system's CAs."},
+    {SEC_VIP, "tls_min_version", ENUM(tls_versions), VIP(tls_min),
+     LINE(struct config_vip, tls_min_line), .def = "1.2",
+     .desc = "tls = terminate: the oldest TLS version clients may use, 1.0 to 1.3; 1.0 and 1.1 "
+	     "(OCS 2007-era Windows clients) lower OpenSSL's security level to 0 for this VIP."},
+    {SEC_VIP, "tls_max_version", ENUM(tls_versions), VIP(tls_max),
+     LINE(struct config_vip, tls_max_line), .def = "1.3",
+     .desc = "tls = terminate: the newest TLS version clients may use, 1.0 to 1.3."},
+    {SEC_VIP, "tls_ciphers",
+     STRING(cipher_list_ok, "an OpenSSL cipher list such as ECDHE+AESGCM:ECDHE+CHACHA20"),
+     VIP(tls_ciphers), LINE(struct config_vip, tls_ciphers_line),
+     .def = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES",
+     .desc = "tls = terminate: cipher suites of TLS 1.2 and below, in OpenSSL's syntax; "
+	     "ECDHE+AES includes the CBC suites (see docs/tls.md for a setting without them)."},
+    {SEC_VIP, "tls_ciphersuites",
+     STRING(cipher_list_ok, "TLS 1.3 suites such as TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"),
+     VIP(tls_ciphersuites), LINE(struct config_vip, tls_ciphersuites_line),
+     .def = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+     .desc = "tls = terminate: TLS 1.3 cipher suites, colon-separated, in order of preference."},
+    {SEC_VIP, "tls_alpn", CUSTOM(parse_tls_alpn), .def = "none",
+     .desc = "tls = terminate: ALPN protocols offered to clients, comma-separated in order of "
+	     "preference (such as h2,http/1.1); none: no ALPN."},
+};
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+_Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
+_Static_assert(offsetof(struct config, path) == 0 && offsetof(struct config_pool, name) == 0 &&
+		   offsetof(struct config_vip, name) == 0,
+	       "line_off 0 means no line field");
+
 /* ---- sections ---- */
 
 static const struct config_key *config_find_key(enum config_section sec, const char *name)
@@ -1423,7 +1339,7 @@ static void config_apply_defaults(struct loader *ld, enum config_section sec)
 			continue;
 		ld->key = k;
 		ld->first = true;
-		if (k->parse(ld, k->def) < 0) /* a bug in the table: say so loudly */
+		if (key_set(ld, k->def) < 0) /* a bug in the table: say so loudly */
 			config_error(ld, ld->line, "default of '%s': %s", k->name, ld->why);
 	}
 	ld->defaults = false;
@@ -1738,7 +1654,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 	if (!ld->seen[i])
 		ld->seen[i] = ld->line;
 	ld->key = k;
-	if (k->parse(ld, value ? value : "") < 0)
+	if (key_set(ld, value ? value : "") < 0)
 		config_error(ld, ld->line, "%s", ld->why);
 	return 1;
 }
@@ -1932,13 +1848,14 @@ static void config_check_vip(struct loader *ld, struct config_vip *v, const stru
 	if (v->nlisten == 0 && !vl->given)
 		config_error(ld, v->line, "vip %s has no listen = ADDR:PORT", v->name);
 	if (v->pool_name[0] == '\0') {
-		if (!vl->pool)
+		if (!v->pool_line)
 			config_error(ld, v->line, "vip %s has no pool = NAME", v->name);
 		return;
 	}
 	v->pool = config_pool_index(ld->cfg, v->pool_name);
 	if (v->pool < 0) {
-		config_error(ld, vl->pool, "vip %s: pool %s is not defined", v->name, v->pool_name);
+		config_error(ld, v->pool_line, "vip %s: pool %s is not defined", v->name,
+			     v->pool_name);
 		return;
 	}
 	config_check_families(ld, v, vl->snat ? vl->snat : v->line);
@@ -2189,6 +2106,27 @@ void config_free(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/* The description with {min}, {max}, {range} and {values} filled in. */
+static void config_print_desc(FILE *out, const struct config_key *k)
+{
+	char lo[32], hi[32], names[256];
+
+	for (const char *p = k->desc; *p;) {
+		if (strncmp(p, "{min}", 5) == 0)
+			fputs(key_value(k, k->min, lo, sizeof(lo)), out), p += 5;
+		else if (strncmp(p, "{max}", 5) == 0)
+			fputs(key_value(k, k->max, hi, sizeof(hi)), out), p += 5;
+		else if (strncmp(p, "{range}", 7) == 0)
+			fprintf(out, "%s..%s", key_value(k, k->min, lo, sizeof(lo)),
+				key_value(k, k->max, hi, sizeof(hi))),
+			    p += 7;
+		else if (strncmp(p, "{values}", 8) == 0)
+			fputs(key_values(k, names, sizeof(names)), out), p += 8;
+		else
+			fputc(*p++, out);
+	}
+}
+
 void config_print_keys(FILE *out)
 {
 	fprintf(out, "| section | key | default | meaning |\n");
@@ -2196,11 +2134,13 @@ void config_print_keys(FILE *out)
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 		bool none = k->def && !k->def[0]; /* `` would not show in markdown */
-		fprintf(out, "| `%s` | `%s` | %s%s%s | %s |\n", section_titles[k->section], k->name,
+		fprintf(out, "| `%s` | `%s` | %s%s%s | ", section_titles[k->section], k->name,
 			k->def && !none ? "`" : "",
 			none     ? "(none)"
 			: k->def ? k->def
 				 : "(required)",
-			k->def && !none ? "`" : "", k->desc);
+			k->def && !none ? "`" : "");
+		config_print_desc(out, k);
+		fprintf(out, " |\n");
 	}
 }

@@ -675,7 +675,86 @@ static void test_print_keys(void)
 	CHECK(strstr(out, "| `[global]` | `workers` | `auto` | ") != NULL);
 	CHECK(strstr(out, "| `[vip NAME]` | `timeout_idle` | `30m` | ") != NULL);
 	CHECK(strstr(out, "| `[pool NAME]` | `server` | (required) | ") != NULL);
+	/* Bounds and names come from each key's row: none left unfilled. */
+	CHECK(strchr(out, '{') == NULL && strchr(out, '}') == NULL);
+	CHECK(strstr(out, "auto (one per CPU) or 1..64.") != NULL);
+	CHECK(strstr(out, "a power of two from 4k to 1m.") != NULL);
+	CHECK(strstr(out, "a power of two from 64 to 65536.") != NULL);
+	CHECK(strstr(out, "(10ms..1d)") != NULL);
+	CHECK(strstr(out, "(0: never; at most 365d)") != NULL);
+	CHECK(strstr(out, "connection: on or off.") != NULL);
+	CHECK(strstr(out, "GET, HEAD or POST (with an empty body)") != NULL);
 	free(out);
+}
+
+/* The generic setters: a value and a refusal per kind of key, the refusal
+ * saying the bounds or names of the key's row. */
+static void test_key_kinds(void)
+{
+	struct config cfg;
+	int ret;
+
+	ret = load("[global]\nworkers = auto\nbuffer_size = 1M\nbuffers = 65536\n"
+		   "log_format = json\n[pool p]\nserver = a 198.18.0.11:80\n"
+		   "check = https\ncheck_port = 00\n"
+		   "fail_timeout = 0\ncheck_body = up and running\ncheck_cert = /c.pem\n"
+		   "check_method = HEAD\n" VIP_OK "server_tls = off\ntls = route\n"
+		   "server_ca = none\ntimeout_idle = 365d\n",
+		   &cfg);
+	CHECK_EQ(ret, 0);
+	if (ret == 0) {
+		CHECK_EQ(cfg.workers, 0);
+		CHECK_EQ(cfg.buffer_size, 1 << 20);
+		CHECK_EQ(cfg.buffers, 65536);
+		CHECK_EQ(cfg.log_format, CONFIG_LOG_JSON);
+		CHECK_EQ(cfg.pools[0].check.type, CONFIG_CHECK_HTTPS);
+		CHECK_EQ(cfg.pools[0].check.line, 8);
+		CHECK_EQ(cfg.pools[0].check.port, 0);
+		CHECK_EQ(cfg.pools[0].fail_timeout_ms, 0);
+		CHECK(strcmp(cfg.pools[0].check.body, "up and running") == 0);
+		CHECK(strcmp(cfg.pools[0].check.cert, "/c.pem") == 0);
+		CHECK_EQ(cfg.pools[0].check.cert_line, 12);
+		CHECK_EQ(cfg.pools[0].check.method, CONFIG_METHOD_HEAD);
+		CHECK_EQ(cfg.vips[0].server_tls, false);
+		CHECK_EQ(cfg.vips[0].tls, CONFIG_TLS_ROUTE);
+		CHECK_EQ(cfg.vips[0].tls_line, 18);
+		CHECK_EQ(cfg.vips[0].pool_line, 16);
+		CHECK_EQ(cfg.vips[0].tls_min, 2); /* the default, from no line */
+		CHECK_EQ(cfg.vips[0].tls_min_line, 0);
+		CHECK_EQ(cfg.vips[0].timeout_idle_ms, 365 * 24 * 3600 * 1000ULL);
+		config_free(&cfg);
+	}
+
+	EXPECT_ERROR(
+	    "[global]\ngrace = 2d\n" POOL_OK VIP_OK, 2,
+	    "bad value for 'grace': expected a duration from 0 to 1d such as 10s, got '2d'");
+	EXPECT_ERROR("[global]\nbuffer_size = 3k\n" POOL_OK VIP_OK, 2,
+		     "expected a power of two from 4k to 1m such as 16k, got '3k'");
+	EXPECT_ERROR("[global]\nbuffers = 100\n" POOL_OK VIP_OK, 2,
+		     "expected a power of two from 64 to 65536, got '100'");
+	EXPECT_ERROR("[global]\nmax_connections = 0\n" POOL_OK VIP_OK, 2,
+		     "expected auto or a number from 1 to 10000000, got '0'");
+	EXPECT_ERROR(POOL_OK "check_port = 65536\n" VIP_OK, 3,
+		     "bad value for 'check_port': expected a number from 0 to 65535, got '65536'");
+	EXPECT_ERROR(POOL_OK "fail_timeout = 61m\n" VIP_OK, 3,
+		     "expected 0 or a duration up to 1h such as 10s, got '61m'");
+	EXPECT_ERROR(POOL_OK "check_interval = 9ms\n" VIP_OK, 3,
+		     "expected a duration from 10ms to 1d such as 2s, got '9ms'");
+	EXPECT_ERROR(POOL_OK "check_method = get\n" VIP_OK, 3,
+		     "bad value for 'check_method': expected GET, HEAD or POST, got 'get'");
+	EXPECT_ERROR(POOL_OK "check_host = a/b\n" VIP_OK, 3,
+		     "bad value for 'check_host': expected a host name");
+	/* (and "need tls = terminate": a refused value still counts as given) */
+	CHECK_EQ(load(POOL_OK VIP_OK "tls_max_version = 1.4\n", &cfg), -EINVAL);
+	CHECK(has_error(
+	    6, "bad value for 'tls_max_version': expected 1.0, 1.1, 1.2 or 1.3, got '1.4'"));
+	EXPECT_ERROR(POOL_OK VIP_OK "server_tls = yes\n", 6,
+		     "bad value for 'server_tls': expected on or off, got 'yes'");
+	EXPECT_ERROR(POOL_OK VIP_OK "tls_client_ca = \n", 6,
+		     "bad value for 'tls_client_ca': expected none or a file name, got ''");
+	/* a refused pool still counts as given: no "vip v has no pool" after it */
+	EXPECT_ERROR(POOL_OK "[vip v]\nlisten = 198.18.0.10:444\npool = no/pool\n", 5,
+		     "bad value for 'pool': expected the name of a [pool NAME]");
 }
 
 /* server_name (server option, pool default), check_source, and the TLS
@@ -722,6 +801,7 @@ int main(void)
 	test_admin_clash();
 	test_host_checks();
 	test_print_keys();
+	test_key_kinds();
 	test_names_and_tls();
 	free(errs_text);
 	return unit_done("test_config");

@@ -3,9 +3,18 @@
 #ifndef SNATPROXY_ADDR_H
 #define SNATPROXY_ADDR_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+/* An IPv4 or IPv6 socket address in the size it needs, for what a
+ * connection or a check keeps (a sockaddr_storage is four times larger). */
+union addr_sa {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
 
 /* Longest text addr_format() writes: "[v6]:port" plus NUL. */
 #define ADDR_STRLEN 56

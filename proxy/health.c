@@ -67,12 +67,6 @@ struct health_pool {
 	struct health_server *srv;
 };
 
-union health_sa {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-};
-
 struct health_check {
 	_Alignas(16) int fd;
 	uint8_t state;
@@ -84,8 +78,8 @@ struct health_check {
 	struct runtime_pool *rp;
 	const struct config_check *cfg;
 	int server, rise_n, fall_n;
-	union health_sa addr;
-	union health_sa src; /* check_source; family 0: the kernel's choice */
+	union addr_sa addr;
+	union addr_sa src; /* check_source; family 0: the kernel's choice */
 	uint64_t start_ms, deadline_ms, down_ms;
 	uint64_t start_us; /* CLOCK_MONOTONIC: the check's duration */
 	int result;        /* enum health_result of a failure, set before health_fail */
@@ -410,7 +404,7 @@ static void health_host(const struct health_check *c, char *buf, size_t len)
 		snprintf(buf, len, "%s", c->cfg->host[0] ? c->cfg->host : name);
 		return;
 	}
-	union health_sa sa = c->addr;
+	union addr_sa sa = c->addr;
 	addr_set_port(&sa.sa, 0);
 	snprintf(buf, len, "%s", addr_format(&sa.sa, a, sizeof(a)));
 }

@@ -116,12 +116,6 @@ struct relay_half {
 	struct iovec iov[RELAY_IOV];
 };
 
-union relay_sa {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-};
-
 /* Kept small: an idle connection costs this and its two sockets, no buffer. */
 struct relay_conn {
 	_Alignas(16) int fd[2];
@@ -147,7 +141,7 @@ struct relay_conn {
 	uint64_t start_ms, last_ms;
 	uint64_t bytes[2];
 	TAILQ_ENTRY(relay_conn) lru_link, starved_link, fdwait_link, all_link;
-	union relay_sa client, snat;
+	union addr_sa client, snat;
 };
 
 static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d);
@@ -258,7 +252,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 		return;
 	if (srv >= 0) {
 		const struct config_server *s = &c->pool->cfg->servers[srv];
-		union relay_sa sa;
+		union addr_sa sa;
 		memcpy(&sa, &s->addr, sizeof(sa));
 		if (addr_port(&sa.sa) == 0)
 			addr_set_port(&sa.sa, ntohs(c->port));
@@ -891,7 +885,7 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 
 /* ---- connecting to a server ---- */
 
-static void relay_server_addr(struct relay_conn *c, int s, union relay_sa *out)
+static void relay_server_addr(struct relay_conn *c, int s, union addr_sa *out)
 {
 	memcpy(out, &c->pool->cfg->servers[s].addr, sizeof(*out));
 	if (addr_port(&out->sa) == 0)
@@ -954,7 +948,7 @@ static _Atomic uint64_t *relay_fail_counter(struct runtime_server_stats *st, enu
 static void relay_connect_failed(struct relay *r, struct relay_conn *c, int res)
 {
 	struct runtime_pool *p = c->pool;
-	union relay_sa sa;
+	union addr_sa sa;
 
 	close(c->fd[C_SERVER]);
 	c->fd[C_SERVER] = -1;
@@ -1009,7 +1003,7 @@ static void relay_on_connect(struct relay *r, struct relay_conn *c, struct io_ur
 	relay_maybe_free(r, c);
 }
 
-static void relay_submit_connect(struct relay *r, struct relay_conn *c, const union relay_sa *sa)
+static void relay_submit_connect(struct relay *r, struct relay_conn *c, const union addr_sa *sa)
 {
 	struct io_uring_sqe *sqe = loop_sqe(r->loop);
 	io_uring_prep_connect(sqe, c->fd[C_SERVER], &sa->sa, addr_len(&sa->sa));
@@ -1194,7 +1188,7 @@ static void relay_wait_handshake(struct relay *r, struct relay_conn *c)
 static void relay_accepted(struct relay *r, struct relay_listener *ls, int fd)
 {
 	struct relay_conn *c = calloc(1, sizeof(*c));
-	socklen_t len = sizeof(union relay_sa);
+	socklen_t len = sizeof(union addr_sa);
 
 	if (!c || getpeername(fd, &c->client.sa, &len) < 0) {
 		free(c);
@@ -1797,7 +1791,7 @@ void relay_close_all(struct relay *r)
 /* The source address is read from the socket on the first walk that needs
  * it when log_connections did not already (relay_connected), and kept. */
 static void relay_describe(struct relay *r, struct relay_conn *c, struct ledger_conn *e,
-			   union relay_sa *server)
+			   union addr_sa *server)
 {
 	socklen_t len = sizeof(c->snat);
 
@@ -1822,7 +1816,7 @@ bool relay_ledger_step(struct relay *r, bool start, unsigned max,
 		       bool (*fn)(void *arg, const struct ledger_conn *c), void *arg)
 {
 	struct ledger_conn e;
-	union relay_sa server;
+	union addr_sa server;
 
 	if (start)
 		r->ledger_at = TAILQ_FIRST(&r->all);

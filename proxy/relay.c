@@ -131,6 +131,7 @@ struct relay_conn {
 	uint8_t in_hello;    /* on the hello list: no hello or handshake yet */
 	uint8_t defer;       /* S_HANDSHAKE: the connect's timer armed (1), or fired (2) */
 	uint8_t snat_set;    /* snat is our source address; while connecting, the server's */
+	uint8_t xprt;        /* how its bytes move: XPRT_RAW or XPRT_TLS */
 	int16_t failed;      /* server whose connect failed, avoided on retry */
 	uint8_t retry_end, retry_err; /* why the first connect failed (tries > 1) */
 	struct runtime_vip *vip;
@@ -143,6 +144,22 @@ struct relay_conn {
 	TAILQ_ENTRY(relay_conn) lru_link, starved_link, fdwait_link, all_link;
 	union addr_sa client, snat;
 };
+
+/* How a connection's bytes move, raw or through the TLS layer (tls =
+ * terminate), behind one set of operations as HAProxy's xprt_ops: the
+ * relay's data path calls them and never asks which it has. */
+struct relay_xprt {
+	/* Moves half d along: sends what is ready, relays the end. */
+	void (*flush)(struct relay *r, struct relay_conn *c, int d);
+	/* A send of half d completed with n bytes. */
+	void (*sent)(struct relay *r, struct relay_conn *c, int d, uint32_t n);
+	/* The server is connected: 0, or -ENOMEM. */
+	int (*connected)(struct relay *r, struct relay_conn *c);
+	/* The connection ends for `why`, before its sockets close. */
+	void (*end)(struct relay_conn *c, int why);
+};
+enum { XPRT_RAW, XPRT_TLS };
+static const struct relay_xprt relay_xprts[2];
 
 static void relay_arm_recv(struct relay *r, struct relay_conn *c, int d);
 static void relay_flush(struct relay *r, struct relay_conn *c, int d);
@@ -334,8 +351,7 @@ static void relay_count_end(struct relay_conn *c, enum relay_end why)
 	    [END_HANDSHAKE_TIMEOUT] = RUNTIME_REFUSE_TLS_HANDSHAKE + 1,
 	};
 
-	if (c->tls)
-		tls_conn_end(c->tls, why == END_HANDSHAKE_TIMEOUT);
+	relay_xprts[c->xprt].end(c, why);
 	if (c->state != S_RELAYING && why < sizeof(cause) && cause[why])
 		atomic_fetch_add(&c->vip->refused[cause[why] - 1], 1);
 }
@@ -814,15 +830,15 @@ static void half_sent(struct loop *l, struct relay_half *h, uint32_t sent)
 
 static void relay_flush(struct relay *r, struct relay_conn *c, int d)
 {
+	if (c->state == S_RELAYING || c->state == S_HANDSHAKE)
+		relay_xprts[c->xprt].flush(r, c, d);
+}
+
+static void relay_raw_flush(struct relay *r, struct relay_conn *c, int d)
+{
 	struct relay_half *h = &c->half[d];
 	struct loop *l = r->loop;
 
-	if (c->state != S_RELAYING && c->state != S_HANDSHAKE)
-		return;
-	if (c->tls) {
-		relay_tls_pump(r, c);
-		return;
-	}
 	if (h->flags & H_SENDING)
 		return;
 	if (h->head != LOOP_BUF_NONE) {
@@ -867,21 +883,69 @@ static void relay_on_send(struct relay *r, struct relay_conn *c, int d, struct i
 	}
 	if (d == TO_CLIENT && cqe->res > 0)
 		relay_count(r, c, d, (uint32_t)cqe->res);
-	if (cqe->res < 0) {
+	if (cqe->res < 0)
 		/* The receiver of this half is gone: reset the sender. */
 		relay_close(r, c, d == TO_SERVER ? END_SERVER_RESET : END_CLIENT_RESET, 1u << d);
-	} else if (c->tls) {
-		tls_sent(c->tls, d, (size_t)cqe->res);
-		relay_touch(r, c);
-		relay_flush(r, c, d);
-	} else {
-		half_sent(l, h, (uint32_t)cqe->res);
-		relay_touch(r, c);
-		relay_flush(r, c, d);
-		relay_rearm(r, c, d);
-	}
+	else
+		relay_xprts[c->xprt].sent(r, c, d, (uint32_t)cqe->res);
 	relay_maybe_free(r, c);
 }
+
+/* What was sent leaves the queue; its buffers go back to the kernel. */
+static void relay_raw_sent(struct relay *r, struct relay_conn *c, int d, uint32_t n)
+{
+	half_sent(r->loop, &c->half[d], n);
+	relay_touch(r, c);
+	relay_flush(r, c, d);
+	relay_rearm(r, c, d);
+}
+
+static int relay_raw_connected(struct relay *r, struct relay_conn *c)
+{
+	(void)r;
+	(void)c;
+	return 0;
+}
+
+static void relay_raw_end(struct relay_conn *c, int why)
+{
+	(void)c;
+	(void)why;
+}
+
+/* The TLS layer keeps what it sent until told; the buffers it read from
+ * went back as it took them (relay_tls_feed). */
+static void relay_tls_sent(struct relay *r, struct relay_conn *c, int d, uint32_t n)
+{
+	tls_sent(c->tls, d, n);
+	relay_touch(r, c);
+	relay_flush(r, c, d);
+}
+
+/* Either direction's progress can make output for the other. */
+static void relay_tls_flush(struct relay *r, struct relay_conn *c, int d)
+{
+	(void)d;
+	relay_tls_pump(r, c);
+}
+
+/* server_tls: TLS toward the server too, from its first byte. */
+static int relay_tls_connected(struct relay *r, struct relay_conn *c)
+{
+	if (!c->vip->cfg->server_tls)
+		return 0;
+	return tls_conn_server(c->tls, r->worker, c->server, &c->pool->cfg->servers[c->server]);
+}
+
+static void relay_tls_end(struct relay_conn *c, int why)
+{
+	tls_conn_end(c->tls, why == END_HANDSHAKE_TIMEOUT);
+}
+
+static const struct relay_xprt relay_xprts[2] = {
+    [XPRT_RAW] = {relay_raw_flush, relay_raw_sent, relay_raw_connected, relay_raw_end},
+    [XPRT_TLS] = {relay_tls_flush, relay_tls_sent, relay_tls_connected, relay_tls_end},
+};
 
 /* ---- connecting to a server ---- */
 
@@ -902,8 +966,7 @@ static void relay_connected(struct relay *r, struct relay_conn *c)
 	atomic_fetch_add(&c->pool->stats[c->server].conns, 1);
 	budget_count(c->vip, (int)(c->pool - c->gen->rt->pools), c->server, c->snat_idx, true);
 	health_passive(c->pool, c->server, true, 0);
-	if (c->tls && c->vip->cfg->server_tls &&
-	    tls_conn_server(c->tls, r->worker, c->server, &c->pool->cfg->servers[c->server]) < 0) {
+	if (relay_xprts[c->xprt].connected(r, c) < 0) {
 		relay_close(r, c, END_INTERNAL, (1u << C_CLIENT) | (1u << C_SERVER));
 		return;
 	}
@@ -1180,6 +1243,7 @@ static void relay_wait_handshake(struct relay *r, struct relay_conn *c)
 		relay_close(r, c, END_INTERNAL, 1u << C_CLIENT);
 		return;
 	}
+	c->xprt = XPRT_TLS;
 	relay_arm_recv(r, c, TO_SERVER);
 }
 

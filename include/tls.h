@@ -1,4 +1,6 @@
-/* tls: TLS at the VIP with OpenSSL, driven by the relay's io_uring buffers.
+/* tls: the one TLS engine, OpenSSL between memory BIOs: at the VIP and toward
+ * servers for the relay (driven by its io_uring buffers), and as probes for
+ * the https health checks (at the end of this header).
  *
  * No thread and no socket of its own: each TLS endpoint of a connection is
  * an SSL object between two memory BIOs. The relay hands the bytes it
@@ -121,5 +123,42 @@ void tls_conn_end(struct tls_conn *t, bool timeout);
 const char *tls_sni(const struct tls_conn *t);
 /* " tls=TLSv1.3 cipher=... sni=..." and the failure's reason, for the log. */
 void tls_describe(const struct tls_conn *t, char *buf, size_t len);
+
+/* ---- Probes: a TLS client whose bytes its caller carries ----
+ *
+ * What an https health check speaks through: the same engine (an SSL object
+ * between two memory BIOs), with the caller moving the bytes through the
+ * ring. A probe never resumes a session: every check makes the whole
+ * handshake, client certificate included, as a new client would. */
+struct tls_probe;
+
+/* A context verifying servers against `ca` (the system's store when empty).
+ * NULL with OpenSSL's reason in `why` when the CA cannot be loaded. */
+SSL_CTX *tls_probe_ctx_new(const char *ca, char *why, size_t len);
+/* Presents `cert` (its chain after it) with `key` (NULL or empty: in
+ * `cert`). 0, or -EINVAL with OpenSSL's reason in `why`. */
+int tls_probe_ctx_cert(SSL_CTX *ctx, const char *cert, const char *key, char *why, size_t len);
+void tls_probe_ctx_free(SSL_CTX *ctx);
+
+/* A probe of a server named `host` (sent as SNI and verified in its
+ * certificate) or at an IP address (verified). NULL when out of memory. */
+struct tls_probe *tls_probe_new(SSL_CTX *ctx, const char *host);
+void tls_probe_free(struct tls_probe *p);
+/* Bytes received from the server; n == 0: it closed. */
+void tls_probe_input(struct tls_probe *p, const void *buf, size_t n);
+/* Up to `cap` bytes to send to the server; 0 when there are none. */
+size_t tls_probe_output(struct tls_probe *p, void *buf, size_t cap);
+/* One step: the handshake until done, then writing, then reading. Each
+ * returns > 0 on progress (bytes, or 1: the handshake is done), 0 when it
+ * needs more from the server (send tls_probe_output's first), -EPIPE when
+ * the server closed cleanly after the handshake, -EPROTO on failure
+ * (tls_probe_why says what failed). */
+int tls_probe_handshake(struct tls_probe *p);
+int tls_probe_write(struct tls_probe *p, const void *buf, size_t n);
+int tls_probe_read(struct tls_probe *p, void *buf, size_t cap);
+/* Why the probe failed, for an operator: the server's alert, the
+ * certificate's verify error (naming `host` and `ca`), a close during the
+ * handshake, or OpenSSL's reason. */
+void tls_probe_why(struct tls_probe *p, const char *host, const char *ca, char *buf, size_t len);
 
 #endif

@@ -3,9 +3,9 @@
  * A check is a small state machine with at most one request in flight (plus
  * the timeout linked to it): WAIT (a timer until the next check), CONNECT,
  * SEND, RECV. Its completions all come back to one handler, and the state
- * says which request it was. For https, OpenSSL reads the bytes we received
- * from one memory BIO and writes what it wants sent into another; the loop
- * moves them with ordinary sends and receives. */
+ * says which request it was. For https, a probe of the TLS engine (tls.c)
+ * takes the bytes we received and gives what it wants sent; the loop moves
+ * them with ordinary sends and receives. */
 #include "health.h"
 
 #include <arpa/inet.h>
@@ -19,14 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
 #include "addr.h"
 #include "certdiag.h"
 #include "http.h"
 #include "log.h"
+#include "tls.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -84,9 +81,7 @@ struct health_check {
 	uint64_t start_us; /* CLOCK_MONOTONIC: the check's duration */
 	int result;        /* enum health_result of a failure, set before health_fail */
 	struct __kernel_timespec ts_wait, ts_link;
-	SSL *ssl;
-	BIO *net_in, *net_out; /* owned by ssl */
-	const char *alert;     /* description of a TLS alert the server sent */
+	struct tls_probe *tls; /* https: the TLS client, while connected */
 	char req[768];
 	size_t req_len, req_off;
 	unsigned char net[HEALTH_NET_BUF]; /* TLS: bytes to send, or just received */
@@ -177,10 +172,8 @@ static void health_count(struct health_check *c, bool ok)
 
 static void health_close(struct health_check *c)
 {
-	if (c->ssl) {
-		SSL_free(c->ssl); /* frees both BIOs */
-		c->ssl = NULL;
-	}
+	tls_probe_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0) {
 		loop_close(c->w->loop, c->fd); /* after what is queued: see loop.h */
 		c->fd = -1;
@@ -272,7 +265,7 @@ health_fail(struct health_check *c, const char *fmt, ...)
 	/* A client certificate servers will refuse is named wherever a
 	 * mutual-TLS exchange fails (not for a refused or unanswered connect:
 	 * the certificate played no part there). */
-	if (c->rp->health->cert_no_client && c->ssl && n < sizeof(c->cause))
+	if (c->rp->health->cert_no_client && c->tls && n < sizeof(c->cause))
 		snprintf(
 		    c->cause + n, sizeof(c->cause) - n,
 		    "; check_cert %s lacks the clientAuth purpose (Client Authentication), the "
@@ -375,7 +368,6 @@ static void health_start(struct health_check *c)
 	c->result = HEALTH_ERROR;
 	c->deadline_ms = l->now_ms + c->cfg->timeout_ms;
 	c->handshaken = c->eof = false;
-	c->alert = NULL;
 	c->req_off = c->net_len = c->net_off = c->in_len = 0;
 	/* A blocking socket: io_uring completes the connect itself, where a
 	 * non-blocking one would end with EINPROGRESS (docs/engine.md). */
@@ -471,25 +463,16 @@ static void health_plain_recv(struct health_check *c)
 	health_recv(c, c->in + c->in_len, sizeof(c->in) - c->in_len);
 }
 
-/* ---- https: OpenSSL on memory BIOs ---- */
+/* ---- https: a TLS probe (tls.c) whose bytes the check moves ---- */
 
-/* Remembers a fatal alert from the server: its description is the cause. */
-static void health_tls_info(const SSL *ssl, int where, int ret)
-{
-	struct health_check *c = SSL_get_app_data(ssl);
-
-	if (c && (where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (ret >> 8) == SSL3_AL_FATAL)
-		c->alert = SSL_alert_desc_string_long(ret);
-}
-
-/* Sends what OpenSSL has written, if anything: returns true if it did. */
+/* Sends what the TLS layer has written, if anything: returns true if it did. */
 static bool health_tls_flush(struct health_check *c)
 {
-	int n = BIO_read(c->net_out, c->net, sizeof(c->net));
+	size_t n = tls_probe_output(c->tls, c->net, sizeof(c->net));
 
-	if (n <= 0)
+	if (n == 0)
 		return false;
-	c->net_len = (size_t)n;
+	c->net_len = n;
 	c->net_off = 0;
 	health_send(c, c->net, c->net_len);
 	return true;
@@ -497,42 +480,26 @@ static bool health_tls_flush(struct health_check *c)
 
 static void health_tls_error(struct health_check *c)
 {
-	long verify = SSL_get_verify_result(c->ssl);
-	unsigned long e = ERR_peek_last_error();
-	char host[HEALTH_HOST_MAX];
+	char host[HEALTH_HOST_MAX], why[HEALTH_CAUSE_MAX];
 
 	health_host(c, host, sizeof(host));
+	tls_probe_why(c->tls, host, c->cfg->ca, why, sizeof(why));
 	c->result = HEALTH_TLS;
-	if (c->alert)
-		health_fail(c, "TLS alert from the server: %s", c->alert);
-	else if (verify != X509_V_OK)
-		health_fail(c,
-			    "certificate verify failure: %s (server certificate for '%s', checked "
-			    "against %s)",
-			    certdiag_verify_string((int)verify), host,
-			    c->cfg->ca[0] ? c->cfg->ca : "the system's CA store");
-	else if (c->eof)
-		health_fail(c, "connection closed by the server during the TLS handshake");
-	else if (e)
-		health_fail(c, "TLS error: %s", ERR_reason_error_string(e));
-	else
-		health_fail(c, "TLS error");
-	ERR_clear_error();
+	health_fail(c, "%s", why);
 }
 
-/* One step of OpenSSL; returns 1 to go on, 0 when a request is in flight
- * or the check has ended. */
+/* One step of the exchange; returns 1 to go on, 0 when a request is in
+ * flight or the check has ended. */
 static int health_tls_once(struct health_check *c)
 {
-	int r, err;
+	int r;
 
-	ERR_clear_error();
 	if (!c->handshaken)
-		r = SSL_do_handshake(c->ssl);
+		r = tls_probe_handshake(c->tls);
 	else if (c->req_off < c->req_len)
-		r = SSL_write(c->ssl, c->req + c->req_off, (int)(c->req_len - c->req_off));
+		r = tls_probe_write(c->tls, c->req + c->req_off, c->req_len - c->req_off);
 	else
-		r = SSL_read(c->ssl, c->in + c->in_len, (int)(sizeof(c->in) - c->in_len));
+		r = tls_probe_read(c->tls, c->in + c->in_len, sizeof(c->in) - c->in_len);
 	if (r > 0) {
 		if (!c->handshaken)
 			c->handshaken = true;
@@ -542,19 +509,16 @@ static int health_tls_once(struct health_check *c)
 			return 0;
 		return 1;
 	}
-	err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_READ && !c->eof) {
+	if (r == 0) { /* the server's turn */
 		if (!health_tls_flush(c))
 			health_recv(c, c->net, sizeof(c->net));
-		return 0;
-	}
-	if (err == SSL_ERROR_ZERO_RETURN && c->handshaken && !c->alert) {
+	} else if (r == -EPIPE) {
 		c->eof = true;
 		if (!health_response(c))
 			health_fail(c, "bad HTTP response: connection closed too early");
-		return 0;
+	} else {
+		health_tls_error(c);
 	}
-	health_tls_error(c);
 	return 0;
 }
 
@@ -564,39 +528,19 @@ static void health_tls_pump(struct health_check *c)
 		;
 }
 
-static bool health_is_ip(const char *s)
-{
-	unsigned char b[16];
-	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
-}
-
 static void health_tls_begin(struct health_check *c)
 {
 	char host[HEALTH_HOST_MAX];
 
-	c->ssl = SSL_new(c->rp->health->ctx);
-	c->net_in = BIO_new(BIO_s_mem());
-	c->net_out = BIO_new(BIO_s_mem());
-	if (!c->ssl || !c->net_in || !c->net_out) {
-		BIO_free(c->net_in);
-		BIO_free(c->net_out);
-		health_fail(c, "out of memory for TLS");
-		return;
-	}
-	SSL_set_bio(c->ssl, c->net_in, c->net_out);
-	SSL_set_app_data(c->ssl, c);
 	health_host(c, host, sizeof(host));
 	if (host[0] == '[') { /* an IPv6 address as in a Host header */
 		memmove(host, host + 1, strlen(host));
 		host[strcspn(host, "]")] = '\0';
 	}
-	if (health_is_ip(host)) {
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
-	} else {
-		SSL_set_tlsext_host_name(c->ssl, host);
-		SSL_set1_host(c->ssl, host);
+	if (!(c->tls = tls_probe_new(c->rp->health->ctx, host))) {
+		health_fail(c, "out of memory for TLS");
+		return;
 	}
-	SSL_set_connect_state(c->ssl);
 	health_build_request(c);
 	health_tls_pump(c);
 }
@@ -645,12 +589,8 @@ static void health_on_recv(struct health_check *c, int res)
 		return;
 	}
 	if (c->cfg->type == CONFIG_CHECK_HTTPS) {
-		if (res == 0) {
-			c->eof = true;
-			BIO_set_mem_eof_return(c->net_in, 0);
-		} else {
-			BIO_write(c->net_in, c->net, res);
-		}
+		c->eof = res == 0;
+		tls_probe_input(c->tls, c->net, (size_t)res);
 		health_tls_pump(c);
 		return;
 	}
@@ -732,13 +672,6 @@ health_msg(FILE *errs, const struct config *cfg, int line, const char *fmt, ...)
 	fputc('\n', errs);
 }
 
-static const char *health_ssl_reason(void)
-{
-	unsigned long e = ERR_peek_last_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-	return r ? r : "unknown OpenSSL error";
-}
-
 /* Examines check_cert: errors for what cannot work, warnings for what
  * servers that verify their clients will refuse. Returns the number of
  * errors. */
@@ -798,38 +731,21 @@ static int health_tls_ctx(struct health_pool *hp, const struct config *cfg, FILE
 {
 	const struct config_check *c = &hp->cfg->check;
 	const char *pool = hp->cfg->name;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char why[256];
 
-	if (!ctx)
-		return -ENOMEM;
-	hp->ctx = ctx;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* A server that closes without close_notify has still answered. */
-	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_info_callback(ctx, health_tls_info);
-	/* No resumption: every check goes through the whole handshake, client
-	 * certificate included, as a new client of the server would. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	if (c->ca[0] ? SSL_CTX_load_verify_locations(ctx, c->ca, NULL) != 1
-		     : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+	if (!(hp->ctx = tls_probe_ctx_new(c->ca, why, sizeof(why)))) {
 		health_msg(errs, cfg, c->ca_line,
 			   "pool %s: check_ca %s: cannot load CA certificates: %s", pool, c->ca,
-			   health_ssl_reason());
-		ERR_clear_error();
+			   why);
 		return -EINVAL;
 	}
 	if (!c->cert[0])
 		return 0;
 	if (health_examine_cert(hp, cfg, errs))
 		return -EINVAL;
-	if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, c->key[0] ? c->key : c->cert, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	if (tls_probe_ctx_cert(hp->ctx, c->cert, c->key, why, sizeof(why)) < 0) {
 		health_msg(errs, cfg, c->cert_line, "pool %s: check_cert %s: %s", pool, c->cert,
-			   health_ssl_reason());
-		ERR_clear_error();
+			   why);
 		return -EINVAL;
 	}
 	return 0;
@@ -862,7 +778,7 @@ void health_free(struct runtime *rt)
 		struct health_pool *hp = rt->pools[i].health;
 		if (!hp)
 			continue;
-		SSL_CTX_free(hp->ctx);
+		tls_probe_ctx_free(hp->ctx);
 		free(hp->srv);
 		free(hp);
 		rt->pools[i].health = NULL;

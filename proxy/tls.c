@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "certdiag.h"
 
 /* Toward the servers: forward secrecy only for TLS 1.2 (TLS 1.3's suites
  * are all fine). Toward the clients, tls_ciphers says. */
@@ -831,4 +832,168 @@ void tls_describe(const struct tls_conn *t, char *buf, size_t len)
 			      SSL_session_reused(t->side[1].ssl) ? " server_resumed" : "");
 	if (t->failed && n > 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, " tls_error=\"%s\"", t->reason);
+}
+
+/* ---- probes ---- */
+
+struct tls_probe {
+	SSL *ssl;
+	BIO *rbio, *wbio;  /* owned by ssl */
+	const char *alert; /* a fatal alert from the server (a static string) */
+	bool eof;
+};
+
+/* Remembers a fatal alert from the server: its description is the cause. */
+static void tls_probe_info(const SSL *ssl, int where, int ret)
+{
+	struct tls_probe *p = SSL_get_app_data(ssl);
+
+	if (p && (where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (ret >> 8) == SSL3_AL_FATAL)
+		p->alert = SSL_alert_desc_string_long(ret);
+}
+
+SSL_CTX *tls_probe_ctx_new(const char *ca, char *why, size_t len)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx) {
+		snprintf(why, len, "out of memory");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* A server that closes without close_notify has still answered. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_info_callback(ctx, tls_probe_info);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (ca && ca[0] ? SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1
+			: SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		tls_reason(why, len, "unknown OpenSSL error");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+int tls_probe_ctx_cert(SSL_CTX *ctx, const char *cert, const char *key, char *why, size_t len)
+{
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key && key[0] ? key : cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		tls_reason(why, len, "unknown OpenSSL error");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void tls_probe_ctx_free(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
+}
+
+struct tls_probe *tls_probe_new(SSL_CTX *ctx, const char *host)
+{
+	struct tls_probe *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->ssl = SSL_new(ctx);
+	p->rbio = BIO_new(BIO_s_mem());
+	p->wbio = BIO_new(BIO_s_mem());
+	if (!p->ssl || !p->rbio || !p->wbio) {
+		BIO_free(p->rbio);
+		BIO_free(p->wbio);
+		SSL_free(p->ssl);
+		free(p);
+		return NULL;
+	}
+	SSL_set_bio(p->ssl, p->rbio, p->wbio);
+	SSL_set_app_data(p->ssl, p);
+	if (tls_is_ip(host)) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p->ssl), host);
+	} else {
+		SSL_set_tlsext_host_name(p->ssl, host);
+		SSL_set1_host(p->ssl, host);
+	}
+	SSL_set_connect_state(p->ssl);
+	return p;
+}
+
+void tls_probe_free(struct tls_probe *p)
+{
+	if (!p)
+		return;
+	SSL_free(p->ssl); /* and its BIOs */
+	free(p);
+}
+
+void tls_probe_input(struct tls_probe *p, const void *buf, size_t n)
+{
+	if (n == 0) {
+		p->eof = true;
+		BIO_set_mem_eof_return(p->rbio, 0);
+	} else {
+		BIO_write(p->rbio, buf, (int)n);
+	}
+}
+
+size_t tls_probe_output(struct tls_probe *p, void *buf, size_t cap)
+{
+	int n = BIO_read(p->wbio, buf, (int)cap);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* What an SSL call's result r means for the probe (see tls_probe_handshake). */
+static int tls_probe_result(struct tls_probe *p, int r, bool handshaken)
+{
+	int err;
+
+	if (r > 0)
+		return r;
+	err = SSL_get_error(p->ssl, r);
+	if (err == SSL_ERROR_WANT_READ && !p->eof)
+		return 0;
+	if (err == SSL_ERROR_ZERO_RETURN && handshaken && !p->alert)
+		return -EPIPE;
+	return -EPROTO;
+}
+
+int tls_probe_handshake(struct tls_probe *p)
+{
+	ERR_clear_error();
+	return tls_probe_result(p, SSL_do_handshake(p->ssl), false);
+}
+
+int tls_probe_write(struct tls_probe *p, const void *buf, size_t n)
+{
+	ERR_clear_error();
+	return tls_probe_result(p, SSL_write(p->ssl, buf, (int)n), true);
+}
+
+int tls_probe_read(struct tls_probe *p, void *buf, size_t cap)
+{
+	ERR_clear_error();
+	return tls_probe_result(p, SSL_read(p->ssl, buf, (int)cap), true);
+}
+
+void tls_probe_why(struct tls_probe *p, const char *host, const char *ca, char *buf, size_t len)
+{
+	long verify = SSL_get_verify_result(p->ssl);
+	unsigned long e = ERR_peek_last_error();
+
+	if (p->alert)
+		snprintf(buf, len, "TLS alert from the server: %s", p->alert);
+	else if (verify != X509_V_OK)
+		snprintf(buf, len,
+			 "certificate verify failure: %s (server certificate for '%s', checked "
+			 "against %s)",
+			 certdiag_verify_string((int)verify), host,
+			 ca && ca[0] ? ca : "the system's CA store");
+	else if (p->eof)
+		snprintf(buf, len, "connection closed by the server during the TLS handshake");
+	else if (e)
+		snprintf(buf, len, "TLS error: %s", ERR_reason_error_string(e));
+	else
+		snprintf(buf, len, "TLS error");
+	ERR_clear_error();
 }

@@ -1190,12 +1190,9 @@ static const unsigned char *hello_bytes(struct relay *r, struct relay_half *h, s
 static struct runtime_pool *hello_pool(struct relay_conn *c)
 {
 	const struct config_vip *v = c->vip->cfg;
+	int i = tlshello_route(v->routes, v->nroutes, c->sni);
 
-	if (c->sni)
-		for (int i = 0; i < v->nroutes; i++)
-			if (tlshello_match(v->routes[i].sni, c->sni))
-				return &c->gen->rt->pools[v->routes[i].pool];
-	return c->vip->pool;
+	return i < 0 ? c->vip->pool : &c->gen->rt->pools[v->routes[i].pool];
 }
 
 /* Data has come while waiting for the hello: once it is complete, choose the

@@ -234,3 +234,11 @@ int tlshello_match(const char *pattern, const char *sni)
 	}
 	return strcasecmp(pattern, sni) == 0;
 }
+
+int tlshello_route(const struct config_route *routes, int n, const char *sni)
+{
+	for (int i = 0; sni && sni[0] && i < n; i++)
+		if (tlshello_match(routes[i].sni, sni))
+			return i;
+	return -1;
+}

@@ -9,7 +9,8 @@
  * and one TYPE line, so the Prometheus writer runs each row over all the
  * objects of its kind; /stats nests the objects and writes each one's rows
  * in turn. A pool's figures are the sums of its servers' rows, from the same
- * accessors, so the two can never disagree. */
+ * accessors, so the two can never disagree. The page's tables are lists of
+ * columns (header, format, the rows' accessors), laid out for people. */
 #include "metrics.h"
 
 #include <stdatomic.h>
@@ -57,6 +58,19 @@ struct mobj {
  * v = nvalues. */
 typedef unsigned long long (*metric_get)(const struct mobj *o, int v);
 
+/* get(o, v), or with sum (o is a pool) the sum of its servers' figures. */
+static unsigned long long metric_value(metric_get get, const struct mobj *o, int v, bool sum)
+{
+	struct mobj s = *o;
+	unsigned long long n = 0;
+
+	if (!sum)
+		return get(o, v);
+	for (s.i = 0; s.i < o->pool->cfg->nservers; s.i++)
+		n += get(&s, v);
+	return n;
+}
+
 enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
 static const char *const metric_type_name[] = {"counter", "gauge", "histogram"};
 
@@ -90,6 +104,20 @@ struct metric {
 
 #define NROWS(t) (sizeof(t) / sizeof((t)[0]))
 
+/* An accessor that is one expression of o (and v, for a label's value). */
+#define ACCESSOR(fn, expr)                                                                         \
+	static unsigned long long fn(const struct mobj *o, int v)                                  \
+	{                                                                                          \
+		(void)o, (void)v;                                                                  \
+		return (unsigned long long)(expr);                                                 \
+	}
+
+/* Counts of open connections, never shown below 0. */
+static unsigned long long nonneg(int n)
+{
+	return n > 0 ? (unsigned long long)n : 0;
+}
+
 static const char help_bytes[] = "Bytes of the clients' connections, counted as they move.";
 static const char *const directions[] = {"to_server", "to_client"};
 
@@ -99,41 +127,13 @@ static const char *const versions[] = {SNATPROXY_VERSION};
 static const char *const pause_causes[RUNTIME_PAUSE_N] = {
     [RUNTIME_PAUSE_MAXCONN] = "max_connections", [RUNTIME_PAUSE_NOFILE] = "descriptors"};
 
-static unsigned long long g_one(const struct mobj *o, int v)
-{
-	(void)o, (void)v;
-	return 1;
-}
-static unsigned long long g_start(const struct mobj *o, int v)
-{
-	(void)v;
-	return o->rt->root->start_time;
-}
-static unsigned long long g_uptime(const struct mobj *o, int v)
-{
-	(void)v;
-	return (unsigned long long)time(NULL) - o->rt->root->start_time;
-}
-static unsigned long long g_live(const struct mobj *o, int v)
-{
-	int n = LD(o->rt->root->live);
-	(void)v;
-	return n > 0 ? (unsigned long long)n : 0;
-}
-static unsigned long long g_max_conns(const struct mobj *o, int v)
-{
-	(void)v;
-	return (unsigned long long)o->rt->max_connections;
-}
-static unsigned long long g_paused(const struct mobj *o, int v)
-{
-	return LD(o->rt->root->paused[v]);
-}
-static unsigned long long g_nofile_waits(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(o->rt->root->nofile_waits);
-}
+ACCESSOR(g_one, 1)
+ACCESSOR(g_start, o->rt->root->start_time)
+ACCESSOR(g_uptime, (unsigned long long)time(NULL) - o->rt->root->start_time)
+ACCESSOR(g_live, nonneg(LD(o->rt->root->live)))
+ACCESSOR(g_max_conns, (unsigned long long)o->rt->max_connections)
+ACCESSOR(g_paused, LD(o->rt->root->paused[v]))
+ACCESSOR(g_nofile_waits, LD(o->rt->root->nofile_waits))
 
 static const struct metric global_metrics[] = {
     {"build_info", METRIC_GAUGE, "Version of the running proxy.", .label = "version",
@@ -157,49 +157,19 @@ static const struct metric global_metrics[] = {
 
 /* ---- VIPs ---- */
 
-static unsigned long long vip_active(const struct mobj *o, int v)
-{
-	int n = LD(o->vip->active);
-	(void)v;
-	return n > 0 ? (unsigned long long)n : 0;
-}
-static unsigned long long vip_conns(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(o->vip->conns);
-}
+ACCESSOR(vip_active, nonneg(LD(o->vip->active)))
+ACCESSOR(vip_conns, LD(o->vip->conns))
 /* The VIP's own generation's workers: as many rows as its pool has. */
-static unsigned long long vip_bytes(const struct mobj *o, int v)
-{
-	return runtime_vip_bytes(o->vip, o->vip->pool->nworkers, v);
-}
-static unsigned long long vip_no_server(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(o->vip->refused[RUNTIME_REFUSE_NO_SERVER]);
-}
-static unsigned long long vip_rate(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(o->vip->rate);
-}
-static unsigned long long vip_rate_peak(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(o->vip->rate_peak);
-}
-static unsigned long long vip_refused(const struct mobj *o, int v)
-{
-	return LD(o->vip->refused[v]);
-}
+ACCESSOR(vip_bytes, runtime_vip_bytes(o->vip, o->vip->pool->nworkers, v))
+ACCESSOR(vip_no_server, LD(o->vip->refused[RUNTIME_REFUSE_NO_SERVER]))
+ACCESSOR(vip_rate, LD(o->vip->rate))
+ACCESSOR(vip_rate_peak, LD(o->vip->rate_peak))
+ACCESSOR(vip_refused, LD(o->vip->refused[v]))
 static bool vip_terminates(const struct mobj *o)
 {
 	return o->vip->cfg->tls == CONFIG_TLS_TERMINATE;
 }
-static unsigned long long vip_handshakes(const struct mobj *o, int v)
-{
-	return LD(o->vip->tls.results[v]);
-}
+ACCESSOR(vip_handshakes, LD(o->vip->tls.results[v]))
 
 static const struct metric vip_metrics[] = {
     {"connections_active", METRIC_GAUGE, "Open client connections.", .json = "connections_active",
@@ -236,75 +206,22 @@ static unsigned srv_flags(const struct mobj *o)
 {
 	return LD(BAL(o)->flags);
 }
-static unsigned long long srv_active(const struct mobj *o, int v)
-{
-	int n = LD(BAL(o)->active);
-	(void)v;
-	return n > 0 ? (unsigned long long)n : 0;
-}
-static unsigned long long srv_conns(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(SRV(o)->conns);
-}
-static unsigned long long srv_bytes(const struct mobj *o, int v)
-{
-	return runtime_server_bytes(o->pool, o->i, v);
-}
-static unsigned long long srv_fails(const struct mobj *o, int v)
-{
-	return v == 0   ? LD(SRV(o)->fail_refused)
-	       : v == 1 ? LD(SRV(o)->fail_timeout)
-			: LD(SRV(o)->fail_error);
-}
-static unsigned long long srv_retries(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(SRV(o)->retries);
-}
-static unsigned long long srv_up(const struct mobj *o, int v)
-{
-	(void)v;
-	return srv_flags(o) == 0;
-}
-static unsigned long long srv_weight(const struct mobj *o, int v)
-{
-	(void)v;
-	return (unsigned long long)BAL(o)->weight;
-}
-static unsigned long long srv_state(const struct mobj *o, int v)
-{
-	return strcmp(metrics_state_name(srv_flags(o)), srv_states[v]) == 0;
-}
-static unsigned long long srv_backup(const struct mobj *o, int v)
-{
-	(void)v;
-	return BAL(o)->backup;
-}
-static unsigned long long srv_max_conn(const struct mobj *o, int v)
-{
-	(void)v;
-	return (unsigned long long)BAL(o)->max_conn;
-}
-static unsigned long long srv_downs(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(SRV(o)->downs);
-}
-static unsigned long long srv_checks(const struct mobj *o, int v)
-{
-	return LD(SRV(o)->checks[v]);
-}
-static unsigned long long srv_check_us(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(SRV(o)->check_us);
-}
-static unsigned long long srv_state_ms(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(SRV(o)->state_ms);
-}
+ACCESSOR(srv_active, nonneg(LD(BAL(o)->active)))
+ACCESSOR(srv_conns, LD(SRV(o)->conns))
+ACCESSOR(srv_bytes, runtime_server_bytes(o->pool, o->i, v))
+ACCESSOR(srv_fails, v == 0   ? LD(SRV(o)->fail_refused)
+		    : v == 1 ? LD(SRV(o)->fail_timeout)
+			     : LD(SRV(o)->fail_error))
+ACCESSOR(srv_retries, LD(SRV(o)->retries))
+ACCESSOR(srv_up, srv_flags(o) == 0)
+ACCESSOR(srv_weight, (unsigned long long)BAL(o)->weight)
+ACCESSOR(srv_state, strcmp(metrics_state_name(srv_flags(o)), srv_states[v]) == 0)
+ACCESSOR(srv_backup, BAL(o)->backup)
+ACCESSOR(srv_max_conn, (unsigned long long)BAL(o)->max_conn)
+ACCESSOR(srv_downs, LD(SRV(o)->downs))
+ACCESSOR(srv_checks, LD(SRV(o)->checks[v]))
+ACCESSOR(srv_check_us, LD(SRV(o)->check_us))
+ACCESSOR(srv_state_ms, LD(SRV(o)->state_ms))
 static unsigned long long srv_state_s(const struct mobj *o, int v)
 {
 	uint64_t since = srv_state_ms(o, v), now = unix_ms();
@@ -356,20 +273,8 @@ static const struct metric server_metrics[] = {
 };
 
 /* A pool's own rows; the others are its servers' rows marked POOL_*. */
-static unsigned long long pool_servers(const struct mobj *o, int v)
-{
-	(void)v;
-	return (unsigned long long)o->pool->cfg->nservers;
-}
-static unsigned long long pool_servers_up(const struct mobj *o, int v)
-{
-	struct mobj s = *o;
-	unsigned long long n = 0;
-
-	for (s.i = 0; s.i < o->pool->cfg->nservers; s.i++)
-		n += srv_up(&s, v);
-	return n;
-}
+ACCESSOR(pool_servers, (unsigned long long)o->pool->cfg->nservers)
+ACCESSOR(pool_servers_up, metric_value(srv_up, o, v, true))
 
 static const struct metric pool_metrics[] = {
     {"servers", METRIC_GAUGE, "Servers in the pool.", .json = "servers_total", .get = pool_servers},
@@ -379,11 +284,7 @@ static const struct metric pool_metrics[] = {
 
 /* ---- SNAT addresses ---- */
 
-static unsigned long long snat_exhausted(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(o->vip->snat[o->i].exhausted);
-}
+ACCESSOR(snat_exhausted, LD(o->vip->snat[o->i].exhausted))
 
 static const struct metric snat_metrics[] = {
     {"port_exhausted_total", METRIC_COUNTER,
@@ -396,50 +297,15 @@ static const struct metric snat_metrics[] = {
 /* Worker figures are published by each worker once per tick (100 ms). */
 #define WS(o) (&(o)->rt->root->wstats[(o)->i])
 
-static unsigned long long wk_submitted(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(WS(o)->submitted);
-}
-static unsigned long long wk_completed(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(WS(o)->completed);
-}
-static unsigned long long wk_cq_overflow(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(WS(o)->cq_overflow);
-}
-static unsigned long long wk_enobufs(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(WS(o)->enobufs);
-}
-static unsigned long long wk_buffers_free(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(WS(o)->buffers_free);
-}
-static unsigned long long wk_buffers(const struct mobj *o, int v)
-{
-	(void)v;
-	return LD(WS(o)->buffers);
-}
-static unsigned long long wk_live(const struct mobj *o, int v)
-{
-	int n = LD(WS(o)->live);
-	(void)v;
-	return n > 0 ? (unsigned long long)n : 0;
-}
-static unsigned long long wk_batch_n(const struct mobj *o, int v)
-{
-	return v < RUNTIME_HIST ? LD(WS(o)->batch_n[v]) : LD(WS(o)->completed);
-}
-static unsigned long long wk_batch_us(const struct mobj *o, int v)
-{
-	return v < RUNTIME_HIST ? LD(WS(o)->batch_us[v]) : LD(WS(o)->busy_us);
-}
+ACCESSOR(wk_submitted, LD(WS(o)->submitted))
+ACCESSOR(wk_completed, LD(WS(o)->completed))
+ACCESSOR(wk_cq_overflow, LD(WS(o)->cq_overflow))
+ACCESSOR(wk_enobufs, LD(WS(o)->enobufs))
+ACCESSOR(wk_buffers_free, LD(WS(o)->buffers_free))
+ACCESSOR(wk_buffers, LD(WS(o)->buffers))
+ACCESSOR(wk_live, nonneg(LD(WS(o)->live)))
+ACCESSOR(wk_batch_n, v < RUNTIME_HIST ? LD(WS(o)->batch_n[v]) : LD(WS(o)->completed))
+ACCESSOR(wk_batch_us, v < RUNTIME_HIST ? LD(WS(o)->batch_us[v]) : LD(WS(o)->busy_us))
 
 /* Upper bounds of the loop's batch histograms (loop.h), the last bucket
  * being +Inf: completions per batch (1, 2-3, ..., 64 and more), and
@@ -566,7 +432,8 @@ struct metric_kind {
 	unsigned sum; /* pools: the server rows marked so, summed over the pool */
 };
 
-/* In /metrics, in this order. */
+/* In /metrics, in this order: a pool's sums of its servers' rows, then
+ * its own rows. */
 static const struct metric_kind kinds[] = {
     {"", global_metrics, NROWS(global_metrics), next_once, NULL, 0},
     {"vip_", vip_metrics, NROWS(vip_metrics), next_vip, labels_vip, 0},
@@ -577,20 +444,6 @@ static const struct metric_kind kinds[] = {
     {"worker_", worker_metrics, NROWS(worker_metrics), next_worker, labels_worker, 0},
 };
 
-/* A row's value for object o, or with sum (a pool) over o's servers. */
-static unsigned long long metric_value(const struct metric *m, const struct mobj *o, int v,
-				       bool sum)
-{
-	struct mobj s = *o;
-	unsigned long long n = 0;
-
-	if (!sum)
-		return m->get(o, v);
-	for (s.i = 0; s.i < o->pool->cfg->nservers; s.i++)
-		n += m->get(&s, v);
-	return n;
-}
-
 /* ---- Prometheus ---- */
 
 /* NAME{the object's labels,LABEL="VALUE"} and the space before the value. */
@@ -599,8 +452,10 @@ static void prom_series(FILE *out, const char *name, const char *suffix,
 			const char *value)
 {
 	fprintf(out, "%s%s", name, suffix);
-	if (k->labels)
-		fputc('{', out), k->labels(out, o);
+	if (k->labels) {
+		fputc('{', out);
+		k->labels(out, o);
+	}
 	if (label) {
 		fputc(k->labels ? ',' : '{', out);
 		prom_label(out, label, value);
@@ -659,7 +514,7 @@ static void prom_kind(FILE *out, const struct runtime *rt, const struct metric_k
 				}
 				prom_series(out, name, "", k, &o, m->label,
 					    m->label ? m->values[v] : NULL);
-				prom_value(out, m, metric_value(m, &o, v, k->sum));
+				prom_value(out, m, metric_value(m->get, &o, v, k->sum));
 			}
 	}
 }
@@ -694,28 +549,28 @@ static void json_rows(FILE *out, const struct metric *rows, size_t n, const stru
 			if (!m->label || sum) {
 				unsigned long long t = 0;
 				for (int v = 0; v < nv; v++)
-					t += metric_value(m, o, v, sum);
+					t += metric_value(m->get, o, v, sum);
 				fprintf(out, ",\"%s\":%llu", m->json, t);
 				break;
 			}
 			fprintf(out, ",\"%s\":{", m->json);
 			for (int v = 0; v < nv; v++)
 				fprintf(out, "%s\"%s\":%llu", v ? "," : "", m->values[v],
-					metric_value(m, o, v, sum));
+					metric_value(m->get, o, v, sum));
 			fputc('}', out);
 			break;
 		case JSON_FLAT:
 			for (int v = 0; v < nv; v++)
 				fprintf(out, ",\"%s_%s\":%llu", m->json, m->values[v],
-					metric_value(m, o, v, sum));
+					metric_value(m->get, o, v, sum));
 			break;
 		case JSON_BOOL:
 			fprintf(out, ",\"%s\":%s", m->json,
-				metric_value(m, o, 0, sum) ? "true" : "false");
+				metric_value(m->get, o, 0, sum) ? "true" : "false");
 			break;
 		case JSON_NAME:
 			for (int v = 0; v < nv; v++)
-				if (metric_value(m, o, v, sum)) {
+				if (metric_value(m->get, o, v, sum)) {
 					fprintf(out, ",\"%s\":\"%s\"", m->json, m->values[v]);
 					break;
 				}
@@ -1008,15 +863,8 @@ static void page_cell(FILE *out, const struct page_col *c, const struct mobj *o,
 		fputs(any ? "</td>" : "none</td>", out);
 		return;
 	}
-	for (int v = c->v; v < c->v + (c->nv ? c->nv : 1); v++) {
-		struct mobj s = *o;
-		if (!sum) {
-			n += c->get(o, v);
-			continue;
-		}
-		for (s.i = 0; s.i < o->pool->cfg->nservers; s.i++)
-			n += c->get(&s, v);
-	}
+	for (int v = c->v; v < c->v + (c->nv ? c->nv : 1); v++)
+		n += metric_value(c->get, o, v, sum);
 	switch (c->format) {
 	case PAGE_BYTES:
 		fputs(html_bytes(n, buf, sizeof(buf)), out);

@@ -1,10 +1,16 @@
 /* metrics: Prometheus exposition, JSON and HTML from the runtime's atomics.
  *
- * The exposition format wants every sample of a metric family together,
- * under one HELP and one TYPE line; so each family is a row of a table
- * (name, type, help, extra label, getter) and the writer loops over the
- * servers (or VIPs, workers) once per row. A pool's figures are the sums of
- * its servers', from the same getters, so the two can never disagree. */
+ * Every figure is a row of its object kind's table (the process, VIPs,
+ * pools, servers, SNAT addresses, workers): its Prometheus name, type, help
+ * and label, its key in /stats, and the accessor that reads it. The writers
+ * loop over the rows, so a figure is said once and a new counter is one row
+ * plus its accessor (HAProxy's stat_cols_px[] has the same shape). The
+ * exposition format wants every sample of a family together under one HELP
+ * and one TYPE line, so the Prometheus writer runs each row over all the
+ * objects of its kind; /stats nests the objects and writes each one's rows
+ * in turn. A pool's figures are the sums of its servers' rows, from the same
+ * accessors, so the two can never disagree. The page's tables are lists of
+ * columns (header, format, the rows' accessors), laid out for people. */
 #include "metrics.h"
 
 #include <stdatomic.h>
@@ -28,9 +34,356 @@ const char *metrics_state_name(unsigned flags)
 	return "up";
 }
 
-/* Label values: backslash, double quote and newline escaped, as the format says. */
-static void prom_label(FILE *out, const char *s)
+static uint64_t unix_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the tables ---- */
+
+/* The object a row is read from: the fields its kind uses are set. */
+struct mobj {
+	const struct runtime *rt;
+	const struct runtime_vip *vip;   /* VIP, SNAT address */
+	const struct runtime_pool *pool; /* pool, server */
+	int i;                           /* the object's index (-1 before the first) */
+	int n;                           /* server, SNAT address: its pool's or VIP's index */
+};
+
+/* A figure of the object, for value v of the row's label (0 without one);
+ * a histogram's accessor gives bucket v (not cumulative), and its sum for
+ * v = nvalues. */
+typedef unsigned long long (*metric_get)(const struct mobj *o, int v);
+
+/* get(o, v), or with sum (o is a pool) the sum of its servers' figures. */
+static unsigned long long metric_value(metric_get get, const struct mobj *o, int v, bool sum)
+{
+	struct mobj s = *o;
+	unsigned long long n = 0;
+
+	if (!sum)
+		return get(o, v);
+	for (s.i = 0; s.i < o->pool->cfg->nservers; s.i++)
+		n += get(&s, v);
+	return n;
+}
+
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+static const char *const metric_type_name[] = {"counter", "gauge", "histogram"};
+
+/* How a row shows in /stats, under its key. */
+enum metric_json {
+	JSON_NUMBER, /* a number; with a label, an object of numbers by label value */
+	JSON_FLAT,   /* with a label: a number per value, keyed KEY_VALUE */
+	JSON_BOOL,   /* true or false */
+	JSON_NAME,   /* the label value whose sample is not 0, as a string */
+	JSON_ARRAY,  /* a histogram's buckets, each its own count */
+};
+
+/* Where a server's row is summed per pool. */
+enum { POOL_PROM = 1, POOL_JSON = 2 };
+
+struct metric {
+	const char *name; /* snatproxy_<kind>_NAME in /metrics; NULL: /stats only */
+	enum metric_type type;
+	const char *help;
+	const char *label;                 /* a label that splits the figure, or NULL */
+	const char *const *values;         /* its values, a sample each; a histogram's buckets */
+	int nvalues;                       /* (the last bucket is +Inf) */
+	const double *le;                  /* a histogram's upper bounds */
+	double scale;                      /* not 0: /metrics shows value / scale, in seconds */
+	const char *json;                  /* key in /stats; NULL: /metrics only */
+	enum metric_json style;            /* how /stats shows it */
+	unsigned pool;                     /* servers: POOL_PROM, POOL_JSON */
+	bool (*has)(const struct mobj *o); /* NULL: every object of the kind has the row */
+	metric_get get;
+};
+
+#define NROWS(t) (sizeof(t) / sizeof((t)[0]))
+
+/* An accessor that is one expression of o (and v, for a label's value). */
+#define ACCESSOR(fn, expr)                                                                         \
+	static unsigned long long fn(const struct mobj *o, int v)                                  \
+	{                                                                                          \
+		(void)o, (void)v;                                                                  \
+		return (unsigned long long)(expr);                                                 \
+	}
+
+/* Counts of open connections, never shown below 0. */
+static unsigned long long nonneg(int n)
+{
+	return n > 0 ? (unsigned long long)n : 0;
+}
+
+static const char help_bytes[] = "Bytes of the clients' connections, counted as they move.";
+static const char *const directions[] = {"to_server", "to_client"};
+
+/* ---- the process ---- */
+
+static const char *const versions[] = {SNATPROXY_VERSION};
+static const char *const pause_causes[RUNTIME_PAUSE_N] = {
+    [RUNTIME_PAUSE_MAXCONN] = "max_connections", [RUNTIME_PAUSE_NOFILE] = "descriptors"};
+
+ACCESSOR(g_one, 1)
+ACCESSOR(g_start, o->rt->root->start_time)
+ACCESSOR(g_uptime, (unsigned long long)time(NULL) - o->rt->root->start_time)
+ACCESSOR(g_live, nonneg(LD(o->rt->root->live)))
+ACCESSOR(g_max_conns, (unsigned long long)o->rt->max_connections)
+ACCESSOR(g_paused, LD(o->rt->root->paused[v]))
+ACCESSOR(g_nofile_waits, LD(o->rt->root->nofile_waits))
+
+static const struct metric global_metrics[] = {
+    {"build_info", METRIC_GAUGE, "Version of the running proxy.", .label = "version",
+     .values = versions, .nvalues = 1, .get = g_one},
+    {"start_time_seconds", METRIC_GAUGE, "When the proxy started, Unix time.", .json = "start_time",
+     .get = g_start},
+    {NULL, .json = "uptime_s", .get = g_uptime},
+    {"connections_active", METRIC_GAUGE, "Open client connections, all VIPs.",
+     .json = "connections_active", .get = g_live},
+    {"max_connections", METRIC_GAUGE, "Configured max_connections.", .json = "max_connections",
+     .get = g_max_conns},
+    {"accept_paused_total", METRIC_COUNTER,
+     "Times a worker stopped accepting, by cause (clients wait in the kernel's backlog "
+     "meanwhile).",
+     .label = "reason", .values = pause_causes, .nvalues = RUNTIME_PAUSE_N, .json = "accept_paused",
+     .get = g_paused},
+    {"descriptor_waits_total", METRIC_COUNTER,
+     "Client connections that waited for a descriptor to open their server socket.",
+     .json = "descriptor_waits", .get = g_nofile_waits},
+};
+
+/* ---- VIPs ---- */
+
+ACCESSOR(vip_active, nonneg(LD(o->vip->active)))
+ACCESSOR(vip_conns, LD(o->vip->conns))
+/* The VIP's own generation's workers: as many rows as its pool has. */
+ACCESSOR(vip_bytes, runtime_vip_bytes(o->vip, o->vip->pool->nworkers, v))
+ACCESSOR(vip_no_server, LD(o->vip->refused[RUNTIME_REFUSE_NO_SERVER]))
+ACCESSOR(vip_rate, LD(o->vip->rate))
+ACCESSOR(vip_rate_peak, LD(o->vip->rate_peak))
+ACCESSOR(vip_refused, LD(o->vip->refused[v]))
+static bool vip_terminates(const struct mobj *o)
+{
+	return o->vip->cfg->tls == CONFIG_TLS_TERMINATE;
+}
+ACCESSOR(vip_handshakes, LD(o->vip->tls.results[v]))
+
+static const struct metric vip_metrics[] = {
+    {"connections_active", METRIC_GAUGE, "Open client connections.", .json = "connections_active",
+     .get = vip_active},
+    {"connections_total", METRIC_COUNTER, "Client connections accepted.",
+     .json = "connections_total", .get = vip_conns},
+    {"bytes_total", METRIC_COUNTER, help_bytes, .label = "direction", .values = directions,
+     .nvalues = 2, .json = "bytes", .style = JSON_FLAT, .get = vip_bytes},
+    {"no_server_total", METRIC_COUNTER, "Client connections refused for want of a server.",
+     .json = "no_server", .get = vip_no_server},
+    {"connection_rate", METRIC_GAUGE, "New client connections per second, over the last second.",
+     .json = "connection_rate", .get = vip_rate},
+    {"connection_rate_peak", METRIC_GAUGE, "Highest connection_rate seen.",
+     .json = "connection_rate_peak", .get = vip_rate_peak},
+    {"refused_total", METRIC_COUNTER,
+     "Client connections that ended before reaching a server, by cause.", .label = "cause",
+     .values = runtime_refuse_name, .nvalues = RUNTIME_REFUSE_N, .json = "refused",
+     .get = vip_refused},
+    {"tls_handshakes_total", METRIC_COUNTER,
+     "Client TLS handshakes by result: ok, or why they failed.", .label = "result",
+     .values = tls_result_name, .nvalues = TLS_RESULT_N, .json = "tls_handshakes",
+     .has = vip_terminates, .get = vip_handshakes},
+};
+
+/* ---- servers, and pools: their sums ---- */
+
+static const char *const fail_causes[] = {"refused", "timeout", "error"};
+static const char *const srv_states[] = {"up", "drain", "down", "disabled"};
+
+#define SRV(o) (&(o)->pool->stats[(o)->i])
+#define BAL(o) (&(o)->pool->bal.srv[(o)->i])
+
+static unsigned srv_flags(const struct mobj *o)
+{
+	return LD(BAL(o)->flags);
+}
+ACCESSOR(srv_active, nonneg(LD(BAL(o)->active)))
+ACCESSOR(srv_conns, LD(SRV(o)->conns))
+ACCESSOR(srv_bytes, runtime_server_bytes(o->pool, o->i, v))
+ACCESSOR(srv_fails, v == 0   ? LD(SRV(o)->fail_refused)
+		    : v == 1 ? LD(SRV(o)->fail_timeout)
+			     : LD(SRV(o)->fail_error))
+ACCESSOR(srv_retries, LD(SRV(o)->retries))
+ACCESSOR(srv_up, srv_flags(o) == 0)
+ACCESSOR(srv_weight, (unsigned long long)BAL(o)->weight)
+ACCESSOR(srv_state, strcmp(metrics_state_name(srv_flags(o)), srv_states[v]) == 0)
+ACCESSOR(srv_backup, BAL(o)->backup)
+ACCESSOR(srv_max_conn, (unsigned long long)BAL(o)->max_conn)
+ACCESSOR(srv_downs, LD(SRV(o)->downs))
+ACCESSOR(srv_checks, LD(SRV(o)->checks[v]))
+ACCESSOR(srv_check_us, LD(SRV(o)->check_us))
+ACCESSOR(srv_state_ms, LD(SRV(o)->state_ms))
+static unsigned long long srv_state_s(const struct mobj *o, int v)
+{
+	uint64_t since = srv_state_ms(o, v), now = unix_ms();
+	return now > since ? (now - since) / 1000 : 0;
+}
+static unsigned long long srv_checks_failed(const struct mobj *o, int v)
+{
+	unsigned long long n = 0;
+
+	for (int r = HEALTH_OK + 1; r < HEALTH_RESULT_N; r++)
+		n += srv_checks(o, r);
+	(void)v;
+	return n;
+}
+
+static const struct metric server_metrics[] = {
+    {"connections_active", METRIC_GAUGE, "Open connections.", .json = "connections_active",
+     .pool = POOL_PROM | POOL_JSON, .get = srv_active},
+    {"connections_total", METRIC_COUNTER, "Connections established to the server.",
+     .json = "connections_total", .pool = POOL_PROM | POOL_JSON, .get = srv_conns},
+    {"bytes_total", METRIC_COUNTER, help_bytes, .label = "direction", .values = directions,
+     .nvalues = 2, .json = "bytes", .style = JSON_FLAT, .pool = POOL_PROM | POOL_JSON,
+     .get = srv_bytes},
+    {"connect_failures_total", METRIC_COUNTER, "Failed connects by cause.", .label = "cause",
+     .values = fail_causes, .nvalues = 3, .json = "connect_failures", .pool = POOL_PROM | POOL_JSON,
+     .get = srv_fails},
+    {"retries_total", METRIC_COUNTER,
+     "Connections retried on another server after this one failed.", .json = "retries",
+     .pool = POOL_PROM, .get = srv_retries},
+    {"up", METRIC_GAUGE, "1 when the server takes new connections.", .get = srv_up},
+    {"weight", METRIC_GAUGE, "Configured weight.", .json = "weight", .get = srv_weight},
+    {"state", METRIC_GAUGE, "1 for the server's current state.", .label = "state",
+     .values = srv_states, .nvalues = 4, .json = "state", .style = JSON_NAME, .get = srv_state},
+    {"backup", METRIC_GAUGE, "1 for a backup server.", .json = "backup", .style = JSON_BOOL,
+     .get = srv_backup},
+    {"max_conn", METRIC_GAUGE, "Configured max_conn (0: unlimited).", .json = "max_conn",
+     .get = srv_max_conn},
+    {"downs_total", METRIC_COUNTER, "Times the server went down (checks or client connects).",
+     .json = "downs", .get = srv_downs},
+    {"checks_total", METRIC_COUNTER, "Health checks by result.", .label = "result",
+     .values = health_result_name, .nvalues = HEALTH_RESULT_N, .json = "checks", .get = srv_checks},
+    {NULL, .json = "checks_failed", .get = srv_checks_failed},
+    {"check_duration_seconds", METRIC_GAUGE, "How long the last health check took.", .scale = 1e6,
+     .get = srv_check_us},
+    {"state_change_timestamp_seconds", METRIC_GAUGE,
+     "When the server's state last changed, Unix time.", .scale = 1e3, .json = "state_since",
+     .get = srv_state_ms},
+    {NULL, .json = "state_seconds", .get = srv_state_s},
+};
+
+/* A pool's own rows; the others are its servers' rows marked POOL_*. */
+ACCESSOR(pool_servers, (unsigned long long)o->pool->cfg->nservers)
+ACCESSOR(pool_servers_up, metric_value(srv_up, o, v, true))
+
+static const struct metric pool_metrics[] = {
+    {"servers", METRIC_GAUGE, "Servers in the pool.", .json = "servers_total", .get = pool_servers},
+    {"servers_up", METRIC_GAUGE, "Servers taking new connections.", .json = "servers_up",
+     .get = pool_servers_up},
+};
+
+/* ---- SNAT addresses ---- */
+
+ACCESSOR(snat_exhausted, LD(o->vip->snat[o->i].exhausted))
+
+static const struct metric snat_metrics[] = {
+    {"port_exhausted_total", METRIC_COUNTER,
+     "Connects refused for want of a source port (EADDRNOTAVAIL), per SNAT address.",
+     .json = "port_exhausted", .get = snat_exhausted},
+};
+
+/* ---- workers ---- */
+
+/* Worker figures are published by each worker once per tick (100 ms). */
+#define WS(o) (&(o)->rt->root->wstats[(o)->i])
+
+ACCESSOR(wk_submitted, LD(WS(o)->submitted))
+ACCESSOR(wk_completed, LD(WS(o)->completed))
+ACCESSOR(wk_cq_overflow, LD(WS(o)->cq_overflow))
+ACCESSOR(wk_enobufs, LD(WS(o)->enobufs))
+ACCESSOR(wk_buffers_free, LD(WS(o)->buffers_free))
+ACCESSOR(wk_buffers, LD(WS(o)->buffers))
+ACCESSOR(wk_live, nonneg(LD(WS(o)->live)))
+ACCESSOR(wk_batch_n, v < RUNTIME_HIST ? LD(WS(o)->batch_n[v]) : LD(WS(o)->completed))
+ACCESSOR(wk_batch_us, v < RUNTIME_HIST ? LD(WS(o)->batch_us[v]) : LD(WS(o)->busy_us))
+
+/* Upper bounds of the loop's batch histograms (loop.h), the last bucket
+ * being +Inf: completions per batch (1, 2-3, ..., 64 and more), and
+ * seconds per batch (under 16 us, 64, ..., 16384 us and more). */
+static const double batch_le_n[RUNTIME_HIST - 1] = {1, 3, 7, 15, 31, 63};
+static const double batch_le_s[RUNTIME_HIST - 1] = {16e-6,   64e-6,   256e-6,
+						    1024e-6, 4096e-6, 16384e-6};
+
+static const struct metric worker_metrics[] = {
+    {"ring_submissions_total", METRIC_COUNTER, "io_uring requests submitted.",
+     .json = "ring_submissions", .get = wk_submitted},
+    {"ring_completions_total", METRIC_COUNTER, "io_uring completions handled.",
+     .json = "ring_completions", .get = wk_completed},
+    {"ring_cq_overflows_total", METRIC_COUNTER, "Completions the kernel could not post (CQ full).",
+     .json = "ring_cq_overflows", .get = wk_cq_overflow},
+    {"buffer_exhausted_total", METRIC_COUNTER,
+     "Receives that found the provided-buffer ring empty (ENOBUFS).", .json = "buffer_exhausted",
+     .get = wk_enobufs},
+    {"buffers_free", METRIC_GAUGE, "Provided receive buffers not in use.", .json = "buffers_free",
+     .get = wk_buffers_free},
+    {"buffers", METRIC_GAUGE, "Provided receive buffers.", .json = "buffers", .get = wk_buffers},
+    {"connections_active", METRIC_GAUGE, "Open client connections of the worker.",
+     .json = "connections_active", .get = wk_live},
+    {"loop_batch_completions", METRIC_HISTOGRAM, "Completions handled in one batch.",
+     .nvalues = RUNTIME_HIST, .le = batch_le_n, .json = "batch_completions", .style = JSON_ARRAY,
+     .get = wk_batch_n},
+    {"loop_batch_seconds", METRIC_HISTOGRAM, "Time one batch of completions took to handle.",
+     .nvalues = RUNTIME_HIST, .le = batch_le_s, .scale = 1e6, .json = "batch_us",
+     .style = JSON_ARRAY, .get = wk_batch_us},
+};
+
+/* ---- the kinds: their objects and their identifying labels ---- */
+
+static bool next_once(struct mobj *o)
+{
+	return ++o->i == 0;
+}
+static bool next_vip(struct mobj *o)
+{
+	if (++o->i >= o->rt->cfg->nvips)
+		return false;
+	o->vip = &o->rt->vips[o->i];
+	return true;
+}
+static bool next_pool(struct mobj *o)
+{
+	if (++o->i >= o->rt->cfg->npools)
+		return false;
+	o->pool = &o->rt->pools[o->i];
+	return true;
+}
+static bool next_server(struct mobj *o)
+{
+	for (; o->n < o->rt->cfg->npools; o->n++, o->i = -1) {
+		o->pool = &o->rt->pools[o->n];
+		if (++o->i < o->pool->cfg->nservers)
+			return true;
+	}
+	return false;
+}
+static bool next_snat(struct mobj *o)
+{
+	for (; o->n < o->rt->cfg->nvips; o->n++, o->i = -1) {
+		o->vip = &o->rt->vips[o->n];
+		if (++o->i < o->vip->cfg->nsnat)
+			return true;
+	}
+	return false;
+}
+static bool next_worker(struct mobj *o)
+{
+	return ++o->i < o->rt->nworkers;
+}
+
+/* Label values: backslash, double quote and newline escaped, as the format says. */
+static void prom_label(FILE *out, const char *name, const char *s)
+{
+	fprintf(out, "%s=\"", name);
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
 			fputc('\\', out);
@@ -39,486 +392,137 @@ static void prom_label(FILE *out, const char *s)
 		else
 			fputc(*s, out);
 	}
+	fputc('"', out);
 }
 
-/* HELP and TYPE once per family: rows of one family follow each other, and
- * `last` (128 bytes) holds the family written last. */
-static void prom_head(FILE *out, char *last, const char *name, const char *type, const char *help)
+static void labels_vip(FILE *out, const struct mobj *o)
 {
-	if (strcmp(last, name) == 0)
-		return;
-	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-	snprintf(last, 128, "%s", name);
+	prom_label(out, "vip", o->vip->cfg->name);
 }
-
-/* ---- servers and pools ---- */
-
-typedef unsigned long long (*server_get)(const struct runtime_pool *p, int i);
-
-static unsigned long long srv_flags(const struct runtime_pool *p, int i)
+static void labels_pool(FILE *out, const struct mobj *o)
 {
-	return LD(p->bal.srv[i].flags);
+	prom_label(out, "pool", o->pool->cfg->name);
 }
-static unsigned long long srv_active(const struct runtime_pool *p, int i)
+static void labels_server(FILE *out, const struct mobj *o)
 {
-	int n = LD(p->bal.srv[i].active);
-	return n > 0 ? (unsigned long long)n : 0;
+	labels_pool(out, o);
+	fputc(',', out);
+	prom_label(out, "server", o->pool->cfg->servers[o->i].name);
 }
-static unsigned long long srv_conns(const struct runtime_pool *p, int i)
-{
-	return LD(p->stats[i].conns);
-}
-static unsigned long long srv_bytes_to_server(const struct runtime_pool *p, int i)
-{
-	return runtime_server_bytes(p, i, 0);
-}
-static unsigned long long srv_bytes_to_client(const struct runtime_pool *p, int i)
-{
-	return runtime_server_bytes(p, i, 1);
-}
-static unsigned long long srv_fail_refused(const struct runtime_pool *p, int i)
-{
-	return LD(p->stats[i].fail_refused);
-}
-static unsigned long long srv_fail_timeout(const struct runtime_pool *p, int i)
-{
-	return LD(p->stats[i].fail_timeout);
-}
-static unsigned long long srv_fail_error(const struct runtime_pool *p, int i)
-{
-	return LD(p->stats[i].fail_error);
-}
-static unsigned long long srv_retries(const struct runtime_pool *p, int i)
-{
-	return LD(p->stats[i].retries);
-}
-static unsigned long long srv_weight(const struct runtime_pool *p, int i)
-{
-	return (unsigned long long)p->bal.srv[i].weight;
-}
-static unsigned long long srv_up(const struct runtime_pool *p, int i)
-{
-	return srv_flags(p, i) == 0;
-}
-static unsigned long long srv_is_down(const struct runtime_pool *p, int i)
-{
-	return strcmp(metrics_state_name((unsigned)srv_flags(p, i)), "down") == 0;
-}
-static unsigned long long srv_is_drain(const struct runtime_pool *p, int i)
-{
-	return strcmp(metrics_state_name((unsigned)srv_flags(p, i)), "drain") == 0;
-}
-static unsigned long long srv_is_disabled(const struct runtime_pool *p, int i)
-{
-	return strcmp(metrics_state_name((unsigned)srv_flags(p, i)), "disabled") == 0;
-}
-
-static unsigned long long srv_max_conn(const struct runtime_pool *p, int i)
-{
-	return (unsigned long long)p->bal.srv[i].max_conn;
-}
-static unsigned long long srv_backup(const struct runtime_pool *p, int i)
-{
-	return p->bal.srv[i].backup;
-}
-static unsigned long long srv_downs(const struct runtime_pool *p, int i)
-{
-	return LD(p->stats[i].downs);
-}
-static unsigned long long srv_checks_failed(const struct runtime_pool *p, int i)
-{
-	unsigned long long n = 0;
-
-	for (int r = HEALTH_OK + 1; r < HEALTH_RESULT_N; r++)
-		n += LD(p->stats[i].checks[r]);
-	return n;
-}
-#define SRV_CHECKS(R)                                                                              \
-	static unsigned long long srv_checks_##R(const struct runtime_pool *p, int i)              \
-	{                                                                                          \
-		return LD(p->stats[i].checks[R]);                                                  \
-	}
-SRV_CHECKS(HEALTH_OK)
-SRV_CHECKS(HEALTH_TIMEOUT)
-SRV_CHECKS(HEALTH_REFUSED)
-SRV_CHECKS(HEALTH_RESET)
-SRV_CHECKS(HEALTH_STATUS)
-SRV_CHECKS(HEALTH_TLS)
-SRV_CHECKS(HEALTH_ERROR)
-
-struct server_family {
-	const char *name; /* after snatproxy_server_ / snatproxy_pool_ */
-	const char *type, *label, *help;
-	server_get get;
-	bool pool; /* also summed per pool */
-};
-
-static const struct server_family server_families[] = {
-    {"connections_active", "gauge", NULL, "Open connections.", srv_active, true},
-    {"connections_total", "counter", NULL, "Connections established to the server.", srv_conns,
-     true},
-    {"bytes_total", "counter", "direction=\"to_server\"",
-     "Bytes of the clients' connections, counted as they move.", srv_bytes_to_server, true},
-    {"bytes_total", "counter", "direction=\"to_client\"",
-     "Bytes of the clients' connections, counted as they move.", srv_bytes_to_client, true},
-    {"connect_failures_total", "counter", "cause=\"refused\"", "Failed connects by cause.",
-     srv_fail_refused, true},
-    {"connect_failures_total", "counter", "cause=\"timeout\"", "Failed connects by cause.",
-     srv_fail_timeout, true},
-    {"connect_failures_total", "counter", "cause=\"error\"", "Failed connects by cause.",
-     srv_fail_error, true},
-    {"retries_total", "counter", NULL,
-     "Connections retried on another server after this one failed.", srv_retries, true},
-    {"up", "gauge", NULL, "1 when the server takes new connections.", srv_up, false},
-    {"weight", "gauge", NULL, "Configured weight.", srv_weight, false},
-    {"state", "gauge", "state=\"up\"", "1 for the server's current state.", srv_up, false},
-    {"state", "gauge", "state=\"drain\"", "1 for the server's current state.", srv_is_drain, false},
-    {"state", "gauge", "state=\"down\"", "1 for the server's current state.", srv_is_down, false},
-    {"state", "gauge", "state=\"disabled\"", "1 for the server's current state.", srv_is_disabled,
-     false},
-    {"backup", "gauge", NULL, "1 for a backup server.", srv_backup, false},
-    {"max_conn", "gauge", NULL, "Configured max_conn (0: unlimited).", srv_max_conn, false},
-    {"downs_total", "counter", NULL, "Times the server went down (checks or client connects).",
-     srv_downs, false},
-#define CHECK_ROW(R, NAME)                                                                         \
-	{                                                                                          \
-		"checks_total", "counter", "result=\"" NAME "\"", "Health checks by result.",      \
-		    srv_checks_##R, false                                                          \
-	}
-    CHECK_ROW(HEALTH_OK, "ok"),
-    CHECK_ROW(HEALTH_TIMEOUT, "timeout"),
-    CHECK_ROW(HEALTH_REFUSED, "refused"),
-    CHECK_ROW(HEALTH_RESET, "reset"),
-    CHECK_ROW(HEALTH_STATUS, "status"),
-    CHECK_ROW(HEALTH_TLS, "tls"),
-    CHECK_ROW(HEALTH_ERROR, "error"),
-};
-#define N_SERVER_FAMILIES (sizeof(server_families) / sizeof(server_families[0]))
-
-static void prom_sample(FILE *out, const char *prefix, const char *name, const char *pool,
-			const char *server, const char *label, unsigned long long v)
-{
-	fprintf(out, "snatproxy_%s_%s{pool=\"", prefix, name);
-	prom_label(out, pool);
-	if (server) {
-		fputs("\",server=\"", out);
-		prom_label(out, server);
-	}
-	fprintf(out, "\"%s%s} %llu\n", label ? "," : "", label ? label : "", v);
-}
-
-static void prom_servers(FILE *out, const struct runtime *rt, bool pools)
-{
-	char name[128], last[128] = "";
-
-	for (size_t f = 0; f < N_SERVER_FAMILIES; f++) {
-		const struct server_family *sf = &server_families[f];
-		if (pools && !sf->pool)
-			continue;
-		snprintf(name, sizeof(name), "snatproxy_%s_%s", pools ? "pool" : "server",
-			 sf->name);
-		prom_head(out, last, name, sf->type, sf->help);
-		for (int p = 0; p < rt->cfg->npools; p++) {
-			const struct runtime_pool *rp = &rt->pools[p];
-			unsigned long long sum = 0;
-			for (int i = 0; i < rp->cfg->nservers; i++) {
-				if (pools)
-					sum += sf->get(rp, i);
-				else
-					prom_sample(out, "server", sf->name, rp->cfg->name,
-						    rp->cfg->servers[i].name, sf->label,
-						    sf->get(rp, i));
-			}
-			if (pools)
-				prom_sample(out, "pool", sf->name, rp->cfg->name, NULL, sf->label,
-					    sum);
-		}
-	}
-}
-
-/* The servers' gauges in seconds: the last check's duration, and when the
- * state last changed (Unix time). */
-static void prom_server_seconds(FILE *out, const struct runtime *rt)
-{
-	for (int f = 0; f < 2; f++) {
-		const char *n = f ? "state_change_timestamp_seconds" : "check_duration_seconds";
-		fprintf(out, "# HELP snatproxy_server_%s %s\n# TYPE snatproxy_server_%s gauge\n", n,
-			f ? "When the server's state last changed, Unix time."
-			  : "How long the last health check took.",
-			n);
-		for (int p = 0; p < rt->cfg->npools; p++) {
-			const struct runtime_pool *rp = &rt->pools[p];
-			for (int i = 0; i < rp->cfg->nservers; i++) {
-				fprintf(out, "snatproxy_server_%s{pool=\"", n);
-				prom_label(out, rp->cfg->name);
-				fputs("\",server=\"", out);
-				prom_label(out, rp->cfg->servers[i].name);
-				fprintf(out, "\"} %.6f\n",
-					(double)(f ? LD(rp->stats[i].state_ms)
-						   : LD(rp->stats[i].check_us)) /
-					    (f ? 1e3 : 1e6));
-			}
-		}
-	}
-}
-
-static void prom_pool_servers(FILE *out, const struct runtime *rt)
-{
-	fputs("# HELP snatproxy_pool_servers Servers in the pool.\n"
-	      "# TYPE snatproxy_pool_servers gauge\n",
-	      out);
-	for (int p = 0; p < rt->cfg->npools; p++)
-		prom_sample(out, "pool", "servers", rt->pools[p].cfg->name, NULL, NULL,
-			    (unsigned long long)rt->pools[p].cfg->nservers);
-	fputs("# HELP snatproxy_pool_servers_up Servers taking new connections.\n"
-	      "# TYPE snatproxy_pool_servers_up gauge\n",
-	      out);
-	for (int p = 0; p < rt->cfg->npools; p++) {
-		unsigned long long up = 0;
-		for (int i = 0; i < rt->pools[p].cfg->nservers; i++)
-			up += srv_up(&rt->pools[p], i);
-		prom_sample(out, "pool", "servers_up", rt->pools[p].cfg->name, NULL, NULL, up);
-	}
-}
-
-/* ---- VIPs, SNAT addresses, workers ---- */
-
-typedef unsigned long long (*vip_get)(const struct runtime_vip *v);
-
-static unsigned long long vip_active(const struct runtime_vip *v)
-{
-	int n = LD(v->active);
-	return n > 0 ? (unsigned long long)n : 0;
-}
-static unsigned long long vip_conns(const struct runtime_vip *v)
-{
-	return LD(v->conns);
-}
-/* The VIP's own generation's workers: as many rows as its pool has. */
-static unsigned long long vip_to_server(const struct runtime_vip *v)
-{
-	return runtime_vip_bytes(v, v->pool->nworkers, 0);
-}
-static unsigned long long vip_to_client(const struct runtime_vip *v)
-{
-	return runtime_vip_bytes(v, v->pool->nworkers, 1);
-}
-static unsigned long long vip_no_server(const struct runtime_vip *v)
-{
-	return LD(v->refused[RUNTIME_REFUSE_NO_SERVER]);
-}
-static unsigned long long vip_rate(const struct runtime_vip *v)
-{
-	return LD(v->rate);
-}
-static unsigned long long vip_rate_peak(const struct runtime_vip *v)
-{
-	return LD(v->rate_peak);
-}
-
-static const struct {
-	const char *name, *type, *label, *help;
-	vip_get get;
-} vip_families[] = {
-    {"connections_active", "gauge", NULL, "Open client connections.", vip_active},
-    {"connections_total", "counter", NULL, "Client connections accepted.", vip_conns},
-    {"bytes_total", "counter", "direction=\"to_server\"",
-     "Bytes of the clients' connections, counted as they move.", vip_to_server},
-    {"bytes_total", "counter", "direction=\"to_client\"",
-     "Bytes of the clients' connections, counted as they move.", vip_to_client},
-    {"no_server_total", "counter", NULL, "Client connections refused for want of a server.",
-     vip_no_server},
-    {"connection_rate", "gauge", NULL, "New client connections per second, over the last second.",
-     vip_rate},
-    {"connection_rate_peak", "gauge", NULL, "Highest connection_rate seen.", vip_rate_peak},
-};
-
-static void prom_vips(FILE *out, const struct runtime *rt)
-{
-	char name[128], last[128] = "";
-
-	for (size_t f = 0; f < sizeof(vip_families) / sizeof(vip_families[0]); f++) {
-		snprintf(name, sizeof(name), "snatproxy_vip_%s", vip_families[f].name);
-		prom_head(out, last, name, vip_families[f].type, vip_families[f].help);
-		for (int v = 0; v < rt->cfg->nvips; v++) {
-			fprintf(out, "%s{vip=\"", name);
-			prom_label(out, rt->vips[v].cfg->name);
-			fprintf(out, "\"%s%s} %llu\n", vip_families[f].label ? "," : "",
-				vip_families[f].label ? vip_families[f].label : "",
-				vip_families[f].get(&rt->vips[v]));
-		}
-	}
-}
-
-/* Per VIP and one label of causes: refusals, and (tls = terminate) how
- * the clients' handshakes ended. */
-static void prom_vip_causes(FILE *out, const struct runtime *rt, bool tls)
-{
-	const char *n = tls ? "tls_handshakes_total" : "refused_total";
-	int nc = tls ? TLS_RESULT_N : RUNTIME_REFUSE_N;
-
-	fprintf(out, "# HELP snatproxy_vip_%s %s\n# TYPE snatproxy_vip_%s counter\n", n,
-		tls ? "Client TLS handshakes by result: ok, or why they failed."
-		    : "Client connections that ended before reaching a server, by cause.",
-		n);
-	for (int v = 0; v < rt->cfg->nvips; v++) {
-		const struct runtime_vip *rv = &rt->vips[v];
-		if (tls && rv->cfg->tls != CONFIG_TLS_TERMINATE)
-			continue;
-		for (int c = 0; c < nc; c++) {
-			fprintf(out, "snatproxy_vip_%s{vip=\"", n);
-			prom_label(out, rv->cfg->name);
-			fprintf(out, "\",%s=\"%s\"} %llu\n", tls ? "result" : "cause",
-				tls ? tls_result_name[c] : runtime_refuse_name[c],
-				(unsigned long long)(tls ? LD(rv->tls.results[c])
-							 : LD(rv->refused[c])));
-		}
-	}
-}
-
-static void prom_snat(FILE *out, const struct runtime *rt)
+static void labels_snat(FILE *out, const struct mobj *o)
 {
 	char a[ADDR_STRLEN];
 
-	fputs("# HELP snatproxy_snat_port_exhausted_total Connects refused for want of a source "
-	      "port (EADDRNOTAVAIL), per SNAT address.\n"
-	      "# TYPE snatproxy_snat_port_exhausted_total counter\n",
-	      out);
-	for (int v = 0; v < rt->cfg->nvips; v++)
-		for (int i = 0; i < rt->vips[v].cfg->nsnat; i++) {
-			const struct runtime_snat_addr *sa = &rt->vips[v].snat[i];
-			fputs("snatproxy_snat_port_exhausted_total{vip=\"", out);
-			prom_label(out, rt->vips[v].cfg->name);
-			fputs("\",address=\"", out);
-			prom_label(out,
-				   addr_format((const struct sockaddr *)&sa->addr, a, sizeof(a)));
-			fprintf(out, "\"} %llu\n", (unsigned long long)LD(sa->exhausted));
-		}
+	labels_vip(out, o);
+	fputc(',', out);
+	prom_label(out, "address",
+		   addr_format((const struct sockaddr *)&o->vip->snat[o->i].addr, a, sizeof(a)));
 }
-
-/* Worker figures are published by each worker once per tick (100 ms). */
-static unsigned long long wk_get(const struct runtime_worker_stats *w, int what)
+static void labels_worker(FILE *out, const struct mobj *o)
 {
-	switch (what) {
-	case 0:
-		return LD(w->submitted);
-	case 1:
-		return LD(w->completed);
-	case 2:
-		return LD(w->cq_overflow);
-	case 3:
-		return LD(w->enobufs);
-	case 4:
-		return LD(w->buffers_free);
-	case 5:
-		return LD(w->buffers);
-	default:
-		return (unsigned long long)(LD(w->live) > 0 ? LD(w->live) : 0);
-	}
+	fprintf(out, "worker=\"%d\"", o->i);
 }
 
-static const struct {
-	const char *name, *type, *help;
-} worker_families[] = {
-    {"ring_submissions_total", "counter", "io_uring requests submitted."},
-    {"ring_completions_total", "counter", "io_uring completions handled."},
-    {"ring_cq_overflows_total", "counter", "Completions the kernel could not post (CQ full)."},
-    {"buffer_exhausted_total", "counter",
-     "Receives that found the provided-buffer ring empty (ENOBUFS)."},
-    {"buffers_free", "gauge", "Provided receive buffers not in use."},
-    {"buffers", "gauge", "Provided receive buffers."},
-    {"connections_active", "gauge", "Open client connections of the worker."},
+struct metric_kind {
+	const char *prefix; /* of the rows' names, after snatproxy_ */
+	const struct metric *rows;
+	size_t nrows;
+	bool (*next)(struct mobj *o);                    /* to the next object, or false */
+	void (*labels)(FILE *out, const struct mobj *o); /* the object's; NULL: none */
+	unsigned sum; /* pools: the server rows marked so, summed over the pool */
 };
 
-static void prom_workers(FILE *out, const struct runtime *rt)
+/* In /metrics, in this order: a pool's sums of its servers' rows, then
+ * its own rows. */
+static const struct metric_kind kinds[] = {
+    {"", global_metrics, NROWS(global_metrics), next_once, NULL, 0},
+    {"vip_", vip_metrics, NROWS(vip_metrics), next_vip, labels_vip, 0},
+    {"pool_", server_metrics, NROWS(server_metrics), next_pool, labels_pool, POOL_PROM},
+    {"pool_", pool_metrics, NROWS(pool_metrics), next_pool, labels_pool, 0},
+    {"server_", server_metrics, NROWS(server_metrics), next_server, labels_server, 0},
+    {"snat_", snat_metrics, NROWS(snat_metrics), next_snat, labels_snat, 0},
+    {"worker_", worker_metrics, NROWS(worker_metrics), next_worker, labels_worker, 0},
+};
+
+/* ---- Prometheus ---- */
+
+/* NAME{the object's labels,LABEL="VALUE"} and the space before the value. */
+static void prom_series(FILE *out, const char *name, const char *suffix,
+			const struct metric_kind *k, const struct mobj *o, const char *label,
+			const char *value)
 {
-	for (int f = 0; f < (int)(sizeof(worker_families) / sizeof(worker_families[0])); f++) {
-		const char *n = worker_families[f].name;
-		fprintf(out, "# HELP snatproxy_worker_%s %s\n# TYPE snatproxy_worker_%s %s\n", n,
-			worker_families[f].help, n, worker_families[f].type);
-		for (int w = 0; w < rt->nworkers; w++)
-			fprintf(out, "snatproxy_worker_%s{worker=\"%d\"} %llu\n", n, w,
-				wk_get(&rt->root->wstats[w], f));
+	fprintf(out, "%s%s", name, suffix);
+	if (k->labels) {
+		fputc('{', out);
+		k->labels(out, o);
 	}
+	if (label) {
+		fputc(k->labels ? ',' : '{', out);
+		prom_label(out, label, value);
+	}
+	fputs(k->labels || label ? "} " : " ", out);
 }
 
-/* Upper bounds of the loop's batch histograms (loop.h), the last bucket
- * being +Inf: completions per batch, and seconds per batch. */
-static const double batch_le_n[RUNTIME_HIST - 1] = {1, 3, 7, 15, 31, 63};
-static const double batch_le_s[RUNTIME_HIST - 1] = {16e-6,   64e-6,   256e-6,
-						    1024e-6, 4096e-6, 16384e-6};
-
-/* One histogram per worker, cumulative as Prometheus counts buckets. */
-static void prom_batches(FILE *out, const struct runtime *rt, bool time)
+static void prom_value(FILE *out, const struct metric *m, unsigned long long v)
 {
-	const char *n = time ? "loop_batch_seconds" : "loop_batch_completions";
+	if (m->scale != 0)
+		fprintf(out, "%.6f\n", (double)v / m->scale);
+	else
+		fprintf(out, "%llu\n", v);
+}
 
-	fprintf(out, "# HELP snatproxy_worker_%s %s\n# TYPE snatproxy_worker_%s histogram\n", n,
-		time ? "Time one batch of completions took to handle."
-		     : "Completions handled in one batch.",
-		n);
-	for (int w = 0; w < rt->nworkers; w++) {
-		const struct runtime_worker_stats *ws = &rt->root->wstats[w];
-		unsigned long long cum = 0;
-		for (int i = 0; i < RUNTIME_HIST; i++) {
-			char le[24] = "+Inf";
-			if (i < RUNTIME_HIST - 1)
-				snprintf(le, sizeof(le), "%g",
-					 time ? batch_le_s[i] : batch_le_n[i]);
-			cum += time ? LD(ws->batch_us[i]) : LD(ws->batch_n[i]);
-			fprintf(out, "snatproxy_worker_%s_bucket{worker=\"%d\",le=\"%s\"} %llu\n",
-				n, w, le, cum);
-		}
-		if (time)
-			fprintf(out, "snatproxy_worker_%s_sum{worker=\"%d\"} %.6f\n", n, w,
-				(double)LD(ws->busy_us) / 1e6);
-		else
-			fprintf(out, "snatproxy_worker_%s_sum{worker=\"%d\"} %llu\n", n, w,
-				(unsigned long long)LD(ws->completed));
-		fprintf(out, "snatproxy_worker_%s_count{worker=\"%d\"} %llu\n", n, w, cum);
+/* Buckets cumulative, as Prometheus counts them. */
+static void prom_histogram(FILE *out, const char *name, const struct metric_kind *k,
+			   const struct metric *m, const struct mobj *o)
+{
+	unsigned long long cum = 0;
+
+	for (int b = 0; b < m->nvalues; b++) {
+		char le[24] = "+Inf";
+		if (b < m->nvalues - 1)
+			snprintf(le, sizeof(le), "%g", m->le[b]);
+		cum += m->get(o, b);
+		prom_series(out, name, "_bucket", k, o, "le", le);
+		fprintf(out, "%llu\n", cum);
+	}
+	prom_series(out, name, "_sum", k, o, NULL, NULL);
+	prom_value(out, m, m->get(o, m->nvalues));
+	prom_series(out, name, "_count", k, o, NULL, NULL);
+	fprintf(out, "%llu\n", cum);
+}
+
+static void prom_kind(FILE *out, const struct runtime *rt, const struct metric_kind *k)
+{
+	char name[128];
+
+	for (size_t r = 0; r < k->nrows; r++) {
+		const struct metric *m = &k->rows[r];
+		if (!m->name || (k->sum && !(m->pool & k->sum)))
+			continue;
+		snprintf(name, sizeof(name), "snatproxy_%s%s", k->prefix, m->name);
+		fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, m->help, name,
+			metric_type_name[m->type]);
+		/* A label's first value for every object, then its next one. */
+		int nv = m->type == METRIC_HISTOGRAM || !m->label ? 1 : m->nvalues;
+		for (int v = 0; v < nv; v++)
+			for (struct mobj o = {.rt = rt, .i = -1}; k->next(&o);) {
+				if (m->has && !m->has(&o))
+					continue;
+				if (m->type == METRIC_HISTOGRAM) {
+					prom_histogram(out, name, k, m, &o);
+					continue;
+				}
+				prom_series(out, name, "", k, &o, m->label,
+					    m->label ? m->values[v] : NULL);
+				prom_value(out, m, metric_value(m->get, &o, v, k->sum));
+			}
 	}
 }
 
 void metrics_prometheus(FILE *out, const struct runtime *rt)
 {
-	fprintf(out,
-		"# HELP snatproxy_build_info Version of the running proxy.\n"
-		"# TYPE snatproxy_build_info gauge\n"
-		"snatproxy_build_info{version=\"%s\"} 1\n"
-		"# HELP snatproxy_start_time_seconds When the proxy started, Unix time.\n"
-		"# TYPE snatproxy_start_time_seconds gauge\n"
-		"snatproxy_start_time_seconds %llu\n"
-		"# HELP snatproxy_connections_active Open client connections, all VIPs.\n"
-		"# TYPE snatproxy_connections_active gauge\n"
-		"snatproxy_connections_active %d\n"
-		"# HELP snatproxy_max_connections Configured max_connections.\n"
-		"# TYPE snatproxy_max_connections gauge\n"
-		"snatproxy_max_connections %d\n"
-		"# HELP snatproxy_accept_paused_total Times a worker stopped accepting, by cause "
-		"(clients wait in the kernel's backlog meanwhile).\n"
-		"# TYPE snatproxy_accept_paused_total counter\n"
-		"snatproxy_accept_paused_total{reason=\"max_connections\"} %llu\n"
-		"snatproxy_accept_paused_total{reason=\"descriptors\"} %llu\n"
-		"# HELP snatproxy_descriptor_waits_total Client connections that waited for a "
-		"descriptor to open their server socket.\n"
-		"# TYPE snatproxy_descriptor_waits_total counter\n"
-		"snatproxy_descriptor_waits_total %llu\n",
-		SNATPROXY_VERSION, (unsigned long long)rt->root->start_time,
-		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->max_connections,
-		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_MAXCONN]),
-		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_NOFILE]),
-		(unsigned long long)LD(rt->root->nofile_waits));
-	prom_vips(out, rt);
-	prom_vip_causes(out, rt, false);
-	prom_vip_causes(out, rt, true);
-	prom_servers(out, rt, true);
-	prom_pool_servers(out, rt);
-	prom_servers(out, rt, false);
-	prom_server_seconds(out, rt);
-	prom_snat(out, rt);
-	prom_workers(out, rt);
-	prom_batches(out, rt, false);
-	prom_batches(out, rt, true);
+	for (size_t k = 0; k < NROWS(kinds); k++)
+		prom_kind(out, rt, &kinds[k]);
 	budget_prometheus(out, rt);
 }
 
@@ -529,12 +533,56 @@ static const char *const snat_mode_name[] = {
 static const char *const tls_mode_name[] = {
     [CONFIG_TLS_OFF] = "off", [CONFIG_TLS_TERMINATE] = "terminate", [CONFIG_TLS_ROUTE] = "route"};
 
-static uint64_t unix_ms(void)
+/* The rows of object o as ,"key":value after the members that name it;
+ * with sum (a pool), the server rows marked so, a label's values summed
+ * unless they have keys of their own (JSON_FLAT). */
+static void json_rows(FILE *out, const struct metric *rows, size_t n, const struct mobj *o,
+		      unsigned sum)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (size_t r = 0; r < n; r++) {
+		const struct metric *m = &rows[r];
+		int nv = m->label || m->type == METRIC_HISTOGRAM ? m->nvalues : 1;
+		if (!m->json || (sum && !(m->pool & sum)) || (m->has && !m->has(o)))
+			continue;
+		switch (m->style) {
+		case JSON_NUMBER:
+			if (!m->label || sum) {
+				unsigned long long t = 0;
+				for (int v = 0; v < nv; v++)
+					t += metric_value(m->get, o, v, sum);
+				fprintf(out, ",\"%s\":%llu", m->json, t);
+				break;
+			}
+			fprintf(out, ",\"%s\":{", m->json);
+			for (int v = 0; v < nv; v++)
+				fprintf(out, "%s\"%s\":%llu", v ? "," : "", m->values[v],
+					metric_value(m->get, o, v, sum));
+			fputc('}', out);
+			break;
+		case JSON_FLAT:
+			for (int v = 0; v < nv; v++)
+				fprintf(out, ",\"%s_%s\":%llu", m->json, m->values[v],
+					metric_value(m->get, o, v, sum));
+			break;
+		case JSON_BOOL:
+			fprintf(out, ",\"%s\":%s", m->json,
+				metric_value(m->get, o, 0, sum) ? "true" : "false");
+			break;
+		case JSON_NAME:
+			for (int v = 0; v < nv; v++)
+				if (metric_value(m->get, o, v, sum)) {
+					fprintf(out, ",\"%s\":\"%s\"", m->json, m->values[v]);
+					break;
+				}
+			break;
+		case JSON_ARRAY:
+			fprintf(out, ",\"%s\":[", m->json);
+			for (int v = 0; v < nv; v++)
+				fprintf(out, "%s%llu", v ? "," : "", m->get(o, v));
+			fputc(']', out);
+			break;
+		}
+	}
 }
 
 /* A check's text comes from the server (its status line): quotes,
@@ -556,105 +604,67 @@ static void json_text(FILE *out, const char *s)
 }
 
 /* A server down for failed client connects (not its checks): why. */
-static const char *srv_down_reason(const struct runtime_pool *rp, int i, char *buf, size_t len)
+static const char *srv_down_reason(const struct mobj *o, char *buf, size_t len)
 {
-	int err = LD(rp->stats[i].down_err);
+	int err = LD(SRV(o)->down_err);
 
-	if (!err || strcmp(metrics_state_name((unsigned)srv_flags(rp, i)), "down") != 0)
+	if (!err || strcmp(metrics_state_name(srv_flags(o)), "down") != 0)
 		return NULL;
 	snprintf(buf, len, "client connects failed: %s", health_errno_text(-err));
 	return buf;
 }
 
-static void json_check(FILE *out, const struct runtime_pool *rp, int i)
+static void json_check(FILE *out, const struct mobj *o)
 {
 	struct health_last h;
+	char why[96];
 
-	health_last_get(rp, i, &h);
-	fprintf(out, "\"check\":{\"type\":\"%s\"", h.type);
+	health_last_get(o->pool, o->i, &h);
+	fprintf(out, ",\"check\":{\"type\":\"%s\"", h.type);
 	if (h.checked) {
 		fprintf(out, ",\"result\":\"%s\",\"duration_ms\":%.3f,\"at\":%llu,\"text\":",
 			health_result_name[h.result], (double)h.dur_us / 1000,
 			(unsigned long long)h.unix_ms);
 		json_text(out, h.text);
 	}
-	char why[96];
-	if (srv_down_reason(rp, i, why, sizeof(why)))
+	if (srv_down_reason(o, why, sizeof(why)))
 		fprintf(out, ",\"down_reason\":\"%s\"", why);
-	fputs("},\"checks\":{", out);
-	for (int r = 0; r < HEALTH_RESULT_N; r++)
-		fprintf(out, "%s\"%s\":%llu", r ? "," : "", health_result_name[r],
-			(unsigned long long)LD(rp->stats[i].checks[r]));
-	fputs("},", out);
+	fputc('}', out);
 }
 
 /* Names are restricted to [A-Za-z0-9_.-] by the config and addresses are
  * printed by addr_format, so neither needs escaping in JSON. */
-static void json_server(FILE *out, const struct runtime_pool *rp, int i)
+static void json_server(FILE *out, const struct mobj *o)
 {
 	char a[ADDR_STRLEN];
-	const struct config_server *cs = &rp->cfg->servers[i];
-	uint64_t since = LD(rp->stats[i].state_ms), now = unix_ms();
+	const struct config_server *cs = &o->pool->cfg->servers[o->i];
 
-	fprintf(out,
-		"{\"name\":\"%s\",\"address\":\"%s\",\"state\":\"%s\",\"weight\":%d,"
-		"\"backup\":%s,\"max_conn\":%d,\"state_since\":%llu,\"state_seconds\":%llu,",
-		cs->name, addr_format((const struct sockaddr *)&cs->addr, a, sizeof(a)),
-		metrics_state_name((unsigned)srv_flags(rp, i)), rp->bal.srv[i].weight,
-		cs->backup ? "true" : "false", cs->max_conn, (unsigned long long)since,
-		(unsigned long long)(now > since ? (now - since) / 1000 : 0));
-	json_check(out, rp, i);
-	fprintf(out,
-		"\"checks_failed\":%llu,\"downs\":%llu,"
-		"\"connections_active\":%llu,\"connections_total\":%llu,"
-		"\"bytes_to_server\":%llu,\"bytes_to_client\":%llu,"
-		"\"connect_failures\":{\"refused\":%llu,\"timeout\":%llu,\"error\":%llu},"
-		"\"retries\":%llu}",
-		srv_checks_failed(rp, i), srv_downs(rp, i), srv_active(rp, i), srv_conns(rp, i),
-		srv_bytes_to_server(rp, i), srv_bytes_to_client(rp, i), srv_fail_refused(rp, i),
-		srv_fail_timeout(rp, i), srv_fail_error(rp, i), srv_retries(rp, i));
+	fprintf(out, "{\"name\":\"%s\",\"address\":\"%s\"", cs->name,
+		addr_format((const struct sockaddr *)&cs->addr, a, sizeof(a)));
+	json_check(out, o);
+	json_rows(out, server_metrics, NROWS(server_metrics), o, 0);
+	fputc('}', out);
 }
 
-/* A pool's servers summed, for its totals in /stats and on the page. */
-struct pool_sum {
-	unsigned long long up, active, conns, to_server, to_client, connect_failures;
-};
-
-static struct pool_sum pool_sum(const struct runtime_pool *rp)
+static void json_pool(FILE *out, const struct mobj *o)
 {
-	struct pool_sum t = {0};
+	struct mobj s = *o;
 
-	for (int i = 0; i < rp->cfg->nservers; i++) {
-		t.up += srv_up(rp, i);
-		t.active += srv_active(rp, i);
-		t.conns += srv_conns(rp, i);
-		t.to_server += srv_bytes_to_server(rp, i);
-		t.to_client += srv_bytes_to_client(rp, i);
-		t.connect_failures +=
-		    srv_fail_refused(rp, i) + srv_fail_timeout(rp, i) + srv_fail_error(rp, i);
-	}
-	return t;
-}
-
-static void json_pool(FILE *out, const struct runtime_pool *rp)
-{
-	struct pool_sum t = pool_sum(rp);
-
-	fprintf(out,
-		"{\"name\":\"%s\",\"servers_up\":%llu,\"servers_total\":%d,"
-		"\"connections_active\":%llu,\"connections_total\":%llu,\"bytes_to_server\":%llu,"
-		"\"bytes_to_client\":%llu,\"connect_failures\":%llu,\"servers\":[",
-		rp->cfg->name, t.up, rp->cfg->nservers, t.active, t.conns, t.to_server, t.to_client,
-		t.connect_failures);
-	for (int i = 0; i < rp->cfg->nservers; i++) {
-		fputs(i ? "," : "", out);
-		json_server(out, rp, i);
+	fprintf(out, "{\"name\":\"%s\"", o->pool->cfg->name);
+	json_rows(out, pool_metrics, NROWS(pool_metrics), o, 0);
+	json_rows(out, server_metrics, NROWS(server_metrics), o, POOL_JSON);
+	fputs(",\"servers\":[", out);
+	for (s.i = 0; s.i < o->pool->cfg->nservers; s.i++) {
+		fputs(s.i ? "," : "", out);
+		json_server(out, &s);
 	}
 	fputs("]}", out);
 }
 
-static void json_vip(FILE *out, const struct runtime_vip *v)
+static void json_vip(FILE *out, const struct mobj *o)
 {
+	const struct runtime_vip *v = o->vip;
+	struct mobj s = *o;
 	char a[ADDR_STRLEN];
 
 	fprintf(out, "{\"name\":\"%s\",\"pool\":\"%s\",\"listen\":[", v->cfg->name,
@@ -662,79 +672,40 @@ static void json_vip(FILE *out, const struct runtime_vip *v)
 	for (int i = 0; i < v->cfg->nlisten; i++)
 		fprintf(out, "%s\"%s\"", i ? "," : "",
 			addr_format((const struct sockaddr *)&v->cfg->listen[i], a, sizeof(a)));
-	fprintf(
-	    out,
-	    "],\"snat_mode\":\"%s\",\"tls\":\"%s\",\"connections_active\":%llu,"
-	    "\"connections_total\":%llu,\"connection_rate\":%llu,\"connection_rate_peak\":%llu,"
-	    "\"bytes_to_server\":%llu,\"bytes_to_client\":%llu,\"no_server\":%llu,\"refused\":{",
-	    snat_mode_name[v->cfg->snat], tls_mode_name[v->cfg->tls], vip_active(v), vip_conns(v),
-	    vip_rate(v), vip_rate_peak(v), vip_to_server(v), vip_to_client(v), vip_no_server(v));
-	for (int c = 0; c < RUNTIME_REFUSE_N; c++)
-		fprintf(out, "%s\"%s\":%llu", c ? "," : "", runtime_refuse_name[c],
-			(unsigned long long)LD(v->refused[c]));
-	fputs("},", out);
-	if (v->cfg->tls == CONFIG_TLS_TERMINATE) {
-		fputs("\"tls_handshakes\":{", out);
-		for (int c = 0; c < TLS_RESULT_N; c++)
-			fprintf(out, "%s\"%s\":%llu", c ? "," : "", tls_result_name[c],
-				(unsigned long long)LD(v->tls.results[c]));
-		fputs("},", out);
-	}
-	fputs("\"snat\":[", out);
-	for (int i = 0; i < v->cfg->nsnat; i++)
-		fprintf(out, "%s{\"address\":\"%s\",\"port_exhausted\":%llu}", i ? "," : "",
-			addr_format((const struct sockaddr *)&v->snat[i].addr, a, sizeof(a)),
-			(unsigned long long)LD(v->snat[i].exhausted));
-	fputs("]}", out);
-}
-
-static void json_worker(FILE *out, const struct runtime *rt, int w)
-{
-	const struct runtime_worker_stats *ws = &rt->root->wstats[w];
-
-	fprintf(out,
-		"{\"worker\":%d,\"ring_submissions\":%llu,\"ring_completions\":%llu,"
-		"\"ring_cq_overflows\":%llu,\"buffer_exhausted\":%llu,\"buffers_free\":%llu,"
-		"\"buffers\":%llu,\"connections_active\":%llu",
-		w, wk_get(ws, 0), wk_get(ws, 1), wk_get(ws, 2), wk_get(ws, 3), wk_get(ws, 4),
-		wk_get(ws, 5), wk_get(ws, 6));
-	/* Per bucket, not cumulative: batches by completions (1, 2-3, ...,
-	 * 64 and more) and by time (under 16 us, 64, ..., 16384 us and more). */
-	for (int t = 0; t < 2; t++) {
-		fputs(t ? "],\"batch_us\":[" : ",\"batch_completions\":[", out);
-		for (int i = 0; i < RUNTIME_HIST; i++)
-			fprintf(out, "%s%llu", i ? "," : "",
-				(unsigned long long)(t ? LD(ws->batch_us[i]) : LD(ws->batch_n[i])));
+	fprintf(out, "],\"snat_mode\":\"%s\",\"tls\":\"%s\"", snat_mode_name[v->cfg->snat],
+		tls_mode_name[v->cfg->tls]);
+	json_rows(out, vip_metrics, NROWS(vip_metrics), o, 0);
+	fputs(",\"snat\":[", out);
+	for (s.i = 0; s.i < v->cfg->nsnat; s.i++) {
+		fprintf(out, "%s{\"address\":\"%s\"", s.i ? "," : "",
+			addr_format((const struct sockaddr *)&v->snat[s.i].addr, a, sizeof(a)));
+		json_rows(out, snat_metrics, NROWS(snat_metrics), &s, 0);
+		fputc('}', out);
 	}
 	fputs("]}", out);
 }
 
 void metrics_json(FILE *out, const struct runtime *rt)
 {
-	fprintf(out,
-		"{\"version\":\"%s\",\"start_time\":%llu,\"uptime_s\":%llu,"
-		"\"connections_active\":%d,\"max_connections\":%d,"
-		"\"accept_paused\":{\"max_connections\":%llu,\"descriptors\":%llu},"
-		"\"descriptor_waits\":%llu,\"vips\":[",
-		SNATPROXY_VERSION, (unsigned long long)rt->root->start_time,
-		(unsigned long long)time(NULL) - rt->root->start_time,
-		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->max_connections,
-		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_MAXCONN]),
-		(unsigned long long)LD(rt->root->paused[RUNTIME_PAUSE_NOFILE]),
-		(unsigned long long)LD(rt->root->nofile_waits));
-	for (int v = 0; v < rt->cfg->nvips; v++) {
-		fputs(v ? "," : "", out);
-		json_vip(out, &rt->vips[v]);
+	struct mobj o = {.rt = rt};
+
+	fprintf(out, "{\"version\":\"%s\"", SNATPROXY_VERSION);
+	json_rows(out, global_metrics, NROWS(global_metrics), &o, 0);
+	fputs(",\"vips\":[", out);
+	for (o.i = -1; next_vip(&o);) {
+		fputs(o.i ? "," : "", out);
+		json_vip(out, &o);
 	}
 	fputs("],\"pools\":[", out);
-	for (int p = 0; p < rt->cfg->npools; p++) {
-		fputs(p ? "," : "", out);
-		json_pool(out, &rt->pools[p]);
+	for (o.i = -1; next_pool(&o);) {
+		fputs(o.i ? "," : "", out);
+		json_pool(out, &o);
 	}
 	fputs("],\"workers\":[", out);
-	for (int w = 0; w < rt->nworkers; w++) {
-		fputs(w ? "," : "", out);
-		json_worker(out, rt, w);
+	for (o.i = -1; next_worker(&o);) {
+		fprintf(out, "%s{\"worker\":%d", o.i ? "," : "", o.i);
+		json_rows(out, worker_metrics, NROWS(worker_metrics), &o, 0);
+		fputc('}', out);
 	}
 	fputs("]}\n", out);
 }
@@ -840,12 +811,196 @@ static void html_text(FILE *out, const char *s)
 	}
 }
 
-static void html_check(FILE *out, const struct runtime_pool *rp, int i)
+/* A column of the page. A figure's cell reads the same accessor as its row
+ * in /metrics and /stats, and carries data-k for the page's script, which
+ * refreshes it from /stats; other cells (names, addresses, buttons) are
+ * written by a function of their own. */
+enum page_format {
+	PAGE_NUMBER,
+	PAGE_BYTES,  /* binary units */
+	PAGE_AGE,    /* seconds, in their two largest units */
+	PAGE_YES_NO, /* a flag */
+	PAGE_DASH_0, /* a limit, 0 (none) shown as "-" */
+	PAGE_COUNTS, /* "cause N, cause M", the nonzero counts by label value, or "none" */
+};
+
+struct page_col {
+	const char *th, *key; /* header; data-k (NULL: the script leaves the cell) */
+	enum page_format format;
+	metric_get get;
+	int v, nv;                /* label values v .. v + nv - 1, summed (nv 0: v alone) */
+	const char *const *names; /* PAGE_COUNTS: the values' names */
+	bool (*has)(const struct mobj *o); /* NULL: always; else "-" without */
+	bool total;                        /* summed in a pool's total row */
+	void (*cell)(FILE *out, const struct mobj *o);
+};
+
+static void page_cell(FILE *out, const struct page_col *c, const struct mobj *o, bool sum)
+{
+	unsigned long long n = 0;
+	char buf[32];
+	bool any = false;
+
+	if (c->cell) {
+		c->cell(out, o);
+		return;
+	}
+	fprintf(out, "<td%s", c->format == PAGE_COUNTS ? " class=\"t\"" : "");
+	if (c->key)
+		fprintf(out, " data-k=\"%s\"", c->key);
+	fputc('>', out);
+	if (c->has && !c->has(o)) {
+		fputs("-</td>", out);
+		return;
+	}
+	if (c->format == PAGE_COUNTS) {
+		for (int v = c->v; v < c->v + c->nv; v++) {
+			unsigned long long k = c->get(o, v);
+			if (k)
+				fprintf(out, "%s%s %llu", any ? ", " : "", c->names[v], k);
+			any = any || k;
+		}
+		fputs(any ? "</td>" : "none</td>", out);
+		return;
+	}
+	for (int v = c->v; v < c->v + (c->nv ? c->nv : 1); v++)
+		n += metric_value(c->get, o, v, sum);
+	switch (c->format) {
+	case PAGE_BYTES:
+		fputs(html_bytes(n, buf, sizeof(buf)), out);
+		break;
+	case PAGE_AGE:
+		fputs(html_age(n, buf, sizeof(buf)), out);
+		break;
+	case PAGE_YES_NO:
+		fputs(n ? "yes" : "no", out);
+		break;
+	case PAGE_DASH_0:
+		if (!n) {
+			fputc('-', out);
+			break;
+		}
+		/* fall through */
+	default:
+		fprintf(out, "%llu", n);
+	}
+	fputs("</td>", out);
+}
+
+static void page_head(FILE *out, const struct page_col *cols, size_t n)
+{
+	fputs("<table><tr>", out);
+	for (size_t c = 0; c < n; c++)
+		fprintf(out, "<th>%s</th>", cols[c].th);
+	fputs("</tr>\n", out);
+}
+
+static void page_row(FILE *out, const struct page_col *cols, size_t n, const struct mobj *o)
+{
+	for (size_t c = 0; c < n; c++)
+		page_cell(out, &cols[c], o, false);
+	fputs("</tr>\n", out);
+}
+
+/* A pool's total row: its first cell says so, the columns marked total are
+ * summed over its servers, the others left blank. */
+static void page_total(FILE *out, const struct page_col *cols, size_t n, const struct mobj *o)
+{
+	fprintf(out, "<tr class=\"sum\" data-p=\"%s\"><td>total</td>", o->pool->cfg->name);
+	for (size_t c = 1; c < n;) {
+		size_t blank = 0;
+		while (c + blank < n && !cols[c + blank].total)
+			blank++;
+		if (blank) {
+			fprintf(out, "<td colspan=\"%zu\"></td>", blank);
+			c += blank;
+			continue;
+		}
+		page_cell(out, &cols[c++], o, true);
+	}
+	fputs("</tr>", out);
+}
+
+static void cell_vip(FILE *out, const struct mobj *o)
+{
+	fprintf(out, "<td>%s</td>", o->vip->cfg->name);
+}
+static void cell_vip_pool(FILE *out, const struct mobj *o)
+{
+	fprintf(out, "<td>%s</td>", o->vip->pool->cfg->name);
+}
+static void cell_listen(FILE *out, const struct mobj *o)
+{
+	const struct config_vip *cv = o->vip->cfg;
+	char a[ADDR_STRLEN];
+
+	fputs("<td class=\"t\">", out);
+	for (int i = 0; i < cv->nlisten; i++)
+		fprintf(out, "%s%s", i ? "<br>" : "",
+			addr_format((const struct sockaddr *)&cv->listen[i], a, sizeof(a)));
+	fputs("</td>", out);
+}
+static void cell_snat(FILE *out, const struct mobj *o)
+{
+	char a[ADDR_STRLEN];
+
+	fprintf(out, "<td class=\"t\">%s", snat_mode_name[o->vip->cfg->snat]);
+	for (int i = 0; i < o->vip->cfg->nsnat; i++)
+		fprintf(out, "%s%s", i ? ", " : ": ",
+			addr_format((const struct sockaddr *)&o->vip->snat[i].addr, a, sizeof(a)));
+	fputs("</td>", out);
+}
+static void cell_tls(FILE *out, const struct mobj *o)
+{
+	fprintf(out, "<td class=\"t\">%s</td>", tls_mode_name[o->vip->cfg->tls]);
+}
+static void cell_rate(FILE *out, const struct mobj *o)
+{
+	fprintf(out, "<td data-k=\"rate\">%llu/s (peak %llu/s)</td>", vip_rate(o, 0),
+		vip_rate_peak(o, 0));
+}
+
+static const struct page_col vip_page[] = {
+    {"vip", .cell = cell_vip},
+    {"pool", .cell = cell_vip_pool},
+    {"listen", .cell = cell_listen},
+    {"SNAT", .cell = cell_snat},
+    {"TLS", .cell = cell_tls},
+    {"active", "active", PAGE_NUMBER, .get = vip_active},
+    {"total", "total", PAGE_NUMBER, .get = vip_conns},
+    {"to server", "to_server", PAGE_BYTES, .get = vip_bytes, .v = 0},
+    {"to client", "to_client", PAGE_BYTES, .get = vip_bytes, .v = 1},
+    {"new connections", .cell = cell_rate},
+    {"refused", "refused", PAGE_COUNTS, .get = vip_refused, .nv = RUNTIME_REFUSE_N,
+     .names = runtime_refuse_name},
+    {"TLS handshakes", "tls", PAGE_COUNTS, .get = vip_handshakes, .nv = TLS_RESULT_N,
+     .names = tls_result_name, .has = vip_terminates},
+};
+
+static void cell_server(FILE *out, const struct mobj *o)
+{
+	fprintf(out, "<td>%s</td>", o->pool->cfg->servers[o->i].name);
+}
+static void cell_address(FILE *out, const struct mobj *o)
+{
+	char a[ADDR_STRLEN];
+
+	fprintf(
+	    out, "<td>%s</td>",
+	    addr_format((const struct sockaddr *)&o->pool->cfg->servers[o->i].addr, a, sizeof(a)));
+}
+static void cell_state(FILE *out, const struct mobj *o)
+{
+	const char *st = metrics_state_name(srv_flags(o));
+
+	fprintf(out, "<td data-k=\"state\" class=\"%s\">%s</td>", st, st);
+}
+static void cell_check(FILE *out, const struct mobj *o)
 {
 	struct health_last h;
 	char buf[HEALTH_TEXT_MAX + 64];
 
-	health_last_get(rp, i, &h);
+	health_last_get(o->pool, o->i, &h);
 	unsigned long long ms = (h.dur_us + 500) / 1000;
 	if (strcmp(h.type, "none") == 0)
 		snprintf(buf, sizeof(buf), "none");
@@ -857,148 +1012,88 @@ static void html_check(FILE *out, const struct runtime_pool *rp, int i)
 		snprintf(buf, sizeof(buf), "%s: %s (%llu ms)", h.type, h.text, ms);
 	fputs("<td class=\"t\" data-k=\"check\">", out);
 	html_text(out, buf);
-	if (srv_down_reason(rp, i, buf, sizeof(buf)))
+	if (srv_down_reason(o, buf, sizeof(buf)))
 		fprintf(out, "; %s", buf);
 	fputs("</td>", out);
 }
-
-/* "cause N, cause M", or "none": the nonzero counts of a list. */
-static void html_counts(FILE *out, const char *key, const char *const *names,
-			const _Atomic uint64_t *n, int count)
+static void cell_actions(FILE *out, const struct mobj *o)
 {
-	bool any = false;
+	static const char *const act[] = {"drain", "disable", "enable"};
 
-	fprintf(out, "<td class=\"t\" data-k=\"%s\">", key);
-	for (int c = 0; c < count; c++) {
-		if (!LD(n[c]))
-			continue;
-		fprintf(out, "%s%s %llu", any ? ", " : "", names[c], (unsigned long long)LD(n[c]));
-		any = true;
-	}
-	fputs(any ? "</td>" : "none</td>", out);
-}
-
-/* Active, total, to server, to client: the cells every table has. */
-static void html_traffic(FILE *out, unsigned long long active, unsigned long long total,
-			 unsigned long long to_server, unsigned long long to_client)
-{
-	char a[32], b[32];
-
-	fprintf(out,
-		"<td data-k=\"active\">%llu</td><td data-k=\"total\">%llu</td>"
-		"<td data-k=\"to_server\">%s</td><td data-k=\"to_client\">%s</td>",
-		active, total, html_bytes(to_server, a, sizeof(a)),
-		html_bytes(to_client, b, sizeof(b)));
-}
-
-static void html_vip(FILE *out, const struct runtime_vip *rv)
-{
-	char a[ADDR_STRLEN];
-
-	fprintf(out, "<tr data-v=\"%s\"><td>%s</td><td>%s</td><td class=\"t\">", rv->cfg->name,
-		rv->cfg->name, rv->pool->cfg->name);
-	for (int i = 0; i < rv->cfg->nlisten; i++)
-		fprintf(out, "%s%s", i ? "<br>" : "",
-			addr_format((const struct sockaddr *)&rv->cfg->listen[i], a, sizeof(a)));
-	fprintf(out, "</td><td class=\"t\">%s", snat_mode_name[rv->cfg->snat]);
-	for (int i = 0; i < rv->cfg->nsnat; i++)
-		fprintf(out, "%s%s", i ? ", " : ": ",
-			addr_format((const struct sockaddr *)&rv->snat[i].addr, a, sizeof(a)));
-	fprintf(out, "</td><td class=\"t\">%s</td>", tls_mode_name[rv->cfg->tls]);
-	html_traffic(out, vip_active(rv), vip_conns(rv), vip_to_server(rv), vip_to_client(rv));
-	fprintf(out, "<td data-k=\"rate\">%llu/s (peak %llu/s)</td>", vip_rate(rv),
-		vip_rate_peak(rv));
-	html_counts(out, "refused", runtime_refuse_name, rv->refused, RUNTIME_REFUSE_N);
-	if (rv->cfg->tls == CONFIG_TLS_TERMINATE)
-		html_counts(out, "tls", tls_result_name, rv->tls.results, TLS_RESULT_N);
-	else
-		fputs("<td class=\"t\" data-k=\"tls\">-</td>", out);
-	fputs("</tr>\n", out);
-}
-
-static void html_server(FILE *out, const struct runtime_pool *rp, int i, uint64_t now)
-{
-	const struct config_server *cs = &rp->cfg->servers[i];
-	const char *st = metrics_state_name((unsigned)srv_flags(rp, i));
-	uint64_t since = LD(rp->stats[i].state_ms);
-	char a[ADDR_STRLEN], age[32];
-
-	fprintf(out,
-		"<tr data-pool=\"%s\" data-server=\"%s\"><td>%s</td><td>%s</td>"
-		"<td data-k=\"state\" class=\"%s\">%s</td><td data-k=\"for\">%s</td>",
-		rp->cfg->name, cs->name, cs->name,
-		addr_format((const struct sockaddr *)&cs->addr, a, sizeof(a)), st, st,
-		html_age(now > since ? (now - since) / 1000 : 0, age, sizeof(age)));
-	html_check(out, rp, i);
-	fprintf(out,
-		"<td data-k=\"failed\">%llu</td><td data-k=\"downs\">%llu</td><td>%d</td>"
-		"<td>%s</td><td>%s%.0d</td>",
-		srv_checks_failed(rp, i), srv_downs(rp, i), rp->bal.srv[i].weight,
-		cs->backup ? "yes" : "no", cs->max_conn ? "" : "-", cs->max_conn);
-	html_traffic(out, srv_active(rp, i), srv_conns(rp, i), srv_bytes_to_server(rp, i),
-		     srv_bytes_to_client(rp, i));
-	fprintf(out,
-		"<td data-k=\"connfail\">%llu</td><td data-k=\"retries\">%llu</td><td class=\"a\">",
-		srv_fail_refused(rp, i) + srv_fail_timeout(rp, i) + srv_fail_error(rp, i),
-		srv_retries(rp, i));
-	for (int b = 0; b < 3; b++) {
-		static const char *const act[] = {"drain", "disable", "enable"};
+	fputs("<td class=\"a\">", out);
+	for (int b = 0; b < 3; b++)
 		fprintf(out,
 			"<button type=\"submit\" name=\"do\" value=\"%s\" "
 			"formaction=\"/pools/%s/servers/%s/%s\">%s</button>",
-			act[b], rp->cfg->name, cs->name, act[b], act[b]);
-	}
-	fputs("</td></tr>\n", out);
+			act[b], o->pool->cfg->name, o->pool->cfg->servers[o->i].name, act[b],
+			act[b]);
+	fputs("</td>", out);
 }
 
-static void html_pool(FILE *out, const struct runtime_pool *rp, uint64_t now)
-{
-	struct pool_sum t = pool_sum(rp);
+static const struct page_col server_page[] = {
+    {"server", .cell = cell_server},
+    {"address", .cell = cell_address},
+    {"state", .cell = cell_state},
+    {"for", "for", PAGE_AGE, .get = srv_state_s},
+    {"last check", .cell = cell_check},
+    {"checks failed", "failed", PAGE_NUMBER, .get = srv_checks_failed},
+    {"downs", "downs", PAGE_NUMBER, .get = srv_downs},
+    {"weight", NULL, PAGE_NUMBER, .get = srv_weight},
+    {"backup", NULL, PAGE_YES_NO, .get = srv_backup},
+    {"max_conn", NULL, PAGE_DASH_0, .get = srv_max_conn},
+    {"active", "active", PAGE_NUMBER, .get = srv_active, .total = true},
+    {"total", "total", PAGE_NUMBER, .get = srv_conns, .total = true},
+    {"to server", "to_server", PAGE_BYTES, .get = srv_bytes, .v = 0, .total = true},
+    {"to client", "to_client", PAGE_BYTES, .get = srv_bytes, .v = 1, .total = true},
+    {"connect failures", "connfail", PAGE_NUMBER, .get = srv_fails, .nv = 3, .total = true},
+    {"retries", "retries", PAGE_NUMBER, .get = srv_retries},
+    {"action", .cell = cell_actions},
+};
 
-	fprintf(out,
-		"<h2 data-p=\"%s\">pool %s: <span data-k=\"up\">%llu of %d</span> servers up</h2>"
-		"<table><tr><th>server</th><th>address</th><th>state</th><th>for</th>"
-		"<th>last check</th><th>checks failed</th><th>downs</th><th>weight</th>"
-		"<th>backup</th><th>max_conn</th><th>active</th><th>total</th><th>to server</th>"
-		"<th>to client</th><th>connect failures</th><th>retries</th><th>action</th></tr>\n",
-		rp->cfg->name, rp->cfg->name, t.up, rp->cfg->nservers);
-	for (int i = 0; i < rp->cfg->nservers; i++)
-		html_server(out, rp, i, now);
-	fprintf(out, "<tr class=\"sum\" data-p=\"%s\"><td>total</td><td colspan=\"9\"></td>",
-		rp->cfg->name);
-	html_traffic(out, t.active, t.conns, t.to_server, t.to_client);
-	fprintf(out, "<td data-k=\"connfail\">%llu</td><td colspan=\"2\"></td></tr></table>\n",
-		t.connect_failures);
+static void html_pool(FILE *out, const struct mobj *o)
+{
+	struct mobj s = *o;
+
+	fprintf(
+	    out, "<h2 data-p=\"%s\">pool %s: <span data-k=\"up\">%llu of %d</span> servers up</h2>",
+	    o->pool->cfg->name, o->pool->cfg->name, pool_servers_up(o, 0), o->pool->cfg->nservers);
+	page_head(out, server_page, NROWS(server_page));
+	for (s.i = 0; s.i < o->pool->cfg->nservers; s.i++) {
+		fprintf(out, "<tr data-pool=\"%s\" data-server=\"%s\">", o->pool->cfg->name,
+			o->pool->cfg->servers[s.i].name);
+		page_row(out, server_page, NROWS(server_page), &s);
+	}
+	page_total(out, server_page, NROWS(server_page), o);
+	fputs("</table>\n", out);
 }
 
 void metrics_html(FILE *out, const struct runtime *rt)
 {
-	uint64_t now = unix_ms();
+	struct mobj o = {.rt = rt};
 	char age[32];
 
 	fputs(html_head, out);
 	fprintf(out,
 		"<h1>snatproxy %s</h1><p data-g>up <span data-k=\"uptime\">%s</span>, "
-		"<span data-k=\"live\">%d</span> open connection(s) of %d, %d worker(s). "
+		"<span data-k=\"live\">%llu</span> open connection(s) of %d, %d worker(s). "
 		"<a href=\"/metrics\">/metrics</a>, <a href=\"/stats\">/stats</a>. "
 		"<span id=\"upd\"><noscript>Reload the page to update it.</noscript></span></p>\n"
 		"<form method=\"post\" action=\"/\">",
-		SNATPROXY_VERSION,
-		html_age((unsigned long long)time(NULL) - rt->root->start_time, age, sizeof(age)),
-		LD(rt->root->live) > 0 ? LD(rt->root->live) : 0, rt->max_connections, rt->nworkers);
+		SNATPROXY_VERSION, html_age(g_uptime(&o, 0), age, sizeof(age)), g_live(&o, 0),
+		rt->max_connections, rt->nworkers);
 	if (rt->cfg->admin_token[0])
 		fputs("<p>Admin token for the buttons: <input type=\"password\" name=\"token\" "
 		      "autocomplete=\"current-password\"></p>",
 		      out);
-	fputs("<h2>VIPs</h2><table><tr><th>vip</th><th>pool</th><th>listen</th><th>SNAT</th>"
-	      "<th>TLS</th><th>active</th><th>total</th><th>to server</th><th>to client</th>"
-	      "<th>new connections</th><th>refused</th><th>TLS handshakes</th></tr>\n",
-	      out);
-	for (int v = 0; v < rt->cfg->nvips; v++)
-		html_vip(out, &rt->vips[v]);
+	fputs("<h2>VIPs</h2>", out);
+	page_head(out, vip_page, NROWS(vip_page));
+	for (o.i = -1; next_vip(&o);) {
+		fprintf(out, "<tr data-v=\"%s\">", o.vip->cfg->name);
+		page_row(out, vip_page, NROWS(vip_page), &o);
+	}
 	fputs("</table>\n", out);
-	for (int p = 0; p < rt->cfg->npools; p++)
-		html_pool(out, &rt->pools[p], now);
+	for (o.i = -1; next_pool(&o);)
+		html_pool(out, &o);
 	fputs("</form>", out);
 	budget_html(out, rt);
 	fputs("<p>Bytes are those of the clients' connections, counted as they move. "

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The targets (sourced by bench/run). target_start NAME DIR starts NAME in
 # the balancer namespace of the current topology and sets:
 #   HTTP_URL   what wrk aims at (one address)

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # access_log: per-connection lines go to a file, as text or JSON, and SIGUSR1
 # reopens it under its name after a rotation (mv, then the signal): lines
 # before the signal are in the old file, lines after it in the new one.

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The admin endpoint: every line of /metrics is valid Prometheus text
 # exposition and the counters move with traffic; /stats is JSON and / is an
 # HTML page; drain under load sends no new connection to the drained server

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The SNAT ledger: with 3,000 connections open through two workers and an
 # SNAT pool of two addresses, GET /connections?snat=ADDR:PORT names the
 # client behind a source address and port seen at the server (from ss in

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The SNAT port budget: in a namespace whose local port range is 200 ports,
 # connections held open through one SNAT address at about 30 a second make
 # GET /snat forecast its exhaustion (free / rate, seconds away) and the log

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Weights, least connections and source stickiness, seen by real clients
 # through nginx servers.
 . "$(dirname "$0")/../lib.sh"

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # An ECMP group in namespaces (tests/lab/ha.sh, the configs of config/ha/):
 # two snatproxy nodes announce the VIP over BGP (BIRD 2) to a router. When a
 # node's snatproxy is killed its route is withdrawn and every new connection

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # A VRRP pair in namespaces (tests/lab/ha.sh, the configs of config/ha/):
 # keepalived moves the VIP to the other node when the active node's
 # snatproxy is killed, and when it is drained (POST /drain), with a gap in

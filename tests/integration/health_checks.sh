@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Health checks over plain HTTP and TCP against real nginx servers on
 # loopback: a stopped server is marked down within interval * fall + timeout,
 # once, with its cause, and gets no new connections; restarted, it is up

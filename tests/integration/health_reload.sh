@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Health checks across SIGHUP reloads: the new configuration's checks take
 # over from the old one's (each worker cancels the old checks and frees them
 # as their requests come back); a server that was down stays down in the new

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Timeouts and signals: an idle connection is closed after timeout_idle;
 # SIGTERM lets an open transfer finish within `grace`, and a second SIGTERM
 # closes at once; with the admin endpoint, SIGTERM first keeps serving for

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # 5,000 concurrent connections relayed byte-exact within the memory the
 # configuration allows, and a slow reader that cannot make the proxy buffer
 # what the fast server sends: it gets its data at its own pace, its

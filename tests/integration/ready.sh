@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The node's readiness for keepalived or a BGP daemon: GET /ready is 200
 # while every VIP has a server up, 503 with the reason when a VIP's pool is
 # all down, after POST /drain (new connections still served) and during a

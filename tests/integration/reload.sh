@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # SIGHUP reload: a reload every second for 20 s under continuous load loses
 # no connection and no byte (byte-exact streams that span every reload, and
 # a loop of HTTP requests that must all succeed); VIPs come and go; a weight

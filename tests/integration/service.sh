@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Running as a service: `user = nobody` drops root once the sockets are bound
 # (every thread runs as nobody with no capability, or only CAP_NET_ADMIN when
 # a VIP is transparent) and the proxy still serves; `make install` with

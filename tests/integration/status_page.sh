@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The status page in a real browser: headless Chromium, driven through
 # chromedriver's W3C WebDriver HTTP API with curl, loads the admin page of a
 # proxy in front of three nginx servers, s1 to s3. s1 is stopped (down, with

@@ -7,6 +7,7 @@
 # bad queries get 400 with a reason; the data path answers meanwhile.
 # Named admin_* so that the ThreadSanitizer build runs it too (the admin
 # thread reads what the workers own).
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
 need curl python3 ss nginx openssl

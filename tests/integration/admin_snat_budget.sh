@@ -6,6 +6,7 @@
 # the same budget. Once that address has no port left, a VIP with a pool of
 # it and a second address spills over to the second: every client is served
 # and the spill-over shows in the counters.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
 need curl python3

@@ -7,6 +7,7 @@
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 need keepalived nginx curl python3
+# shellcheck source=tests/lab/ha.sh
 . "$(dirname "$0")/../lab/ha.sh"
 HA_QUIET=1 HA_BIN=$SNATPROXY HA_CLIENT_OPEN=5
 ha_init "$T/ha"

@@ -6,6 +6,7 @@
 # each give their own cause; passive checking marks a server down after
 # `fall` failed client connects; with every primary down a backup serves;
 # with nothing left, clients are refused at once.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl
 

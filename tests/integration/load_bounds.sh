@@ -5,6 +5,7 @@
 # connection holds no more receive buffers than flow control allows
 # (docs/engine.md: a half's receive stops at four buffers' worth of unsent
 # bytes), and the proxy allocates nothing for it beyond the buffer pool.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need curl
 # 5,000 connections through the proxy: 10,000 descriptors in the proxy and

@@ -6,6 +6,7 @@
 # POSTs need the admin token like the other ones. The config takes its SNAT
 # address from the environment (${NODE_SNAT}), as each node of a cluster
 # would, and the servers see that address.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl
 

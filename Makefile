@@ -41,7 +41,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 # The unit reads /etc/snatproxy/snatproxy.ini whatever the PREFIX.
 SYSCONFDIR ?= /etc
 
-.PHONY: all deps run test test-san demo ha-demo bench soak check-format format clean install uninstall
+.PHONY: all deps run test test-san demo ha-demo bench soak check-shell check-format format clean install uninstall
 all: $(BUILD)/snatproxy $(UNITS) $(TOOLS)
 
 $(BUILD)/snatproxy: $(OBJS)
@@ -125,6 +125,19 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/snatproxy $(DESTDIR)$(MANDIR)/man8/snatproxy.8 \
 		$(DESTDIR)$(UNITDIR)/snatproxy.service
 	rm -rf $(DESTDIR)$(DATADIR)
+
+# shellcheck at warning level (following sourced files, -x) over every shell
+# script in the tree (tracked, or new and not ignored; deleted ones are passed
+# over): a file whose first line is a sh or bash shebang, or named *.sh (one
+# without a shebang is then reported, SC2148). Run from the top: the scripts'
+# "# shellcheck source=" paths are relative to it.
+SHELL_SCRIPTS = git ls-files -z --cached --others --exclude-standard | xargs -0 awk 'BEGIN { \
+	for (i = 1; i < ARGC; i++) { f = ARGV[i]; l = ""; \
+		if ((getline l <f) >= 0 && (f ~ /\.sh$$/ || l ~ /^\#! *(\/usr)?\/bin\/(env +)?(ba|da)?sh([ \t]|$$)/)) print f; \
+		close(f) } }'
+check-shell: deps
+	@files=$$($(SHELL_SCRIPTS)) && [ -n "$$files" ] || { echo "check-shell: no scripts listed (git ls-files)" >&2; exit 1; }; \
+	shellcheck -x -S warning $$files && echo "check-shell: $$(echo "$$files" | wc -l) scripts, no finding"
 
 check-format:
 	@clang-format --dry-run --Werror proxy/*.c include/*.h tests/unit/*.c tests/tools/*.c

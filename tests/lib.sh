@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # Sourced by integration tests: a scratch directory, background processes
 # that are always stopped, free ports, nginx servers and the proxy.
 # Tests exit 0 (pass), 77 (skip, reason on the last line) or 1 (fail).

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The report (sourced by bench/run): medians of raw.tsv into results.csv,
 # results.md and chart.svg.
 

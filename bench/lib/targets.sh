@@ -1,4 +1,5 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
+# shellcheck disable=SC2034 # the variables target_start sets (HTTP_URL, RUN_NS, CONF_DIR...) are read by workloads.sh, topo.sh's fill and bench/run
 # The targets (sourced by bench/run). target_start NAME DIR starts NAME in
 # the balancer namespace of the current topology and sets:
 #   HTTP_URL   what wrk aims at (one address)
@@ -75,13 +76,13 @@ bal_pids() {
 
 # CPU seconds (user + system) used so far by the balancer's processes.
 bal_cpu() {
-	local hz p sum=0 f
+	local hz p sum=0 st
 	hz=$(getconf CLK_TCK)
 	for p in $(bal_pids); do
 		[ -r "/proc/$p/stat" ] || continue
-		read -r -a f <"/proc/$p/stat"
+		read -r -a st <"/proc/$p/stat"
 		# Fields 14 and 15 (utime, stime); the command name has no spaces here.
-		sum=$((sum + f[13] + f[14]))
+		sum=$((sum + st[13] + st[14]))
 	done
 	awk -v t="$sum" -v hz="$hz" 'BEGIN {printf "%.3f\n", t / hz}'
 }

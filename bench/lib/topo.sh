@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The benchmark's topology (sourced by bench/run): three network namespaces
 # joined by veth pairs, all in 198.18.0.0/15.
 #

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The client workloads (sourced by bench/run). Each runs in RUN_NS against
 # the current target, and records figures with `record FIGURE VALUE` (bench/
 # run's raw.tsv: rep, target, figure, value). A workload that produced no

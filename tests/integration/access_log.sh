@@ -1,6 +1,8 @@
+#!/usr/bin/env bash
 # access_log: per-connection lines go to a file, as text or JSON, and SIGUSR1
 # reopens it under its name after a rotation (mv, then the signal): lines
 # before the signal are in the old file, lines after it in the new one.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl python3
 

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The admin endpoint: every line of /metrics is valid Prometheus text
 # exposition and the counters move with traffic; /stats is JSON and / is an
 # HTML page; drain under load sends no new connection to the drained server
@@ -159,12 +160,13 @@ info "drain e1 under a streaming load: open streams finish, new ones go to e2"
 "$TOOLS/streamer" run "127.0.0.1:$W" --conns 2 --bytes 24000000 --rate 6000000 --timeout 30 \
 	>"$T/stream.out" 2>&1 &
 stream=$!
-PIDS+=($stream)
+PIDS+=("$stream")
 wait_for 5 metric_is 'snatproxy_server_connections_active{pool="echo",server="e1"}' 1
 # Bytes show while the connection is open, not only once it ends (the
 # stream lasts 4 s at least; the wait is long for a loaded sanitizer build,
 # and the stream must still be open after it).
 k='{pool="echo",server="e1",direction="to_client"}'
+# shellcheck disable=SC2034 # read by the eval'd condition below
 b0=$(metric "snatproxy_server_bytes_total$k")
 wait_for 8 eval '[ "$(metric "snatproxy_server_bytes_total$k")" -gt $((b0 + 1000000)) ]'
 metric_is 'snatproxy_server_connections_active{pool="echo",server="e1"}' 1 ||
@@ -183,7 +185,7 @@ info "drain fe1 under a request loop: nginx fe1 sees no new request"
 (for i in $(seq 150); do curl -fsS -m 5 "http://127.0.0.1:$V/" >/dev/null || echo "request $i failed"; done) \
 	>"$T/loop.out" 2>&1 &
 loop=$!
-PIDS+=($loop)
+PIDS+=("$loop")
 wait_for 30 eval '[ "$(wc -l <"$T/fe2.access")" -ge 30 ]'
 curl -fsS -m 5 -X POST "$A/pools/web/servers/fe1/drain" >/dev/null || fail "drain fe1"
 wait_for 5 metric_is 'snatproxy_server_connections_active{pool="web",server="fe1"}' 0
@@ -207,7 +209,7 @@ info "disable e2: its open stream is closed at once"
 "$TOOLS/streamer" run "127.0.0.1:$W" --conns 1 --bytes 24000000 --rate 2000000 --timeout 30 \
 	>"$T/stream2.out" 2>&1 &
 stream=$!
-PIDS+=($stream)
+PIDS+=("$stream")
 wait_for 5 metric_is 'snatproxy_server_connections_active{pool="echo",server="e2"}' 1
 curl -fsS -m 5 -X POST "$A/pools/echo/servers/e2/disable" >/dev/null || fail "disable e2"
 wait_for 3 metric_is 'snatproxy_server_connections_active{pool="echo",server="e2"}' 0
@@ -238,7 +240,7 @@ expect() { # STATUS REQUEST
 (for i in $(seq 100); do curl -fsS -m 5 "http://127.0.0.1:$V/" >/dev/null || echo "request $i failed"; done) \
 	>"$T/loop2.out" 2>&1 &
 loop=$!
-PIDS+=($loop)
+PIDS+=("$loop")
 expect 400 'garbage\r\n\r\n'
 expect 400 'GET /metrics\r\n\r\n'
 expect 400 'GET metrics HTTP/1.1\r\n\r\n'

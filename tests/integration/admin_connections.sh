@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The SNAT ledger: with 3,000 connections open through two workers and an
 # SNAT pool of two addresses, GET /connections?snat=ADDR:PORT names the
 # client behind a source address and port seen at the server (from ss in
@@ -6,6 +7,7 @@
 # bad queries get 400 with a reason; the data path answers meanwhile.
 # Named admin_* so that the ThreadSanitizer build runs it too (the admin
 # thread reads what the workers own).
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
 need curl python3 ss nginx openssl

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The SNAT port budget: in a namespace whose local port range is 200 ports,
 # connections held open through one SNAT address at about 30 a second make
 # GET /snat forecast its exhaustion (free / rate, seconds away) and the log
@@ -5,6 +6,7 @@
 # the same budget. Once that address has no port left, a VIP with a pool of
 # it and a second address spills over to the second: every client is served
 # and the spill-over shows in the counters.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 in_netns "$0"
 need curl python3

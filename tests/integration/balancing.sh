@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Weights, least connections and source stickiness, seen by real clients
 # through nginx servers.
 . "$(dirname "$0")/../lib.sh"
@@ -54,7 +55,7 @@ proxy_start lc "$T/l.ini"
 # An idle connection held open by the client pins one server.
 (exec 3<>"/dev/tcp/127.0.0.1/$Q"; sleep 8) &
 holder=$!
-PIDS+=($holder)
+PIDS+=("$holder")
 busy_on() { ss -Htn state established "dst $1 and dport = :$P" | grep -q .; }
 wait_for 5 bash -c "ss -Htn state established 'dport = :$P' | grep -q ."
 if busy_on 127.0.0.2; then other=fe2; else other=fe1; fi

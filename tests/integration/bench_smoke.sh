@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The benchmark harness in smoke mode (bench/run --smoke: tiny loads, about a
 # second per workload): every target must produce every figure, or "n/a"
 # where the target cannot have it by nature (no balancer process to weigh

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The TLS benchmark in smoke mode (bench/tls --smoke: about a second per
 # workload, tiny loads): HAProxy and snatproxy, each with the ECDSA and the
 # RSA certificate, must produce every figure (handshakes, keep-alive, bulk,

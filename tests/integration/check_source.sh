@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # check_source: a pool's health checks leave from the address its VIP's
 # traffic uses (snat), from a given address, or from the kernel's choice
 # (auto), so that a server's firewall and logs see checks and clients alike.

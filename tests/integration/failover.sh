@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # A server that refuses connections and one that never answers (blackholed)
 # are each retried once on another server, so clients still get answers; a
 # pool with only a bad server closes its clients with the cause in the log.

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Descriptors are reused at once, and the workers share one descriptor
 # table: a connection's socket closed while a request for it was prepared
 # but not yet submitted must not let that request reach the next connection

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # An ECMP group in namespaces (tests/lab/ha.sh, the configs of config/ha/):
 # two snatproxy nodes announce the VIP over BGP (BIRD 2) to a router. When a
 # node's snatproxy is killed its route is withdrawn and every new connection
@@ -6,6 +7,7 @@
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 need bird birdc nginx curl python3
+# shellcheck source=tests/lab/ha.sh
 . "$(dirname "$0")/../lab/ha.sh"
 HA_QUIET=1 HA_BIN=$SNATPROXY HA_CLIENT_OPEN=10 HA_DRAIN_DEADLINE=1
 ha_init "$T/ha"

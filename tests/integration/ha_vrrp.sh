@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # A VRRP pair in namespaces (tests/lab/ha.sh, the configs of config/ha/):
 # keepalived moves the VIP to the other node when the active node's
 # snatproxy is killed, and when it is drained (POST /drain), with a gap in
@@ -6,6 +7,7 @@
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 need keepalived nginx curl python3
+# shellcheck source=tests/lab/ha.sh
 . "$(dirname "$0")/../lab/ha.sh"
 HA_QUIET=1 HA_BIN=$SNATPROXY HA_CLIENT_OPEN=5
 ha_init "$T/ha"

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Health checks over plain HTTP and TCP against real nginx servers on
 # loopback: a stopped server is marked down within interval * fall + timeout,
 # once, with its cause, and gets no new connections; restarted, it is up
@@ -5,6 +6,7 @@
 # each give their own cause; passive checking marks a server down after
 # `fall` failed client connects; with every primary down a backup serves;
 # with nothing left, clients are refused at once.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl
 

@@ -3,7 +3,7 @@
 # each mistake is one "FILE:LINE: message" naming the right line; a missing
 # certificate file is reported where it is named.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 if [ -z "${SNATPROXY:-}" ] || [ ! -x "$SNATPROXY" ]; then
 	echo "SNATPROXY (${SNATPROXY:-unset}) is not an executable: build first"
 	exit 77

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The issue's "done when", in the SNAT lab (tests/lab/lab.sh): the proxy
 # checks both front-ends the way the MCU factory's callers reach them (https
 # on 444, /LiveServer/MCUFactory/, a client certificate). Stopping fe2's

@@ -1,8 +1,10 @@
+#!/usr/bin/env bash
 # Health checks across SIGHUP reloads: the new configuration's checks take
 # over from the old one's (each worker cancels the old checks and frees them
 # as their requests come back); a server that was down stays down in the new
 # generation until its checks bring it back up; a server whose pool loses its
 # checks is not left down for ever.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl
 P=$(pick_port); Q=$(pick_port); A=$(pick_port)

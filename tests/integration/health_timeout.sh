@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # A server that never answers (its SYNs dropped by nftables, in a network
 # namespace of the test's own) is marked down by its checks with a timeout
 # as the cause, within check_interval * check_fall + check_timeout of the

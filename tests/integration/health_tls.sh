@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # https health checks with client certificates (mutual TLS), against a real
 # nginx that verifies them, on loopback, with a CA and certificates made by
 # openssl here: a good certificate keeps the server up; a certificate

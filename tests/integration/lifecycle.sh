@@ -1,8 +1,10 @@
+#!/usr/bin/env bash
 # Timeouts and signals: an idle connection is closed after timeout_idle;
 # SIGTERM lets an open transfer finish within `grace`, and a second SIGTERM
 # closes at once; with the admin endpoint, SIGTERM first keeps serving for
 # drain_delay while /ready answers 503. (Resets relayed as resets: reset.sh;
 # /ready, /drain and /undrain: ready.sh.)
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 E=$(pick_port); S=$(pick_port); V=$(pick_port); W=$(pick_port)
 bg echo "$TOOLS/streamer" serve "127.0.0.2:$E" echo

@@ -1,9 +1,11 @@
+#!/usr/bin/env bash
 # 5,000 concurrent connections relayed byte-exact within the memory the
 # configuration allows, and a slow reader that cannot make the proxy buffer
 # what the fast server sends: it gets its data at its own pace, its
 # connection holds no more receive buffers than flow control allows
 # (docs/engine.md: a half's receive stops at four buffers' worth of unsent
 # bytes), and the proxy allocates nothing for it beyond the buffer pool.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need curl
 # 5,000 connections through the proxy: 10,000 descriptors in the proxy and

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The node's readiness for keepalived or a BGP daemon: GET /ready is 200
 # while every VIP has a server up, 503 with the reason when a VIP's pool is
 # all down, after POST /drain (new connections still served) and during a
@@ -5,6 +6,7 @@
 # POSTs need the admin token like the other ones. The config takes its SNAT
 # address from the environment (${NODE_SNAT}), as each node of a cluster
 # would, and the servers see that address.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl
 

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Round robin between two nginx servers on 127.0.0.2 and 127.0.0.3, the
 # address they see (SNAT auto, then an SNAT pool), byte-exact streams both
 # ways with half-close, and a clean SIGTERM.

@@ -1,7 +1,9 @@
+#!/usr/bin/env bash
 # SIGHUP reload: a reload every second for 20 s under continuous load loses
 # no connection and no byte (byte-exact streams that span every reload, and
 # a loop of HTTP requests that must all succeed); VIPs come and go; a weight
 # change is applied; an invalid config is logged and changes nothing.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl
 
@@ -53,7 +55,7 @@ info "20 reloads, one a second, under load: streams and requests all complete"
 "$TOOLS/streamer" run "127.0.0.1:$W" --conns 8 --bytes 24000000 --rate 5000000 --timeout 120 \
 	>"$T/streams.out" 2>&1 &
 streams=$!
-PIDS+=($streams)
+PIDS+=("$streams")
 # All 8 connected to e1 before the first reload replaces the echo pool.
 e1_active() { curl -fsS -m 5 "http://127.0.0.1:$ADM/metrics" | grep -qx 'snatproxy_server_connections_active{pool="echo",server="e1"} 8'; }
 wait_for 10 e1_active
@@ -63,7 +65,7 @@ wait_for 10 e1_active
 	echo ok >>"$T/loop.ok"
 done) &
 loop=$!
-PIDS+=($loop)
+PIDS+=("$loop")
 for i in $(seq 20); do
 	if [ $((i % 2)) -eq 1 ]; then config 2 yes; else config 1 no; fi >"$T/p.ini"
 	reload

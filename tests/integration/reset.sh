@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # A reset is relayed as a reset, both ways (README, docs/engine.md step 6):
 # a server that resets in the middle of a stream (SO_LINGER {1, 0}) gives the
 # client ECONNRESET, and a client that resets reaches the server as a reset,

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # When the server closes first, the proxy ends the server connection with a
 # reset once the client has closed too, so that no TIME_WAIT is left on the
 # server for the proxy's SNAT address and port (docs/snat.md: new-connection

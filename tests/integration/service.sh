@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Running as a service: `user = nobody` drops root once the sockets are bound
 # (every thread runs as nobody with no capability, or only CAP_NET_ADMIN when
 # a VIP is transparent) and the proxy still serves; `make install` with
@@ -7,6 +8,7 @@
 # it (an unprivileged user with CAP_NET_BIND_SERVICE only) and is never
 # replaced; a transparent VIP without CAP_NET_ADMIN is refused by -t; the
 # unit passes systemd-analyze verify; the examples name no missing document.
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl man
 [ "$(id -u)" -eq 0 ] || skip "needs root to switch to user nobody"
@@ -53,7 +55,7 @@ check_threads "$PID_proxy" 0000000000000000
 [ "$(status_of "$PID_proxy" Gid | tr -s ' \t' ' ')" = "65534 65534 65534 65534" ] ||
 	fail "gid: $(status_of "$PID_proxy" Gid)"
 [ "$(status_of "$PID_proxy" Groups | tr -d ' \t')" = 65534 ] || fail "groups: $(status_of "$PID_proxy" Groups)"
-for i in $(seq 10); do curl -fsS -m 5 "http://127.0.0.1:$V/"; done | grep -c fe1 | grep -qx 10 ||
+for _ in $(seq 10); do curl -fsS -m 5 "http://127.0.0.1:$V/"; done | grep -c fe1 | grep -qx 10 ||
 	fail "requests as nobody"
 curl -fsS -m 5 "http://127.0.0.1:$ADM/metrics" | grep -q '^snatproxy_vip_connections_total{vip="web"} 10$' ||
 	fail "admin endpoint as nobody"

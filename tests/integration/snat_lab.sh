@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The SNAT lab (tests/lab/lab.sh, docs/snat.md): the seed's pool in network
 # namespaces, the proxy holding the VIP on the front-ends' LAN.
 #   snat = auto: every request succeeds from fe1 (the hairpin), from a client

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The status page in a real browser: headless Chromium, driven through
 # chromedriver's W3C WebDriver HTTP API with curl, loads the admin page of a
 # proxy in front of three nginx servers, s1 to s3. s1 is stopped (down, with
@@ -8,6 +9,7 @@
 # same text as the server did). p1, of a pool without checks, is down for its
 # failed client connects, and the page says so.
 # SNATPROXY_SCREENSHOT=FILE keeps the browser's screenshot (docs/status-page.png).
+# shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh's bg (through eval)
 . "$(dirname "$0")/../lib.sh"
 need nginx curl python3 chromium chromedriver
 
@@ -57,8 +59,7 @@ state_is() { [ "$(state "$1")" = "$2" ]; }
 
 wait_for 5 state_is s3 up
 get_big() {
-	local i
-	for i in $(seq "$1"); do
+	for _ in $(seq "$1"); do
 		curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$V/big" || fail "no answer through the VIP"
 	done
 }

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # tls = terminate in the metrics: each way a client's handshake can end is
 # counted under its own result of snatproxy_vip_tls_handshakes_total (ok, an
 # old protocol, no shared cipher, plain HTTP, a client that does not trust

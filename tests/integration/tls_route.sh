@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # tls = route: the pool is chosen by the ClientHello's SNI and the bytes go
 # through untouched (the client sees each nginx server's own certificate);
 # garbage, a truncated or oversized hello, or none at all is closed without

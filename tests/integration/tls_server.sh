@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # server_tls = on: a terminating VIP opens TLS again to nginx servers that
 # require client certificates (mutual TLS); requests succeed and are balanced,
 # the proxy presents server_cert, verifies the servers against server_ca and

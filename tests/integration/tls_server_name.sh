@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # server_tls with server_ca verifies the server's name, as nginx's
 # proxy_ssl_verify does: server_name= (server or pool level) is sent as SNI
 # and must be in the certificate; without one, the server's address must be

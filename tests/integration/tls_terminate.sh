@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # tls = terminate: TLS ends at the VIP with the certificate the client's SNI
 # names, sessions resume, close_notify is relayed as a half-close, and a
 # client that fails its handshake is closed (counted, logged with the reason)

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # What the TLS front door accepts, seen by openssl s_client: by default TLS
 # 1.1 is refused and a CBC suite of TLS 1.2 accepted; a VIP with
 # tls_min_version = 1.0 accepts TLS 1.1 and 1.0 (and relays over them) and

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The HA lab: network namespaces for a VRRP pair (keepalived) and for an
 # ECMP group (BIRD 2 over BGP), each node running snatproxy with the configs
 # of config/ha/, a client opening connections and holding some open

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # The SNAT lab (docs/snat.md): the seed's pool in network namespaces.
 #
 #   . tests/lab/lab.sh               a library: tests/lab/demo and

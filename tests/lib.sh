@@ -4,6 +4,8 @@
 # Tests exit 0 (pass), 77 (skip, reason on the last line) or 1 (fail).
 
 set -u
+# shellcheck source=tests/nginx.sh
+. "$(dirname "${BASH_SOURCE[0]}")/nginx.sh"
 T=$(mktemp -d /tmp/snatproxy-test.XXXXXX)
 chmod 755 "$T"
 PIDS=()
@@ -98,26 +100,16 @@ nginx_serve() {
 	local name=$1 addr=$2 port=$3 format=$4 opts=${5:-} lines=${6:-} d="$T/nginx-$1"
 	mkdir -p "$d/html"
 	echo "$name" >"$d/html/index.html"
-	cat >"$d/nginx.conf" <<-EOF
-	user root;
-	daemon off;
-	worker_processes 1;
-	pid $d/nginx.pid;
-	error_log $d/error.log warn;
-	events { worker_connections 16384; }
-	http {
-	    log_format peer '$format';
-	    access_log $T/$name.access peer;
-	    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
-	    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-	    keepalive_requests 1000000;
-	    server {
-	        listen $addr:$port $opts reuseport;
-	        $lines
-	        root $d/html;
-	        location / { default_type text/plain; }
-	    }
-	}
+	nginx_conf "$d" 16384 warn <<-EOF
+		log_format peer '$format';
+		access_log $T/$name.access peer;
+		keepalive_requests 1000000;
+		server {
+		    listen $addr:$port $opts reuseport;
+		    $lines
+		    root $d/html;
+		    location / { default_type text/plain; }
+		}
 	EOF
 	: >"$T/$name.access"
 	bg "nginx-$name" nginx -c "$d/nginx.conf" -e "$d/error.log"

@@ -102,27 +102,16 @@ grep -q "old.ini:9: pool p: check_cert .*old.pem expired on Jan  2 00:00:00 2020
 
 info "nginx with mutual TLS, openssl s_server that sends an alert"
 d=$T/nginx-tls
-mkdir -p "$d/tmp"
-cat >"$d/nginx.conf" <<EOF
-user root;
-daemon off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log info;
-events { worker_connections 256; }
-http {
-    access_log $d/access.log;
-    client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp;
-    uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-    server {
-        listen 127.0.0.2:$P ssl;
-        server_name pool01.test;
-        ssl_certificate $K/fe.pem;
-        ssl_certificate_key $K/fe.key;
-        ssl_client_certificate $K/ca.pem;
-        ssl_verify_client on;
-        location /LiveServer/MCUFactory/ { default_type text/plain; return 200 "MCUFactory fe\n"; }
-    }
+nginx_conf "$d" 256 info <<EOF
+access_log $d/access.log;
+server {
+    listen 127.0.0.2:$P ssl;
+    server_name pool01.test;
+    ssl_certificate $K/fe.pem;
+    ssl_certificate_key $K/fe.key;
+    ssl_client_certificate $K/ca.pem;
+    ssl_verify_client on;
+    location /LiveServer/MCUFactory/ { default_type text/plain; return 200 "MCUFactory fe\n"; }
 }
 EOF
 bg nginx-tls nginx -c "$d/nginx.conf" -e "$d/error.log"

@@ -17,6 +17,8 @@
 # every process it started and deletes the namespaces.
 
 HA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/nginx.sh
+. "$HA_ROOT/tests/nginx.sh"
 HA_ID=snha$$
 HA_PIDS=()
 HA_NS=()
@@ -109,26 +111,15 @@ ha_switch() {
 # came from (the SNAT address of the node that carried it).
 ha_servers() {
 	local ns=$1 d="$HA_DIR/nginx" listen="" a; shift
-	mkdir -p "$d"
 	for a in "$@"; do listen+="listen $a:80 reuseport; "; done
-	cat >"$d/nginx.conf" <<-EOF
-	user root;
-	daemon off;
-	worker_processes 1;
-	pid $d/nginx.pid;
-	error_log $d/error.log warn;
-	events { worker_connections 4096; }
-	http {
-	    access_log off;
-	    client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d;
-	    uwsgi_temp_path $d; scgi_temp_path $d;
-	    keepalive_timeout 600s;
-	    keepalive_requests 1000000;
-	    server {
-	        $listen
-	        location / { default_type text/plain; return 200 "\$remote_addr\n"; }
-	    }
-	}
+	nginx_conf "$d" 4096 warn <<-EOF
+		access_log off;
+		keepalive_timeout 600s;
+		keepalive_requests 1000000;
+		server {
+		    $listen
+		    location / { default_type text/plain; return 200 "\$remote_addr\n"; }
+		}
 	EOF
 	ha_bg nginx "$ns" nginx -c "$d/nginx.conf" -e "$d/error.log"
 	ha_wait 10 in_ns "$ns" ss -Htln "sport = :80" || ha_die "nginx did not start (see $d/error.log)"

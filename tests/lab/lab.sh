@@ -23,6 +23,9 @@
 # is never touched. lab_init installs traps so that lab_down removes every
 # process and namespace on exit, failure, INT or TERM.
 
+# shellcheck source=tests/nginx.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../nginx.sh"
+
 LAB_VIP=198.18.0.10
 LAB_FE1=198.18.0.11
 LAB_FE2=198.18.0.12
@@ -237,36 +240,22 @@ lab_cert() {
 # names the front-end and the address it saw the caller as.
 lab_nginx() {
 	local name=$1 addr=$2 d=$LAB_DIR/$1
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<-EOF
-	user root;
-	daemon off;
-	worker_processes 1;
-	pid $d/nginx.pid;
-	error_log $d/error.log info;
-	events { worker_connections 512; }
-	http {
-	    log_format lab '\$remote_addr:\$remote_port "\$request" \$status "\$ssl_client_s_dn"';
-	    access_log $d/access.log lab;
-	    client_body_temp_path $d/tmp;
-	    proxy_temp_path $d/tmp;
-	    fastcgi_temp_path $d/tmp;
-	    uwsgi_temp_path $d/tmp;
-	    scgi_temp_path $d/tmp;
-	    server {
-	        listen $addr:$LAB_PORT ssl;
-	        server_name $LAB_HOST $name.lab.test;
-	        ssl_certificate $LAB_DIR/pki/$name.pem;
-	        ssl_certificate_key $LAB_DIR/pki/$name.key;
-	        ssl_client_certificate $LAB_DIR/pki/ca.pem;
-	        ssl_verify_client on;
-	        location $LAB_URLPATH {
-	            default_type text/plain;
-	            return 200 "MCUFactory $name saw \$remote_addr:\$remote_port\n";
-	        }
-	        location / { return 404; }
-	    }
-	}
+	nginx_conf "$d" 512 info <<-EOF
+		log_format lab '\$remote_addr:\$remote_port "\$request" \$status "\$ssl_client_s_dn"';
+		access_log $d/access.log lab;
+		server {
+		    listen $addr:$LAB_PORT ssl;
+		    server_name $LAB_HOST $name.lab.test;
+		    ssl_certificate $LAB_DIR/pki/$name.pem;
+		    ssl_certificate_key $LAB_DIR/pki/$name.key;
+		    ssl_client_certificate $LAB_DIR/pki/ca.pem;
+		    ssl_verify_client on;
+		    location $LAB_URLPATH {
+		        default_type text/plain;
+		        return 200 "MCUFactory $name saw \$remote_addr:\$remote_port\n";
+		    }
+		    location / { return 404; }
+		}
 	EOF
 	lab_bg "$name" "nginx-$name" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
 }

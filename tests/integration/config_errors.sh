@@ -6,48 +6,9 @@
 # SNAT addresses), without leaving a trace (no access_log created); every row that
 # `snatproxy --keys` prints appears verbatim in docs/configuration.md, and the
 # doc's key table has no row the binary does not print.
-set -u
 cd "$(dirname "$0")/../.." || exit 1
-if [ -z "${SNATPROXY:-}" ] || [ ! -x "$SNATPROXY" ]; then
-	echo "SNATPROXY (${SNATPROXY:-unset}) is not an executable: build first"
-	exit 77
-fi
-tmp=$(mktemp -d "/tmp/config_errors.$$.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-failures=0 cases=0
-
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-
-# check FILE: runs `snatproxy -t -c FILE`, leaving its status in $rc and its
-# stderr in $tmp/err.
-check() {
-	rc=0
-	timeout 20 "$SNATPROXY" -t -c "$1" >"$tmp/out" 2>"$tmp/err" || rc=$?
-}
-
-expect_ok() { # FILE
-	cases=$((cases + 1))
-	check "$1"
-	[ "$rc" -eq 0 ] || fail "$1: exit $rc, expected 0; stderr: $(cat "$tmp/err")"
-	[ ! -s "$tmp/err" ] || fail "$1: valid config but stderr says: $(cat "$tmp/err")"
-}
-
-# expect_error LINE TEXT < config: exactly one message, "FILE:LINE: ...TEXT...".
-expect_error() {
-	local line=$1 text=$2 f="$tmp/case$cases.ini"
-	cases=$((cases + 1))
-	cat >"$f"
-	check "$f"
-	if [ "$rc" -ne 1 ]; then
-		fail "case $cases ($text): exit $rc, expected 1; stderr: $(cat "$tmp/err")"
-	elif [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -qF "$f:$line: " "$tmp/err" ||
-		! grep -F "$f:$line: " "$tmp/err" | grep -qF -- "$text"; then
-		fail "case $cases: expected one error \"$f:$line: ...$text...\", got: $(cat "$tmp/err")"
-	fi
-}
+# shellcheck source=tests/confcheck.sh
+. tests/confcheck.sh
 
 pool='[pool p]
 server = a 198.18.0.11'
@@ -390,5 +351,4 @@ else
 	[ ! -s "$tmp/stale" ] || fail "$doc has key rows --keys does not print: $(cat "$tmp/stale")"
 fi
 
-echo "$cases cases, $failures failed"
-[ "$failures" -eq 0 ]
+confcheck_done

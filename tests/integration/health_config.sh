@@ -2,33 +2,10 @@
 # health_config: the check_* keys with `snatproxy -t`: good values pass,
 # each mistake is one "FILE:LINE: message" naming the right line; a missing
 # certificate file is reported where it is named.
-set -u
 cd "$(dirname "$0")/../.." || exit 1
-if [ -z "${SNATPROXY:-}" ] || [ ! -x "$SNATPROXY" ]; then
-	echo "SNATPROXY (${SNATPROXY:-unset}) is not an executable: build first"
-	exit 77
-fi
-tmp=$(mktemp -d "/tmp/health_config.$$.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-failures=0 cases=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-check() { rc=0; timeout 20 "$SNATPROXY" -t -c "$1" >"$tmp/out" 2>"$tmp/err" || rc=$?; }
-expect_ok() { # < config
-	cases=$((cases + 1))
-	cat >"$tmp/ok$cases.ini"
-	check "$tmp/ok$cases.ini"
-	[ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ] || fail "case $cases: exit $rc: $(cat "$tmp/err")"
-}
-expect_error() { # LINE TEXT < config
-	local line=$1 text=$2 f="$tmp/case$cases.ini"
-	cases=$((cases + 1))
-	cat >"$f"
-	check "$f"
-	if [ "$rc" -ne 1 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] ||
-		! grep -F "$f:$line: " "$tmp/err" | grep -qF -- "$text"; then
-		fail "case $cases: expected exit 1 and one error \"$f:$line: ...$text...\", got $rc: $(cat "$tmp/err")"
-	fi
-}
+# shellcheck source=tests/confcheck.sh
+. tests/confcheck.sh
+
 vip='[vip v]
 listen = 198.18.0.10:444
 pool = p'
@@ -117,5 +94,4 @@ check = https
 check_ca = noca.pem
 $vip
 EOF
-[ "$failures" -eq 0 ] || { echo "$failures of $cases cases failed"; exit 1; }
-echo "PASS: $cases health check configs"
+confcheck_done

@@ -157,6 +157,12 @@ struct relay_xprt {
 	int (*connected)(struct relay *r, struct relay_conn *c);
 	/* The connection ends for `why`, before its sockets close. */
 	void (*end)(struct relay_conn *c, int why);
+	/* " tls=... sni=..." for the log line, or "". */
+	void (*describe)(const struct relay_conn *c, char *buf, size_t len);
+	/* The name the client asked for, or NULL. */
+	const char *(*sni)(const struct relay_conn *c);
+	/* How a connection ends that did not complete its first step in time. */
+	int slow_start_end;
 };
 enum { XPRT_RAW, XPRT_TLS };
 static const struct relay_xprt relay_xprts[2];
@@ -291,10 +297,7 @@ static void relay_log(struct relay *r, struct relay_conn *c)
 	    .end = relay_end_name[c->end],
 	    .err = c->err ? strerrorname_np(c->err) : NULL,
 	};
-	if (c->tls)
-		tls_describe(c->tls, tail, sizeof(tail));
-	else if (c->vip->cfg->tls == CONFIG_TLS_ROUTE)
-		snprintf(tail, sizeof(tail), " sni=%s", c->sni ? c->sni : "-");
+	relay_xprts[c->xprt].describe(c, tail, sizeof(tail));
 	e.extra = tail[0] ? tail + 1 : NULL;
 	log_conn(&e);
 }
@@ -942,9 +945,33 @@ static void relay_tls_end(struct relay_conn *c, int why)
 	tls_conn_end(c->tls, why == END_HANDSHAKE_TIMEOUT);
 }
 
+/* A route VIP's connections name the SNI that chose their pool. */
+static void relay_raw_describe(const struct relay_conn *c, char *buf, size_t len)
+{
+	if (c->vip->cfg->tls == CONFIG_TLS_ROUTE)
+		snprintf(buf, len, " sni=%s", c->sni ? c->sni : "-");
+}
+
+static const char *relay_raw_sni(const struct relay_conn *c)
+{
+	return c->sni;
+}
+
+static void relay_tls_describe(const struct relay_conn *c, char *buf, size_t len)
+{
+	tls_describe(c->tls, buf, len);
+}
+
+static const char *relay_tls_sni(const struct relay_conn *c)
+{
+	return tls_sni(c->tls);
+}
+
 static const struct relay_xprt relay_xprts[2] = {
-    [XPRT_RAW] = {relay_raw_flush, relay_raw_sent, relay_raw_connected, relay_raw_end},
-    [XPRT_TLS] = {relay_tls_flush, relay_tls_sent, relay_tls_connected, relay_tls_end},
+    [XPRT_RAW] = {relay_raw_flush, relay_raw_sent, relay_raw_connected, relay_raw_end,
+		  relay_raw_describe, relay_raw_sni, END_HELLO_TIMEOUT},
+    [XPRT_TLS] = {relay_tls_flush, relay_tls_sent, relay_tls_connected, relay_tls_end,
+		  relay_tls_describe, relay_tls_sni, END_HANDSHAKE_TIMEOUT},
 };
 
 /* ---- connecting to a server ---- */
@@ -1808,8 +1835,7 @@ static void relay_idle_gen(struct relay *r, struct relay_gen *g)
 		uint64_t hello = g->rt->vips[v].cfg->timeout_connect_ms;
 		q = &g->hello[v];
 		while ((c = TAILQ_FIRST(q)) && c->start_ms + hello <= now) {
-			relay_close(r, c, c->tls ? END_HANDSHAKE_TIMEOUT : END_HELLO_TIMEOUT,
-				    1u << C_CLIENT);
+			relay_close(r, c, relay_xprts[c->xprt].slow_start_end, 1u << C_CLIENT);
 			relay_maybe_free(r, c);
 		}
 	}
@@ -1860,7 +1886,7 @@ static void relay_describe(struct relay *r, struct relay_conn *c, struct ledger_
 		c->snat_set = getsockname(c->fd[C_SERVER], &c->snat.sa, &len) == 0;
 	*e = (struct ledger_conn){
 	    .vip = c->vip->cfg->name,
-	    .sni = c->tls ? tls_sni(c->tls) : c->sni,
+	    .sni = relay_xprts[c->xprt].sni(c),
 	    .client = &c->client.sa,
 	    .snat = c->snat_set ? &c->snat.sa : NULL,
 	    .to_server = c->bytes[TO_SERVER],

@@ -837,9 +837,8 @@ void tls_describe(const struct tls_conn *t, char *buf, size_t len)
 /* ---- probes ---- */
 
 struct tls_probe {
-	SSL *ssl;
-	BIO *rbio, *wbio;  /* owned by ssl */
-	const char *alert; /* a fatal alert from the server (a static string) */
+	struct tls_side side; /* a client side, as a connection's toward its server */
+	const char *alert;    /* a fatal alert from the server (a static string) */
 	bool eof;
 };
 
@@ -895,27 +894,17 @@ struct tls_probe *tls_probe_new(SSL_CTX *ctx, const char *host)
 {
 	struct tls_probe *p = calloc(1, sizeof(*p));
 
-	if (!p)
-		return NULL;
-	p->ssl = SSL_new(ctx);
-	p->rbio = BIO_new(BIO_s_mem());
-	p->wbio = BIO_new(BIO_s_mem());
-	if (!p->ssl || !p->rbio || !p->wbio) {
-		BIO_free(p->rbio);
-		BIO_free(p->wbio);
-		SSL_free(p->ssl);
+	if (!p || tls_side_init(&p->side, ctx, false) < 0) {
 		free(p);
 		return NULL;
 	}
-	SSL_set_bio(p->ssl, p->rbio, p->wbio);
-	SSL_set_app_data(p->ssl, p);
+	SSL_set_app_data(p->side.ssl, p);
 	if (tls_is_ip(host)) {
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p->ssl), host);
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p->side.ssl), host);
 	} else {
-		SSL_set_tlsext_host_name(p->ssl, host);
-		SSL_set1_host(p->ssl, host);
+		SSL_set_tlsext_host_name(p->side.ssl, host);
+		SSL_set1_host(p->side.ssl, host);
 	}
-	SSL_set_connect_state(p->ssl);
 	return p;
 }
 
@@ -923,7 +912,7 @@ void tls_probe_free(struct tls_probe *p)
 {
 	if (!p)
 		return;
-	SSL_free(p->ssl); /* and its BIOs */
+	SSL_free(p->side.ssl); /* and its BIOs */
 	free(p);
 }
 
@@ -931,15 +920,15 @@ void tls_probe_input(struct tls_probe *p, const void *buf, size_t n)
 {
 	if (n == 0) {
 		p->eof = true;
-		BIO_set_mem_eof_return(p->rbio, 0);
+		BIO_set_mem_eof_return(p->side.rbio, 0);
 	} else {
-		BIO_write(p->rbio, buf, (int)n);
+		BIO_write(p->side.rbio, buf, (int)n);
 	}
 }
 
 size_t tls_probe_output(struct tls_probe *p, void *buf, size_t cap)
 {
-	int n = BIO_read(p->wbio, buf, (int)cap);
+	int n = BIO_read(p->side.wbio, buf, (int)cap);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -950,7 +939,7 @@ static int tls_probe_result(struct tls_probe *p, int r, bool handshaken)
 
 	if (r > 0)
 		return r;
-	err = SSL_get_error(p->ssl, r);
+	err = SSL_get_error(p->side.ssl, r);
 	if (err == SSL_ERROR_WANT_READ && !p->eof)
 		return 0;
 	if (err == SSL_ERROR_ZERO_RETURN && handshaken && !p->alert)
@@ -961,24 +950,24 @@ static int tls_probe_result(struct tls_probe *p, int r, bool handshaken)
 int tls_probe_handshake(struct tls_probe *p)
 {
 	ERR_clear_error();
-	return tls_probe_result(p, SSL_do_handshake(p->ssl), false);
+	return tls_probe_result(p, SSL_do_handshake(p->side.ssl), false);
 }
 
 int tls_probe_write(struct tls_probe *p, const void *buf, size_t n)
 {
 	ERR_clear_error();
-	return tls_probe_result(p, SSL_write(p->ssl, buf, (int)n), true);
+	return tls_probe_result(p, SSL_write(p->side.ssl, buf, (int)n), true);
 }
 
 int tls_probe_read(struct tls_probe *p, void *buf, size_t cap)
 {
 	ERR_clear_error();
-	return tls_probe_result(p, SSL_read(p->ssl, buf, (int)cap), true);
+	return tls_probe_result(p, SSL_read(p->side.ssl, buf, (int)cap), true);
 }
 
 void tls_probe_why(struct tls_probe *p, const char *host, const char *ca, char *buf, size_t len)
 {
-	long verify = SSL_get_verify_result(p->ssl);
+	long verify = SSL_get_verify_result(p->side.ssl);
 	unsigned long e = ERR_peek_last_error();
 
 	if (p->alert)

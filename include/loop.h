@@ -126,4 +126,8 @@ void loop_cancel(struct loop *l, const void *owner, int op);
  * then act on another connection's socket. */
 void loop_close(struct loop *l, int fd);
 
+/* Submits what is queued now, rather than when the batch of completions
+ * ends: the closes among it free their descriptors before this returns. */
+void loop_submit(struct loop *l);
+
 #endif

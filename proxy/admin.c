@@ -969,6 +969,8 @@ int admin_start(struct admin *a)
 
 	a->started = ret == 0;
 	if (ret == 0)
+		pthread_setname_np(a->thread, "admin");
+	if (ret == 0)
 		log_info("admin endpoint on http://%s/", a->addr);
 	return -ret;
 }

@@ -224,12 +224,19 @@ static void loop_publish_buffers(struct loop *l)
 	}
 }
 
+void loop_submit(struct loop *l)
+{
+	loop_publish_buffers(l);
+	int ret = io_uring_submit(&l->ring);
+	if (ret > 0)
+		l->stats.submitted += (unsigned)ret;
+}
+
 struct io_uring_sqe *loop_sqe(struct loop *l)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 	while (!sqe) {
-		loop_publish_buffers(l);
-		l->stats.submitted += (unsigned)io_uring_submit(&l->ring);
+		loop_submit(l);
 		sqe = io_uring_get_sqe(&l->ring);
 	}
 	return sqe;

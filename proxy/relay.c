@@ -365,6 +365,22 @@ static void relay_reset_on_close(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
+/* A multishot accept takes the whole backlog in one go before the worker
+ * sees any of it: past max_connections, and into the descriptors that
+ * connections waiting for a server socket need (in any worker, since the
+ * descriptor table is the process's). Close to either limit, each accept
+ * takes one connection, and the limits are checked before the next. */
+static bool relay_accept_scarce(const struct relay *r)
+{
+	struct runtime *root = r->rt->root;
+	int room = r->rt->max_connections - atomic_load_explicit(&root->live, memory_order_relaxed);
+
+	return room < RELAY_ACCEPT_ROOM * r->rt->nworkers ||
+	       atomic_load_explicit(&root->nofile_waiting, memory_order_relaxed) > 0 ||
+	       r->loop->now_ms <
+		   atomic_load_explicit(&root->nofile_scarce_ms, memory_order_relaxed);
+}
+
 /* Ends a connection. `rst` has bit C_CLIENT / C_SERVER set for the sockets
  * that must see a reset instead of an orderly close. Requests still in
  * flight hold their own reference to the sockets, so the descriptors can be
@@ -410,6 +426,13 @@ static void relay_close(struct relay *r, struct relay_conn *c, enum relay_end wh
 		fdwait_remove(r, c);
 	r->fd_freed = true;
 	r->live--;
+	/* Other workers accept on this count, which must not run ahead of
+	 * the descriptors: the closes would otherwise wait in the queue until
+	 * the batch ends, or for as long as the scheduler leaves this thread
+	 * off the CPU, and an accept of theirs could find none. Only close to
+	 * the limits is that worth a system call. */
+	if (relay_accept_scarce(r))
+		loop_submit(r->loop);
 	atomic_fetch_sub(&r->rt->root->live, 1);
 }
 
@@ -1381,22 +1404,6 @@ static void relay_drain_close(struct relay *r, struct relay_listener *ls)
 	}
 	close(ls->fd);
 	ls->fd = -1;
-}
-
-/* A multishot accept takes the whole backlog in one go before the worker
- * sees any of it: past max_connections, and into the descriptors that
- * connections waiting for a server socket need (in any worker, since the
- * descriptor table is the process's). Close to either limit, each accept
- * takes one connection, and the limits are checked before the next. */
-static bool relay_accept_scarce(const struct relay *r)
-{
-	struct runtime *root = r->rt->root;
-	int room = r->rt->max_connections - atomic_load_explicit(&root->live, memory_order_relaxed);
-
-	return room < RELAY_ACCEPT_ROOM * r->rt->nworkers ||
-	       atomic_load_explicit(&root->nofile_waiting, memory_order_relaxed) > 0 ||
-	       r->loop->now_ms <
-		   atomic_load_explicit(&root->nofile_scarce_ms, memory_order_relaxed);
 }
 
 static void relay_on_accept(void *ctx, void *owner, struct io_uring_cqe *cqe)

@@ -227,6 +227,11 @@ int worker_start(struct worker *w, pthread_barrier_t *ready)
 {
 	w->ready = ready;
 	int ret = pthread_create(&w->thread, NULL, worker_main, w);
+	if (ret == 0) { /* as top -H and perf name it */
+		char name[16];
+		snprintf(name, sizeof(name), "worker%d", w->id);
+		pthread_setname_np(w->thread, name);
+	}
 	return -ret;
 }
 

@@ -5,7 +5,10 @@
 # logs a handful of lines and does not spin. Once with max_connections =
 # auto (derived from the limit: accepts near it take one connection at a
 # time, so descriptors never run out; before, a multishot accept overshot
-# and about 1 in 10 clients was reset in the sanitizer build), once with a max_connections the limit
+# and about 1 in 10 clients was reset in the sanitizer build; and a worker
+# that closed connections lowered the shared count before its closes were
+# submitted, so on a loaded machine the other one accepted into descriptors
+# not yet free), once with a max_connections the limit
 # cannot hold (then server sockets run out too and connections wait), and
 # once with all 1,000 already in the backlog when the proxy accepts: one
 # accept then takes every descriptor before any server socket is opened.

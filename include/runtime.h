@@ -19,6 +19,10 @@ struct budget_vip;
 
 /* Results a health check can have (enum health_result in health.h). */
 #define RUNTIME_CHECK_RESULTS 7
+/* Upper bounds of the health checks' duration histogram, in us; the last
+ * bucket (RUNTIME_CHECK_HIST) is for longer ones. */
+#define RUNTIME_CHECK_LE_US 1000, 5000, 25000, 100000, 500000, 2500000
+#define RUNTIME_CHECK_HIST  7
 
 struct runtime_server_stats {
 	_Atomic uint64_t conns, to_server, to_client, connect_fail, retries;
@@ -28,6 +32,8 @@ struct runtime_server_stats {
 	 * duration, the times the server went down, and when its state last
 	 * changed (Unix ms): carried over reloads like the counters above. */
 	_Atomic uint64_t checks[RUNTIME_CHECK_RESULTS], check_us, downs, state_ms;
+	/* Every check's duration: a histogram and the sum, in us. */
+	_Atomic uint64_t check_hist[RUNTIME_CHECK_HIST], check_us_sum;
 	/* Why it last went down: 0 its checks, else the (positive) errno of
 	 * the client connects that failed. */
 	_Atomic int down_err;

@@ -188,6 +188,17 @@ static uint64_t health_mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+static void health_count_duration(struct runtime_server_stats *st, uint64_t dur_us)
+{
+	static const uint64_t le[RUNTIME_CHECK_HIST - 1] = {RUNTIME_CHECK_LE_US};
+	int b = 0;
+
+	while (b < RUNTIME_CHECK_HIST - 1 && dur_us > le[b])
+		b++;
+	atomic_fetch_add(&st->check_hist[b], 1);
+	atomic_fetch_add(&st->check_us_sum, dur_us);
+}
+
 /* The check's outcome for the status page and the metrics. */
 static void health_publish(struct health_check *c, bool ok)
 {
@@ -212,6 +223,7 @@ static void health_publish(struct health_check *c, bool ok)
 	atomic_store_explicit(&hs->seq, seq + 2, memory_order_release);
 	atomic_fetch_add(&st->checks[ok ? HEALTH_OK : c->result], 1);
 	atomic_store(&st->check_us, dur);
+	health_count_duration(st, dur);
 }
 
 void health_last_get(const struct runtime_pool *p, int s, struct health_last *out)

@@ -90,14 +90,14 @@ struct metric {
 	const char *name; /* snatproxy_<kind>_NAME in /metrics; NULL: /stats only */
 	enum metric_type type;
 	const char *help;
-	const char *label;                 /* a label that splits the figure, or NULL */
-	const char *const *values;         /* its values, a sample each; a histogram's buckets */
-	int nvalues;                       /* (the last bucket is +Inf) */
-	const double *le;                  /* a histogram's upper bounds */
-	double scale;                      /* not 0: /metrics shows value / scale, in seconds */
-	const char *json;                  /* key in /stats; NULL: /metrics only */
-	enum metric_json style;            /* how /stats shows it */
-	unsigned pool;                     /* servers: POOL_PROM, POOL_JSON */
+	const char *label;         /* a label that splits the figure, or NULL */
+	const char *const *values; /* its values, a sample each; a histogram's buckets */
+	int nvalues;               /* (the last bucket is +Inf) */
+	const double *le;          /* a histogram's upper bounds, in the values' unit */
+	double scale;              /* not 0: /metrics shows value / scale (and le), in seconds */
+	const char *json;          /* key in /stats; NULL: /metrics only */
+	enum metric_json style;    /* how /stats shows it */
+	unsigned pool;             /* servers: POOL_PROM, POOL_JSON */
 	bool (*has)(const struct mobj *o); /* NULL: every object of the kind has the row */
 	metric_get get;
 };
@@ -221,6 +221,9 @@ ACCESSOR(srv_max_conn, (unsigned long long)BAL(o)->max_conn)
 ACCESSOR(srv_downs, LD(SRV(o)->downs))
 ACCESSOR(srv_checks, LD(SRV(o)->checks[v]))
 ACCESSOR(srv_check_us, LD(SRV(o)->check_us))
+ACCESSOR(srv_check_hist,
+	 v < RUNTIME_CHECK_HIST ? LD(SRV(o)->check_hist[v]) : LD(SRV(o)->check_us_sum))
+static const double check_le_us[RUNTIME_CHECK_HIST - 1] = {RUNTIME_CHECK_LE_US};
 ACCESSOR(srv_state_ms, LD(SRV(o)->state_ms))
 static unsigned long long srv_state_s(const struct mobj *o, int v)
 {
@@ -266,6 +269,9 @@ static const struct metric server_metrics[] = {
     {NULL, .json = "checks_failed", .get = srv_checks_failed},
     {"check_duration_seconds", METRIC_GAUGE, "How long the last health check took.", .scale = 1e6,
      .get = srv_check_us},
+    {"check_seconds", METRIC_HISTOGRAM, "How long health checks took.",
+     .nvalues = RUNTIME_CHECK_HIST, .le = check_le_us, .scale = 1e6, .json = "check_us",
+     .style = JSON_ARRAY, .get = srv_check_hist},
     {"state_change_timestamp_seconds", METRIC_GAUGE,
      "When the server's state last changed, Unix time.", .scale = 1e3, .json = "state_since",
      .get = srv_state_ms},
@@ -309,10 +315,9 @@ ACCESSOR(wk_batch_us, v < RUNTIME_HIST ? LD(WS(o)->batch_us[v]) : LD(WS(o)->busy
 
 /* Upper bounds of the loop's batch histograms (loop.h), the last bucket
  * being +Inf: completions per batch (1, 2-3, ..., 64 and more), and
- * seconds per batch (under 16 us, 64, ..., 16384 us and more). */
+ * time per batch (under 16 us, 64, ..., 16384 us and more). */
 static const double batch_le_n[RUNTIME_HIST - 1] = {1, 3, 7, 15, 31, 63};
-static const double batch_le_s[RUNTIME_HIST - 1] = {16e-6,   64e-6,   256e-6,
-						    1024e-6, 4096e-6, 16384e-6};
+static const double batch_le_us[RUNTIME_HIST - 1] = {16, 64, 256, 1024, 4096, 16384};
 
 static const struct metric worker_metrics[] = {
     {"ring_submissions_total", METRIC_COUNTER, "io_uring requests submitted.",
@@ -333,7 +338,7 @@ static const struct metric worker_metrics[] = {
      .nvalues = RUNTIME_HIST, .le = batch_le_n, .json = "batch_completions", .style = JSON_ARRAY,
      .get = wk_batch_n},
     {"loop_batch_seconds", METRIC_HISTOGRAM, "Time one batch of completions took to handle.",
-     .nvalues = RUNTIME_HIST, .le = batch_le_s, .scale = 1e6, .json = "batch_us",
+     .nvalues = RUNTIME_HIST, .le = batch_le_us, .scale = 1e6, .json = "batch_us",
      .style = JSON_ARRAY, .get = wk_batch_us},
 };
 
@@ -480,7 +485,7 @@ static void prom_histogram(FILE *out, const char *name, const struct metric_kind
 	for (int b = 0; b < m->nvalues; b++) {
 		char le[24] = "+Inf";
 		if (b < m->nvalues - 1)
-			snprintf(le, sizeof(le), "%g", m->le[b]);
+			snprintf(le, sizeof(le), "%g", m->scale ? m->le[b] / m->scale : m->le[b]);
 		cum += m->get(o, b);
 		prom_series(out, name, "_bucket", k, o, "le", le);
 		fprintf(out, "%llu\n", cum);

@@ -269,6 +269,9 @@ static void runtime_carry_server(struct runtime_pool *to, int i, const struct ru
 	for (int r = 0; r < RUNTIME_CHECK_RESULTS; r++)
 		atomic_store(&b->checks[r], atomic_load(&a->checks[r]));
 	atomic_store(&b->check_us, atomic_load(&a->check_us));
+	for (int h = 0; h < RUNTIME_CHECK_HIST; h++)
+		atomic_store(&b->check_hist[h], atomic_load(&a->check_hist[h]));
+	atomic_store(&b->check_us_sum, atomic_load(&a->check_us_sum));
 	atomic_store(&b->downs, atomic_load(&a->downs));
 	atomic_store(&b->state_ms, atomic_load(&a->state_ms));
 	atomic_store(&b->down_err, atomic_load(&a->down_err));

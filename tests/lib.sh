@@ -147,6 +147,11 @@ log_ms() {
 	date -d "${l%% *}" +%s%3N
 }
 
+# metric NAME_AND_LABELS: the value of one series, from a fresh scrape of
+# $A, the admin endpoint's URL ("missing" when there is no such series).
+metric() { curl -fsS -m 5 "$A/metrics" | awk -v k="$1" '$1 == k {print $2; f=1} END {if (!f) print "missing"}'; }
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+
 # RSS of a process in KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 

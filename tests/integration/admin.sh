@@ -38,10 +38,6 @@ proxy_start proxy "$T/p.ini"
 wait_for 5 listening 127.0.0.1 "$ADM"
 A="http://127.0.0.1:$ADM"
 
-# metric NAME_AND_LABELS: the value of one series, from a fresh scrape.
-metric() { curl -fsS -m 5 "$A/metrics" | awk -v k="$1" '$1 == k {print $2; f=1} END {if (!f) print "missing"}'; }
-metric_is() { [ "$(metric "$1")" = "$2" ]; }
-
 # Strict exposition check: every line is a HELP, a TYPE or a sample with
 # valid names, labels and value; each family has one TYPE, given before its
 # samples; counters end in _total; no series appears twice; a histogram's
@@ -120,7 +116,7 @@ promtool_clean "$T/m1" || fail "promtool check metrics finds fault with /metrics
 for fam in snatproxy_vip_connections_active snatproxy_server_connect_failures_total \
 	snatproxy_server_state snatproxy_pool_retries_total snatproxy_worker_ring_submissions_total \
 	snatproxy_worker_ring_cq_overflows_total snatproxy_worker_buffer_exhausted_total \
-	snatproxy_snat_port_exhausted_total; do
+	snatproxy_snat_port_exhausted_total snatproxy_server_check_seconds; do
 	grep -q "^# TYPE $fam " "$T/m1" || fail "/metrics lacks $fam"
 done
 

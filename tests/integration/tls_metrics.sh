@@ -31,7 +31,6 @@ CFG
 proxy_start proxy "$T/p.ini"
 wait_for 5 listening 127.0.0.1 "$ADM"
 A="http://127.0.0.1:$ADM"
-metric() { curl -fsS -m 5 "$A/metrics" | awk -v k="$1" '$1 == k {print $2; f=1} END {if (!f) print "missing"}'; }
 hs() { metric "snatproxy_vip_tls_handshakes_total{vip=\"web\",result=\"$1\"}"; }
 sc() { openssl s_client -connect "127.0.0.1:$Q" -servername pool01.lab.test "$@" </dev/null >>"$T/s_client.log" 2>&1; }
 

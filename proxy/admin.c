@@ -968,10 +968,10 @@ int admin_start(struct admin *a)
 	int ret = pthread_create(&a->thread, NULL, admin_main, a);
 
 	a->started = ret == 0;
-	if (ret == 0)
+	if (ret == 0) {
 		pthread_setname_np(a->thread, "admin");
-	if (ret == 0)
 		log_info("admin endpoint on http://%s/", a->addr);
+	}
 	return -ret;
 }
 

@@ -25,7 +25,7 @@ struct budget_vip;
 #define RUNTIME_CHECK_HIST  7
 
 struct runtime_server_stats {
-	_Atomic uint64_t conns, to_server, to_client, connect_fail, retries;
+	_Atomic uint64_t conns, connect_fail, retries;
 	/* connect_fail by cause (the admin endpoint's metrics) */
 	_Atomic uint64_t fail_refused, fail_timeout, fail_error;
 	/* Health checks by result (enum health_result), the last one's
@@ -53,12 +53,22 @@ static inline void runtime_bytes_add(struct runtime_bytes *b, int d, uint64_t n)
 			      memory_order_relaxed);
 }
 
+/* A VIP's or a server's rows, one per worker. A reload that keeps the VIP
+ * or server (by name) hands its rows to the new generation, so a connection
+ * opened before the reload counts where the metrics are read, for as long
+ * as it lasts. refs: the generations holding them (only the main thread,
+ * which builds and frees generations, changes it). */
+struct runtime_bytes_rows {
+	int refs;
+	struct runtime_bytes w[]; /* [worker] */
+};
+
 struct runtime_pool {
 	const struct config_pool *cfg;
 	struct balance_pool bal;
 	struct runtime_server_stats *stats; /* one per server */
 	struct health_pool *health;         /* health checks (health.c); NULL until health_init */
-	struct runtime_bytes *wbytes;       /* [server * nworkers + worker] */
+	struct runtime_bytes_rows **bytes;  /* [server] */
 	int nworkers;
 };
 
@@ -87,11 +97,8 @@ struct runtime_vip {
 	struct log_ratelimit rl_snat, rl_transparent, rl_accept;
 	struct tls_vip tls; /* tls = terminate: contexts and handshake counters */
 	_Atomic uint64_t conns;
-	_Atomic int active; /* open client connections */
-	/* To / from servers: what earlier generations counted (carried over
-	 * a reload); wbytes holds this one's, per worker. */
-	_Atomic uint64_t to_server, to_client;
-	struct runtime_bytes *wbytes;               /* [worker] */
+	_Atomic int active;                         /* open client connections */
+	struct runtime_bytes_rows *bytes;           /* to and from its servers */
 	_Atomic uint64_t refused[RUNTIME_REFUSE_N]; /* client connections, by cause */
 	/* New connections per second over the last second, and the highest
 	 * seen: sampled by the admin thread (metrics_sample), which alone

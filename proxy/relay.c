@@ -333,10 +333,9 @@ static void relay_release_server(struct relay_conn *c)
 static void relay_count(struct relay *r, struct relay_conn *c, int d, uint32_t n)
 {
 	c->bytes[d] += n;
-	runtime_bytes_add(&c->vip->wbytes[r->worker], d, n);
+	runtime_bytes_add(&c->vip->bytes->w[r->worker], d, n);
 	if (c->server >= 0)
-		runtime_bytes_add(&c->pool->wbytes[c->server * c->pool->nworkers + r->worker], d,
-				  n);
+		runtime_bytes_add(&c->pool->bytes[c->server]->w[r->worker], d, n);
 }
 
 /* How a connection ended, for the metrics: a client refused before it

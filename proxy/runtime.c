@@ -28,56 +28,85 @@ static uint64_t runtime_unix_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static struct runtime_bytes *runtime_bytes_new(size_t n)
+static struct runtime_bytes_rows *runtime_rows_new(int nworkers)
 {
-	size_t len = n * sizeof(struct runtime_bytes);
-	struct runtime_bytes *b =
-	    aligned_alloc(_Alignof(struct runtime_bytes), len ? len : sizeof(*b));
+	size_t len =
+	    sizeof(struct runtime_bytes_rows) + (size_t)nworkers * sizeof(struct runtime_bytes);
+	struct runtime_bytes_rows *b = aligned_alloc(_Alignof(struct runtime_bytes_rows), len);
 
-	if (b)
+	if (b) {
 		memset(b, 0, len);
+		b->refs = 1;
+	}
 	return b;
 }
 
-/* The per-worker byte rows, once the number of workers is known. */
-static int runtime_bytes_alloc(struct runtime *rt)
+static void runtime_rows_put(struct runtime_bytes_rows *b)
 {
+	if (b && --b->refs == 0)
+		free(b);
+}
+
+/* Another generation's rows, in place of these. */
+static void runtime_rows_adopt(struct runtime_bytes_rows **to, struct runtime_bytes_rows *from)
+{
+	runtime_rows_put(*to);
+	from->refs++;
+	*to = from;
+}
+
+static void runtime_rows_free(struct runtime *rt)
+{
+	for (int i = 0; rt->pools && i < rt->cfg->npools; i++) {
+		struct runtime_pool *rp = &rt->pools[i];
+		for (int s = 0; rp->bytes && s < rp->cfg->nservers; s++)
+			runtime_rows_put(rp->bytes[s]);
+		free(rp->bytes);
+		rp->bytes = NULL;
+	}
+	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++) {
+		runtime_rows_put(rt->vips[i].bytes);
+		rt->vips[i].bytes = NULL;
+	}
+}
+
+/* The per-worker byte rows, once the number of workers is known. */
+static int runtime_rows_alloc(struct runtime *rt)
+{
+	runtime_rows_free(rt);
 	for (int i = 0; i < rt->cfg->npools; i++) {
 		struct runtime_pool *rp = &rt->pools[i];
-		free(rp->wbytes);
 		rp->nworkers = rt->nworkers;
-		rp->wbytes = runtime_bytes_new((size_t)rp->cfg->nservers * (size_t)rt->nworkers);
-		if (!rp->wbytes)
+		rp->bytes = calloc((size_t)rp->cfg->nservers, sizeof(*rp->bytes));
+		if (!rp->bytes)
 			return -ENOMEM;
+		for (int s = 0; s < rp->cfg->nservers; s++)
+			if (!(rp->bytes[s] = runtime_rows_new(rt->nworkers)))
+				return -ENOMEM;
 	}
-	for (int i = 0; i < rt->cfg->nvips; i++) {
-		free(rt->vips[i].wbytes);
-		rt->vips[i].wbytes = runtime_bytes_new((size_t)rt->nworkers);
-		if (!rt->vips[i].wbytes)
+	for (int i = 0; i < rt->cfg->nvips; i++)
+		if (!(rt->vips[i].bytes = runtime_rows_new(rt->nworkers)))
 			return -ENOMEM;
-	}
 	return 0;
+}
+
+static uint64_t runtime_rows_sum(const struct runtime_bytes_rows *b, int nworkers, int d)
+{
+	uint64_t n = 0;
+
+	for (int w = 0; b && w < nworkers; w++)
+		n += atomic_load_explicit(&b->w[w].n[d], memory_order_relaxed);
+	return n;
 }
 
 uint64_t runtime_vip_bytes(const struct runtime_vip *v, int nworkers, int d)
 {
-	uint64_t n = atomic_load_explicit(d ? &v->to_client : &v->to_server, memory_order_relaxed);
-
-	for (int w = 0; v->wbytes && w < nworkers; w++)
-		n += atomic_load_explicit(&v->wbytes[w].n[d], memory_order_relaxed);
-	return n;
+	return runtime_rows_sum(v->bytes, nworkers, d);
 }
 
 uint64_t runtime_server_bytes(const struct runtime_pool *p, int s, int d)
 {
-	const struct runtime_server_stats *st = &p->stats[s];
-	uint64_t n =
-	    atomic_load_explicit(d ? &st->to_client : &st->to_server, memory_order_relaxed);
-
-	for (int w = 0; p->wbytes && w < p->nworkers; w++)
-		n += atomic_load_explicit(&p->wbytes[s * p->nworkers + w].n[d],
-					  memory_order_relaxed);
-	return n;
+	return runtime_rows_sum(p->bytes ? p->bytes[s] : NULL, p->nworkers, d);
 }
 
 void runtime_state_changed(struct runtime_pool *p, int s, bool down)
@@ -197,7 +226,7 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 			return ret;
 		}
 	}
-	if (runtime_bytes_alloc(rt) < 0) {
+	if (runtime_rows_alloc(rt) < 0) {
 		runtime_free(rt);
 		return -ENOMEM;
 	}
@@ -206,14 +235,13 @@ int runtime_init(struct runtime *rt, const struct config *cfg)
 
 void runtime_free(struct runtime *rt)
 {
+	runtime_rows_free(rt);
 	for (int i = 0; rt->pools && i < rt->cfg->npools; i++) {
 		balance_pool_free(&rt->pools[i].bal);
 		free(rt->pools[i].stats);
-		free(rt->pools[i].wbytes);
 	}
 	for (int i = 0; rt->vips && i < rt->cfg->nvips; i++) {
 		free(rt->vips[i].snat);
-		free(rt->vips[i].wbytes);
 		budget_vip_free(&rt->vips[i]);
 		tls_vip_free(&rt->vips[i].tls);
 	}
@@ -259,8 +287,7 @@ static void runtime_carry_server(struct runtime_pool *to, int i, const struct ru
 
 	atomic_store(&to->bal.srv[i].flags, runtime_carry_down(to, i, from, j, flags));
 	atomic_store(&b->conns, atomic_load(&a->conns));
-	atomic_store(&b->to_server, runtime_server_bytes(from, j, 0));
-	atomic_store(&b->to_client, runtime_server_bytes(from, j, 1));
+	runtime_rows_adopt(&to->bytes[i], from->bytes[j]);
 	atomic_store(&b->connect_fail, atomic_load(&a->connect_fail));
 	atomic_store(&b->retries, atomic_load(&a->retries));
 	atomic_store(&b->fail_refused, atomic_load(&a->fail_refused));
@@ -293,15 +320,12 @@ static void runtime_carry_pool(struct runtime_pool *to, const struct runtime *pr
 
 static void runtime_carry_vip(struct runtime_vip *to, const struct runtime *prev)
 {
-	/* Bytes that connections of the previous generation relay after this
-	 * are counted there, and not seen here. */
 	for (int v = 0; v < prev->cfg->nvips; v++) {
 		const struct runtime_vip *from = &prev->vips[v];
 		if (strcmp(from->cfg->name, to->cfg->name) != 0)
 			continue;
 		atomic_store(&to->conns, atomic_load(&from->conns));
-		atomic_store(&to->to_server, runtime_vip_bytes(from, prev->nworkers, 0));
-		atomic_store(&to->to_client, runtime_vip_bytes(from, prev->nworkers, 1));
+		runtime_rows_adopt(&to->bytes, from->bytes);
 		for (int r = 0; r < RUNTIME_REFUSE_N; r++)
 			atomic_store(&to->refused[r], atomic_load(&from->refused[r]));
 		atomic_store(&to->rate_peak, atomic_load(&from->rate_peak));
@@ -323,7 +347,7 @@ int runtime_init_next(struct runtime *rt, const struct config *cfg, const struct
 	rt->ledger = NULL;
 	if (rt->nworkers != prev->nworkers) {
 		rt->nworkers = prev->nworkers;
-		if (runtime_bytes_alloc(rt) < 0) {
+		if (runtime_rows_alloc(rt) < 0) {
 			runtime_free(rt);
 			return -ENOMEM;
 		}

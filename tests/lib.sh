@@ -148,7 +148,9 @@ log_ms() {
 }
 
 # metric NAME_AND_LABELS: the value of one series, from a fresh scrape of
-# $A, the admin endpoint's URL ("missing" when there is no such series).
+# $A, the admin endpoint's URL ("missing" when there is no such series);
+# admin_at PORT sets A to the endpoint on 127.0.0.1:PORT.
+admin_at() { A="http://127.0.0.1:$1"; }
 metric() { curl -fsS -m 5 "$A/metrics" | awk -v k="$1" '$1 == k {print $2; f=1} END {if (!f) print "missing"}'; }
 metric_is() { [ "$(metric "$1")" = "$2" ]; }
 

@@ -48,7 +48,7 @@ wait_for 5 lines_at_least $((n0 + 4)) "$T/proxy.log" 'conn vip=v '
 grep 'conn vip=v ' "$T/proxy.log" | tail -n 4 | tee "$T/after"
 [ "$(grep -cE 'server=fe1/.* retries=0 ' "$T/after")" -eq 4 ] ||
 	fail "requests tried the blackholed server after it was marked down"
-export A="http://127.0.0.1:$ADM" # what metric (lib.sh) scrapes
+admin_at "$ADM"
 h='snatproxy_server_check_seconds'
 n=$(metric "${h}_count{pool=\"p\",server=\"hole\"}")
 fast=$(metric "${h}_bucket{pool=\"p\",server=\"hole\",le=\"0.1\"}")

@@ -26,7 +26,7 @@ pool = p
 CFG
 bg proxy "$SNATPROXY" -c "$T/p.ini"
 wait_for 10 grep -q "worker(s)" "$T/proxy.log"
-A="http://127.0.0.1:$ADM"
+admin_at "$ADM"
 vk() { echo "snatproxy_vip_bytes_total{vip=\"v\",direction=\"$1\"}"; }
 sk() { echo "snatproxy_server_bytes_total{pool=\"p\",server=\"e\",direction=\"$1\"}"; }
 

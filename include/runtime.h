@@ -59,8 +59,8 @@ static inline void runtime_bytes_add(struct runtime_bytes *b, int d, uint64_t n)
  * as it lasts. refs: the generations holding them (only the main thread,
  * which builds and frees generations, changes it). */
 struct runtime_bytes_rows {
-	int refs;
-	struct runtime_bytes w[]; /* [worker] */
+	int refs, n;
+	struct runtime_bytes w[]; /* [worker], n of them */
 };
 
 struct runtime_pool {
@@ -69,7 +69,6 @@ struct runtime_pool {
 	struct runtime_server_stats *stats; /* one per server */
 	struct health_pool *health;         /* health checks (health.c); NULL until health_init */
 	struct runtime_bytes_rows **bytes;  /* [server] */
-	int nworkers;
 };
 
 struct runtime_snat_addr {
@@ -180,7 +179,7 @@ int runtime_ready(const struct runtime *rt, char *why, size_t len);
 
 /* Bytes relayed so far toward the server (d = 0) or the client (d = 1),
  * open connections included. */
-uint64_t runtime_vip_bytes(const struct runtime_vip *v, int nworkers, int d);
+uint64_t runtime_vip_bytes(const struct runtime_vip *v, int d);
 uint64_t runtime_server_bytes(const struct runtime_pool *p, int s, int d);
 /* Server s of p changed state (up, down, drain, disabled): for the time
  * in its current state; `down` counts one more down. */

@@ -160,7 +160,7 @@ static const struct metric global_metrics[] = {
 ACCESSOR(vip_active, nonneg(LD(o->vip->active)))
 ACCESSOR(vip_conns, LD(o->vip->conns))
 /* The VIP's own generation's workers: as many rows as its pool has. */
-ACCESSOR(vip_bytes, runtime_vip_bytes(o->vip, o->vip->pool->nworkers, v))
+ACCESSOR(vip_bytes, runtime_vip_bytes(o->vip, v))
 ACCESSOR(vip_no_server, LD(o->vip->refused[RUNTIME_REFUSE_NO_SERVER]))
 ACCESSOR(vip_rate, LD(o->vip->rate))
 ACCESSOR(vip_rate_peak, LD(o->vip->rate_peak))

@@ -37,6 +37,7 @@ static struct runtime_bytes_rows *runtime_rows_new(int nworkers)
 	if (b) {
 		memset(b, 0, len);
 		b->refs = 1;
+		b->n = nworkers;
 	}
 	return b;
 }
@@ -76,7 +77,6 @@ static int runtime_rows_alloc(struct runtime *rt)
 	runtime_rows_free(rt);
 	for (int i = 0; i < rt->cfg->npools; i++) {
 		struct runtime_pool *rp = &rt->pools[i];
-		rp->nworkers = rt->nworkers;
 		rp->bytes = calloc((size_t)rp->cfg->nservers, sizeof(*rp->bytes));
 		if (!rp->bytes)
 			return -ENOMEM;
@@ -90,23 +90,23 @@ static int runtime_rows_alloc(struct runtime *rt)
 	return 0;
 }
 
-static uint64_t runtime_rows_sum(const struct runtime_bytes_rows *b, int nworkers, int d)
+static uint64_t runtime_rows_sum(const struct runtime_bytes_rows *b, int d)
 {
 	uint64_t n = 0;
 
-	for (int w = 0; b && w < nworkers; w++)
+	for (int w = 0; b && w < b->n; w++)
 		n += atomic_load_explicit(&b->w[w].n[d], memory_order_relaxed);
 	return n;
 }
 
-uint64_t runtime_vip_bytes(const struct runtime_vip *v, int nworkers, int d)
+uint64_t runtime_vip_bytes(const struct runtime_vip *v, int d)
 {
-	return runtime_rows_sum(v->bytes, nworkers, d);
+	return runtime_rows_sum(v->bytes, d);
 }
 
 uint64_t runtime_server_bytes(const struct runtime_pool *p, int s, int d)
 {
-	return runtime_rows_sum(p->bytes ? p->bytes[s] : NULL, p->nworkers, d);
+	return runtime_rows_sum(p->bytes ? p->bytes[s] : NULL, d);
 }
 
 void runtime_state_changed(struct runtime_pool *p, int s, bool down)

@@ -61,20 +61,29 @@ struct budget_vip {
 
 /* ---- the forecast (pure) ---- */
 
+/* Ports entering TIME_WAIT per second: how fast the pool filled, from its
+ * oldest socket's age, but no faster than connections end now, and none
+ * once they stop (a burst's ports, seen before the first sample of the
+ * rates or after the burst has left the window, are no forecast). */
+static double budget_tw_rate(const struct budget_state *s)
+{
+	double tw_age = BUDGET_TIME_WAIT_S - s->tw_left_s;
+	double tw_in = s->time_wait > 0 && tw_age >= 1 ? s->time_wait / tw_age : 0;
+
+	return tw_in > s->ends ? s->ends : tw_in;
+}
+
 double budget_exhaustion_s(const struct budget_state *s)
 {
 	double free = s->ports - s->in_use - s->time_wait;
 	double stay = s->rate - s->ends; /* connections piling up */
-	double tw_age = BUDGET_TIME_WAIT_S - s->tw_left_s;
-	double tw_in = s->time_wait > 0 && tw_age >= 1 ? s->time_wait / tw_age : 0;
+	double tw_in = budget_tw_rate(s);
 	double fill = s->time_wait > 0 ? s->tw_left_s : 0;
 
 	if (free <= 0)
 		return 0;
 	if (stay < 0)
 		stay = 0;
-	if (tw_in > s->ends && s->ends > 0)
-		tw_in = s->ends;
 	/* While the TIME_WAIT pool still fills, ports go at stay + tw_in. */
 	if ((stay + tw_in) * fill >= free)
 		return free / (stay + tw_in);
@@ -85,8 +94,7 @@ double budget_exhaustion_s(const struct budget_state *s)
 
 int budget_addresses_to_add(const struct budget_state *s, int have)
 {
-	double tw_age = BUDGET_TIME_WAIT_S - s->tw_left_s;
-	double tw_in = s->time_wait > 0 && tw_age >= 1 ? s->time_wait / tw_age : 0;
+	double tw_in = budget_tw_rate(s);
 	double stay = s->rate > s->ends ? s->rate - s->ends : 0;
 	/* Ports one address would need for the forecast to go past
 	 * BUDGET_WARN_S (and the warning to stop): what it holds, the

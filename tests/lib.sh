@@ -20,6 +20,7 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null
 	done
+	release_ports
 	sanitizer_reports
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
@@ -52,20 +53,30 @@ need() {
 }
 
 # A TCP port nobody uses, from a range the kernel does not hand out as
-# ephemeral ports. It is called as $(pick_port), in a subshell, so the ports
-# already handed out in this test are remembered in a file: a port picked
-# but not yet bound would otherwise look free to the next call.
+# ephemeral ports. Tests of several builds run side by side, and nginx and
+# the proxy bind with SO_REUSEPORT: two of them on one port would share it
+# without an error. So a port is reserved machine-wide (mkdir is atomic) from
+# the pick until the test ends; reservations older than a day, left by a test
+# that was killed, are taken back. $T/.ports lists this test's own.
+PORTS_HELD=/tmp/snatproxy-ports
 pick_port() {
 	local p
+	mkdir -p "$PORTS_HELD"
+	find "$PORTS_HELD" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rmdir {} + 2>/dev/null
 	for _ in $(seq 100); do
 		p=$((20000 + RANDOM % 12000))
-		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
 		ss -Htan "sport = :$p" | grep -q . && continue
+		mkdir "$PORTS_HELD/$p" 2>/dev/null || continue
 		echo "$p" >>"$T/.ports"
 		echo "$p"
 		return
 	done
 	fail "no free port found"
+}
+release_ports() {
+	local p
+	[ -f "$T/.ports" ] || return 0
+	while read -r p; do rmdir "$PORTS_HELD/$p" 2>/dev/null; done <"$T/.ports"
 }
 
 # bg NAME CMD...: runs CMD in the background, output in $T/NAME.log.
@@ -77,11 +88,13 @@ bg() {
 }
 
 # wait_for SECONDS CMD...: until CMD succeeds, or fails the test.
+# The deadline is in microseconds: SECONDS counts whole seconds, so a
+# deadline in it could come up to a second early.
 wait_for() {
 	local limit=$1; shift
-	local end=$((SECONDS + limit))
+	local end=$((${EPOCHREALTIME/./} + limit * 1000000))
 	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $end ] || fail "timed out after ${limit}s waiting for: $*"
+		[ "${EPOCHREALTIME/./}" -lt $end ] || fail "timed out after ${limit}s waiting for: $*"
 		sleep 0.05
 	done
 }
@@ -151,7 +164,12 @@ log_ms() {
 # $A, the admin endpoint's URL ("missing" when there is no such series);
 # admin_at PORT sets A to the endpoint on 127.0.0.1:PORT.
 admin_at() { A="http://127.0.0.1:$1"; }
-metric() { curl -fsS -m 5 "$A/metrics" | awk -v k="$1" '$1 == k {print $2; f=1} END {if (!f) print "missing"}'; }
+# metric NAME_AND_LABELS FILE reads a scrape kept in FILE instead, so that
+# series compared with each other come from one moment.
+metric() {
+	if [ $# -gt 1 ]; then cat "$2"; else curl -fsS -m 5 "$A/metrics"; fi |
+		awk -v k="$1" '$1 == k {print $2; f=1} END {if (!f) print "missing"}'
+}
 metric_is() { [ "$(metric "$1")" = "$2" ]; }
 
 # RSS of a process in KiB.

@@ -263,7 +263,7 @@ for i in $(seq 20); do
 	timeout 8 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; head -1 <&3' _ "$ADM" >"$T/idle.$i" 2>/dev/null &
 	idle+=($!)
 done
-wait_for 3 eval 'grep -ql "503" "$T"/idle.*'
+wait_for 7 eval 'grep -ql "503" "$T"/idle.*'
 wait "$loop"
 [ ! -s "$T/loop2.out" ] || fail "requests failed during the garbage: $(head -3 "$T/loop2.out")"
 wait "${idle[@]}"

@@ -106,12 +106,12 @@ for src in 127.0.0.2 127.0.0.3; do
 	read -r code secs < <(scrape "$src")
 	echo "scrape from $src: $code in ${secs}s"
 	[ "$code" = 200 ] || fail "a scrape from $src got $code while 127.0.0.1 held idle connections"
-	within 0.5 "$secs" || fail "the scrape from $src took ${secs}s"
+	within 0.9 "$secs" || fail "the scrape from $src took ${secs}s"
 done
 wait "$idle"
 sort "$T/idle.out" | uniq -c | awk '{print "  " $0}' | head -5
 [ "$(grep -c '^503 ' "$T/idle.out")" -eq 16 ] || fail "expected 16 of 20 idle connections refused with 503: $(cat "$T/idle.out")"
-awk '$1 == 503 && $2 >= 0.5 {exit 1}' "$T/idle.out" || fail "a 503 was not at once: $(cat "$T/idle.out")"
+awk '$1 == 503 && $2 >= 0.9 {exit 1}' "$T/idle.out" || fail "a 503 was not at once: $(cat "$T/idle.out")"
 [ "$(grep -c '^408 ' "$T/idle.out")" -eq 4 ] || fail "expected 4 idle connections timed out with 408: $(cat "$T/idle.out")"
 awk '$1 == 408 && ($2 < 0.9 || $2 > 2.0) {exit 1}' "$T/idle.out" ||
 	fail "idle connections were not closed about 1s after they opened: $(cat "$T/idle.out")"
@@ -123,7 +123,7 @@ for req in 'GET /metrics HTTP/1.1\nHost: x\n\n' 'GET /metrics HTTP/1.1\r\nHost: 
 	read -r code secs < <(raw 127.0.0.1 "$ADM" "$req")
 	echo "$req: $code in ${secs}s"
 	[ "$code" = 400 ] || fail "bare LF request got $code"
-	within 0.5 "$secs" || fail "the 400 for bare LF took ${secs}s"
+	within 0.9 "$secs" || fail "the 400 for bare LF took ${secs}s"
 done
 
 info "admin_token_file: POST needs the token, GET on loopback does not"
@@ -146,9 +146,11 @@ printf '%s\n' "new-$TOKEN" >"$T/token"
 # shellcheck disable=SC2154 # PID_proxy is set by lib.sh's bg
 kill -HUP "$PID_proxy"
 wait_for 5 grep -q "SIGHUP: $T/p.ini reloaded" "$T/proxy.log"
-sleep 0.3 # the endpoint takes the new generation at its next turn (250 ms at most)
+# The endpoint takes the new generation at its next turn (250 ms, later on
+# a loaded machine).
+new_token_works() { [ "$(post -H "Authorization: Bearer new-$TOKEN")" = 200 ]; }
+wait_for 5 new_token_works
 [ "$(post -H "Authorization: Bearer $TOKEN")" = 401 ] || fail "the old token still works after a reload"
-[ "$(post -H "Authorization: Bearer new-$TOKEN")" = 200 ] || fail "the new token does not work after a reload"
 TOKEN=new-$TOKEN
 proxy_stop proxy
 

@@ -53,7 +53,7 @@ pool = lc
 CFG
 proxy_start lc "$T/l.ini"
 # An idle connection held open by the client pins one server.
-(exec 3<>"/dev/tcp/127.0.0.1/$Q"; sleep 8) &
+(exec 3<>"/dev/tcp/127.0.0.1/$Q"; sleep 60) &
 holder=$!
 PIDS+=("$holder")
 busy_on() { ss -Htn state established "dst $1 and dport = :$P" | grep -q .; }

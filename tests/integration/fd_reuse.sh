@@ -31,10 +31,11 @@ CFG
 proxy_start proxy "$T/p.ini"
 # At least 3,000 handshakes, each s_time run a success: at the old rate of
 # 1 failure in 300, 3,000 handshakes miss it with a chance of e^-10.
-# A proxy that refuses, stalls or crawls does not reach the count in 60 s.
-want=3000 total=0 runs=0 end=$((SECONDS + 60))
+# A proxy that refuses, stalls or crawls does not reach the count in 120 s
+# (a minute is enough here, on a machine the other builds' suites leave alone).
+want=3000 total=0 runs=0 end=$((SECONDS + 120))
 while [ "$total" -lt "$want" ]; do
-	[ $SECONDS -lt $end ] || fail "only $total TLS handshakes in 60 s (want $want) over $runs s_time runs"
+	[ $SECONDS -lt $end ] || fail "only $total TLS handshakes in 120 s (want $want) over $runs s_time runs"
 	rc=0
 	timeout 10 openssl s_time -connect "127.0.0.1:$V" -new -tls1_3 -time 2 >"$T/st.out" 2>&1 || rc=$?
 	runs=$((runs + 1))

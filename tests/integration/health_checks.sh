@@ -109,9 +109,10 @@ t0=$(now_ms)
 wait_for 5 grep -q "server fe2 .* of pool web is DOWN" "$T/proxy.log"
 dt=$(($(log_ms "$T/proxy.log" "server fe2 .* of pool web is DOWN") - t0))
 echo "fe2 marked down ${dt} ms after it stopped listening"
-# One more check interval (200 ms) of margin for a late timer on a loaded
-# machine (the sanitizer build's suite runs beside this one on 2 cores).
-[ "$dt" -le $((200 * 2 + 300 + 200)) ] || fail "fe2 was marked down after ${dt} ms, more than 700 ms (+200 ms margin)"
+# 500 ms of margin for a late timer on a loaded machine (the sanitizer
+# builds' suites run beside this one on 2 cores, and ThreadSanitizer slows
+# the proxy several times over).
+[ "$dt" -le $((200 * 2 + 300 + 500)) ] || fail "fe2 was marked down after ${dt} ms, more than 700 ms (+500 ms margin)"
 grep "of pool web is DOWN" "$T/proxy.log"
 grep -q "server fe2 127.0.0.3:$Q of pool web is DOWN: connection refused (2 failed http checks in a row)" \
 	"$T/proxy.log" || fail "the DOWN line does not give the cause"

@@ -60,9 +60,9 @@ down=$(grep -m1 "server fe2 .* is DOWN" "$LOG")
 dt=$(($(date -d "${down%% *}" +%s%3N) - t0))
 lab_stop nginx-fe2
 echo "fe2 stopped: marked down after $dt ms (bound: 200ms * 2 + 500ms = 900 ms)"
-# One more check interval (200 ms) of margin for a late timer on a loaded
-# 2-core machine.
-[ "$dt" -le $((200 * 2 + 500 + 200)) ] || fail "fe2 marked down after $dt ms (bound 900 ms + 200 ms margin)"
+# 500 ms of margin for a late timer on a loaded 2-core machine (the
+# sanitizer builds' suites run beside this one).
+[ "$dt" -le $((200 * 2 + 500 + 500)) ] || fail "fe2 marked down after $dt ms (bound 900 ms + 500 ms margin)"
 conns=$(grep -c ' conn ' "$LOG")
 read -r ok _ by _ < <(round down)
 echo "fe2 down: $ok of $N answered, by $by"

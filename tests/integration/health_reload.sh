@@ -17,7 +17,7 @@ config() { # WEIGHT CHECK [RISE]
 	[pool web]
 	check = $2
 	check_interval = 200ms
-	check_timeout = 300ms
+	check_timeout = 1s
 	check_fall = 2
 	check_rise = ${3:-2}
 	server = fe1 127.0.0.2:$P weight=$1

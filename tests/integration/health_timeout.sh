@@ -37,9 +37,10 @@ grep "is DOWN" "$T/proxy.log"
 echo "marked down ${dt} ms after the start (bound: 200ms * 2 + 300ms = 700 ms)"
 grep -q "server hole 198.18.99.1:$P of pool p is DOWN: timeout: no answer to connect within check_timeout (300 ms) (2 failed http checks in a row)" \
 	"$T/proxy.log" || fail "the cause is not a connect timeout"
-# One more check interval (200 ms) of margin for a late timer on a loaded
-# machine (the sanitizer build's suite runs beside this one on 2 cores).
-[ "$dt" -le $((200 * 2 + 300 + 200)) ] || fail "marked down ${dt} ms after the start (bound 700 ms + 200 ms margin)"
+# 500 ms of margin for a late timer on a loaded machine (the sanitizer
+# builds' suites run beside this one on 2 cores, and ThreadSanitizer slows
+# the proxy several times over).
+[ "$dt" -le $((200 * 2 + 300 + 500)) ] || fail "marked down ${dt} ms after the start (bound 700 ms + 500 ms margin)"
 n0=$(grep -c 'conn vip=v ' "$T/proxy.log")
 for i in 1 2 3 4; do curl -fsS -m 5 "http://127.0.0.1:$V/" >/dev/null || fail "request $i"; done
 # None of them tried the blackholed server: each went to fe1 at once
@@ -50,14 +51,17 @@ grep 'conn vip=v ' "$T/proxy.log" | tail -n 4 | tee "$T/after"
 	fail "requests tried the blackholed server after it was marked down"
 admin_at "$ADM"
 h='snatproxy_server_check_seconds'
-n=$(metric "${h}_count{pool=\"p\",server=\"hole\"}")
-fast=$(metric "${h}_bucket{pool=\"p\",server=\"hole\",le=\"0.1\"}")
-sum=$(metric "${h}_sum{pool=\"p\",server=\"hole\"}")
+# One scrape: checks go on every 200 ms, and a check that ended between two
+# scrapes would put the count and the buckets one apart.
+curl -fsS -m 5 "$A/metrics" >"$T/m" || fail "GET /metrics"
+n=$(metric "${h}_count{pool=\"p\",server=\"hole\"}" "$T/m")
+fast=$(metric "${h}_bucket{pool=\"p\",server=\"hole\",le=\"0.1\"}" "$T/m")
+sum=$(metric "${h}_sum{pool=\"p\",server=\"hole\"}" "$T/m")
 echo "hole: $n checks, $fast under 100 ms, $sum s in all"
 [ "$n" -ge 2 ] && [ "$fast" -eq 0 ] || fail "timed-out checks counted under 100 ms: $fast of $n"
 awk -v s="$sum" -v n="$n" 'BEGIN {exit !(s / n >= 0.3 && s / n < 2.5)}' || fail "mean check time $sum / $n s"
-n=$(metric "${h}_count{pool=\"p\",server=\"fe1\"}")
-[ "$n" -ge 2 ] && [ "$(metric "${h}_bucket{pool=\"p\",server=\"fe1\",le=\"+Inf\"}")" -eq "$n" ] ||
+n=$(metric "${h}_count{pool=\"p\",server=\"fe1\"}" "$T/m")
+[ "$n" -ge 2 ] && [ "$(metric "${h}_bucket{pool=\"p\",server=\"fe1\",le=\"+Inf\"}" "$T/m")" -eq "$n" ] ||
 	fail "fe1's checks are not counted: $n"
 proxy_stop proxy
 pass "a blackholed server is marked down by a timeout"

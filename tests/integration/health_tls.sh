@@ -80,7 +80,7 @@ grep -q "cannot open .*nothere.pem" "$T/c5" || fail "-C: no reason for a missing
 P=$(pick_port); R=$(pick_port); A=$(pick_port)
 pool() { # NAME SERVER-PORT EXTRA-LINES...
 	local name=$1 port=$2; shift 2
-	printf '[pool %s]\ncheck = https\ncheck_interval = 200ms\ncheck_timeout = 500ms\ncheck_fall = 1\n' "$name"
+	printf '[pool %s]\ncheck = https\ncheck_interval = 200ms\ncheck_timeout = 2s\ncheck_fall = 1\n' "$name"
 	printf 'check_path = /LiveServer/MCUFactory/\ncheck_expect = 200\ncheck_body = MCUFactory\n'
 	printf '%s\n' "$@" "server = fe 127.0.0.2:$port"
 }

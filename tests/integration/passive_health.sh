@@ -2,7 +2,8 @@
 # shellcheck disable=SC2154 # PID_NAME variables are set by lib.sh (bg)
 # A dead server in a pool without active checks (check = none): three
 # servers in round robin, one of them blackholed (its SYNs dropped in a
-# namespace of the test's own), timeout_connect 500ms.
+# namespace of the test's own), timeout_connect 500ms, fail_timeout 6s
+# (long, so that the steps timed against it fit on a loaded machine).
 #  - at first it costs at most check_fall slow requests (each retried on a
 #    live server: its log line says retries=1 retry=connect-timeout and ends
 #    with how the connection ended), not every other request;
@@ -27,7 +28,7 @@ config() { # ADDRESS_OF_HOLE TIMEOUT_IDLE
 	workers = 2
 	[pool p]
 	check_fall = 2
-	fail_timeout = 3s
+	fail_timeout = 6s
 	server = fe1 127.0.0.2:$P
 	server = hole $1:$P
 	server = fe3 127.0.0.4:$P
@@ -72,7 +73,7 @@ requests 9
 t_down=$(date +%s%3N)
 [ "$slow" -ge 1 ] && [ "$slow" -le 2 ] || fail "$slow of 9 requests paid the connect timeout, expected 1 or 2"
 [ "$(answered hole)" -eq 0 ] || fail "the blackholed server answered"
-grep -q "WARN server hole 198.18.99.1:$P of pool p is DOWN: 2 client connects in a row failed (last: connect timeout); one connection tries it again in 3000 ms (fail_timeout)" \
+grep -q "WARN server hole 198.18.99.1:$P of pool p is DOWN: 2 client connects in a row failed (last: connect timeout); one connection tries it again in 6000 ms (fail_timeout)" \
 	"$T/proxy.log" || fail "no DOWN line: $(grep hole "$T/proxy.log")"
 n=$(grep -cE "conn vip=v client=127\.0\.0\.1:[0-9]+ snat=127\.0\.0\.1:[0-9]+ server=fe[13]/127\.0\.0\.[24]:$P .* retries=1 retry=connect-timeout end=client-closed$" "$T/proxy.log")
 [ "$n" -eq "$slow" ] || fail "$n retried lines for $slow slow requests: $(grep 'retries=1' "$T/proxy.log")"
@@ -81,32 +82,32 @@ info "while fail_timeout runs: no request pays, and the live servers alternate"
 requests 10
 [ "$slow" -eq 0 ] || fail "$slow requests paid the connect timeout while the server was down"
 [ "$(answered fe1)" -eq 5 ] && [ "$(answered fe3)" -eq 5 ] || fail "uneven rotation: $(sort "$T/answers" | uniq -c)"
-[ $(($(date +%s%3N) - t_down)) -lt 2500 ] || fail "too slow to tell: the wait may have ended meanwhile"
+[ $(($(date +%s%3N) - t_down)) -lt 5500 ] || fail "too slow to tell: the wait may have ended meanwhile"
 
 info "fail_timeout over: one request tries it (and pays), then it is skipped again"
-sleep_until $((t_down + 3300))
+sleep_until $((t_down + 6300))
 requests 6
 [ "$slow" -eq 1 ] || fail "$slow of 6 requests paid the connect timeout after fail_timeout, expected 1 (the trial)"
-wait_for 5 grep -q "INFO server hole 198.18.99.1:$P of pool p is still down: a client connect failed (connect timeout); one connection tries it again in 3000 ms" "$T/proxy.log"
+wait_for 5 grep -q "INFO server hole 198.18.99.1:$P of pool p is still down: a client connect failed (connect timeout); one connection tries it again in 6000 ms" "$T/proxy.log"
 t_down=$(date +%s%3N)
 requests 6
 [ "$slow" -eq 0 ] || fail "$slow requests paid after the failed trial"
 
 info "a reload (timeout_idle changed) keeps it down with its timer: no request pays"
 # Half way through the wait: a timer started again by the reload would
-# put the trial below 1.5 s after the one the next step waits for.
-sleep_until $((t_down + 1500))
+# put the trial 3 s after the one the next step waits for.
+sleep_until $((t_down + 3000))
 config 198.18.99.1 2m
 reload 1
 requests 6
 [ "$slow" -eq 0 ] || fail "$slow requests paid the connect timeout after the reload: its down state was reset"
 [ "$(answered hole)" -eq 0 ] || fail "the blackholed server answered"
-[ $(($(date +%s%3N) - t_down)) -lt 2500 ] || fail "too slow to tell: the wait may have ended meanwhile"
+[ $(($(date +%s%3N) - t_down)) -lt 5500 ] || fail "too slow to tell: the wait may have ended meanwhile"
 
 info "the server comes back: its trial connects, and it is in the rotation again"
 nft delete table ip blackhole || fail "cannot remove the drop rule"
 nginx_start hole 198.18.99.1 "$P"
-sleep_until $((t_down + 3300))
+sleep_until $((t_down + 6300))
 requests 3
 wait_for 5 grep -q "INFO server hole 198.18.99.1:$P of pool p is UP: a client connected to it" "$T/proxy.log"
 requests 9

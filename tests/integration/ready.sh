@@ -21,7 +21,7 @@ cat >"$T/p.ini" <<'CFG'
 workers = 2
 admin = 127.0.0.1:${ADM}
 admin_token_file = ${T}/token
-drain_delay = 1s
+drain_delay = 4s
 grace = 5s
 [pool web]
 server = fe1 127.0.0.2:${P}
@@ -89,7 +89,7 @@ wait_for 5 ready 503 'draining before a stop'
 [ "$(post -H "Authorization: Bearer $TOKEN" "$A/undrain")" = 409 ] ||
 	fail "POST /undrain during a stop: $(cat "$T/post.body")"
 served || fail "a new connection within drain_delay was not served"
-wait_for 5 grep -q 'no new connections' "$T/proxy.log"
+wait_for 10 grep -q 'no new connections' "$T/proxy.log"
 rc=0; wait "$PID_proxy" || rc=$?
 [ $rc -eq 0 ] || fail "exit status $rc"
 pass "ready"

@@ -70,9 +70,10 @@ fd0=$(fds); rss0=$(rss_kib "$PID_proxy")
 info "before the storm: $fd0 descriptors, RSS $rss0 KiB"
 
 info "a reload every 200 ms for 8 s, under streams and short connections"
-# 3 streams of 12 MB each way read at 3 MB/s in all: about 12 s, across the
-# whole storm, in the first generation.
-streams early 3 12000000 3000000
+# 3 streams of 18 MB each way read at 3 MB/s in all: about 18 s, across the
+# whole storm (8 s, and the reloads' wait on a loaded machine), in the first
+# generation.
+streams early 3 18000000 3000000
 : >"$T/loop.out"
 : >"$T/loop.ok"
 (while [ ! -e "$T/stop" ]; do

@@ -41,8 +41,9 @@ active() { # SERVER: its open connections, from /metrics
 	curl -fsS "http://127.0.0.1:$A/metrics" |
 		awk -v s="server=\"$1\"" '/^snatproxy_server_connections_active/ && index($0, s) {print $2}'
 }
-wait_for 5 [ "$(active fe2a)" = 1 ]
-wait_for 5 [ "$(active fe2b)" = 1 ]
+active_is() { [ "$(active "$1")" = "$2" ]; }
+wait_for 10 active_is fe2a 1
+wait_for 10 active_is fe2b 1
 
 info "disable twos/fe2b: its connection ends, fe2a's goes on"
 curl -fsS -m 5 -X POST "http://127.0.0.1:$A/pools/twos/servers/fe2b/disable" >/dev/null ||

@@ -56,7 +56,8 @@ freeze() {
 }
 
 # crowd NAME BUFFERS [CROWD_ARGS...]: 200 slow readers, 4000 idle
-# connections, 50 probes (FREEZE_AT: the proxy frozen meanwhile); asserts service and the memory bound, and with
+# connections, 200 probes (so that p99 is not the one slowest probe, which a
+# loaded machine can delay by itself) (FREEZE_AT: the proxy frozen meanwhile); asserts service and the memory bound, and with
 # --snapshot that bulk transfers left each worker its reserve of buffers.
 crowd() {
 	local name=$1 bufs=$2 base rss grown bound out
@@ -67,7 +68,7 @@ crowd() {
 	[ -z "${FREEZE_AT:-}" ] || freeze "$(eval echo "\$PID_$name")" &
 	python3 "$(dirname "$0")/../tools/crowd.py" --slow "127.0.0.1:$H" --get /big \
 		--readers 200 --rate 16000 --idle "127.0.0.1:$V" --idlers 4000 \
-		--probe "127.0.0.1:$V" --probes 50 --settle 5 "$@" >"$T/$name.json" || fail "crowd.py failed"
+		--probe "127.0.0.1:$V" --probes 200 --settle 5 "$@" >"$T/$name.json" || fail "crowd.py failed"
 	rss=$(rss_kib "$(eval echo "\$PID_$name")")
 	out=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=d.pop("snapshot");
 d["buffers_free"]=s and [w["buffers_free"] for w in s["workers"]]; print(json.dumps(d))' "$T/$name.json")

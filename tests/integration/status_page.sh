@@ -71,7 +71,7 @@ curl -fsS -m 5 -X POST -H "Authorization: Bearer $TOKEN" "$A/pools/web/servers/s
 	fail "drain through the API"
 get_big 3 # all to s3 now
 curl -sS -m 5 -o /dev/null "http://127.0.0.1:$V2/" 2>/dev/null && fail "a connection to a closed port went through"
-wait_for 5 state_is p1 down
+wait_for 10 state_is p1 down
 code=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' -X POST -d "token=wrong" "$A/pools/web/servers/s3/drain")
 [ "$code" = 401 ] || fail "a form post with a wrong token got $code, not 401"
 state_is s3 up || fail "a refused form post changed s3's state"
@@ -88,9 +88,11 @@ d = json.load(sys.stdin)
 s = {x["name"]: x for p in d["pools"] for x in p["servers"]}
 c = s["s1"]["check"]
 assert c["type"] == "http" and c["result"] == "refused" and c["text"] == "connection refused", c
-# A check under way when nginx stops may end in a reset instead.
+# A check under way when nginx stops may end in a reset instead; and
+# checks_failed is read after checks, so a check may end between the two.
 k = s["s1"]["checks"]
-assert k["refused"] > 0 and s["s1"]["checks_failed"] == sum(k.values()) - k["ok"] and s["s1"]["downs"] == 1, s["s1"]
+assert k["refused"] > 0 and 0 <= s["s1"]["checks_failed"] - (sum(k.values()) - k["ok"]) <= 1, s["s1"]
+assert s["s1"]["downs"] == 1, s["s1"]
 assert s["s3"]["check"]["result"] == "ok" and s["s3"]["check"]["text"] == "200", s["s3"]
 # Two counters, read one after the other: a check may end between them.
 assert all(abs(sum(x["check_us"]) - sum(x["checks"].values())) <= 1 for x in s.values()), s
@@ -159,8 +161,8 @@ wd POST "$S/element/$tok/value" "{\"text\":\"$TOKEN\"}" >/dev/null
 btn=$(el 'button[formaction="/pools/web/servers/s3/drain"]')
 [ -n "$btn" ] || fail "no drain button for s3"
 wd POST "$S/element/$btn/click" '{}' >/dev/null
-wait_for 5 state_is s3 drain
-wait_for 5 text_is "$(row s3 state)" drain
+wait_for 15 state_is s3 drain
+wait_for 15 text_is "$(row s3 state)" drain
 url=$(wd GET "$S/url" | jget v)
 [ "$url" = "$A/" ] || fail "after the click the browser is at $url, not back on the page"
 shot=$(wd GET "$S/screenshot" | jget v)
@@ -171,7 +173,7 @@ echo "$shot" | base64 -d >"$T/status.png" || fail "the screenshot is not base64"
 info "an enable made elsewhere shows without reloading the page"
 curl -fsS -m 5 -X POST -H "Authorization: Bearer $TOKEN" "$A/pools/web/servers/s3/enable" >/dev/null ||
 	fail "enable through the API"
-wait_for 6 text_is "$(row s3 state)" up
+wait_for 15 text_is "$(row s3 state)" up
 [[ $(text '#upd') == updated* ]] || fail "the page's script did not update it: '$(text '#upd')'"
 t=$(text 'tr[data-pool="passive"][data-server="p1"] [data-k="check"]')
 [ "$t" = "none; client connects failed: connection refused" ] || fail "p1 reads '$t' once the script updated it"

@@ -57,6 +57,13 @@ static void test_time_wait(void)
 				  .ends = 300};
 	t = budget_exhaustion_s(&s);
 	CHECK(t > 900 && t < 930); /* (28232 - 19000 - 30) / 10, and the 0.1 s */
+	/* A burst's 30 ports in TIME_WAIT, 2 s old, and none ending since: no
+	 * more are coming (this said 6.9 s before the ages were capped by the
+	 * rate of ends). */
+	s = (struct budget_state){.ports = 200, .time_wait = 30, .tw_left_s = 58};
+	CHECK_EQ(budget_exhaustion_s(&s), -1);
+	s.rate = s.ends = 3; /* ending as fast as they come: out in 170 / 3 s */
+	CHECK(near(budget_exhaustion_s(&s), 170.0 / 3));
 	/* The server closes first: no TIME_WAIT here, ports come back. */
 	s = (struct budget_state){.ports = PORTS, .in_use = 50, .rate = 2000, .ends = 2000};
 	CHECK_EQ(budget_exhaustion_s(&s), -1);

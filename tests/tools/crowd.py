@@ -102,7 +102,7 @@ async def main(a):
             failed += 1
         else:
             times.append(t)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.005)
     stop.set()
     await asyncio.gather(*readers, return_exceptions=True)
     for _, w in idlers:

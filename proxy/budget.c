@@ -135,6 +135,12 @@ int budget_vip_init(struct runtime_vip *v, const struct config *cfg)
 	b->bound[1] = calloc((size_t)b->nsrc, sizeof(int));
 	if (!b->e || !b->v6 || !b->bound[0] || !b->bound[1])
 		return -ENOMEM;
+	/* The counts start at zero with the budget: that is its first sample
+	 * (hist_*[0]), so connections made before the main thread's first
+	 * tick count in the rates. Without it they were the baseline, and a
+	 * burst in a fresh configuration's first second never showed. */
+	for (int i = 0; i < b->nsrc * b->nsrv; i++)
+		b->e[i].nhist = 1;
 	for (int p = 0; p < cfg->npools; p++)
 		for (int i = 0; b->pool_off[p] >= 0 && i < cfg->pools[p].nservers; i++)
 			b->v6[b->pool_off[p] + i] =

@@ -38,6 +38,13 @@ ha_ecmp_settle
 info "n2 drained: served until the deadline (1 s), then withdrawn"
 ha_measure drain 4 "$HA_ECMP_VIP" eval 'ha_watch_withdraw "$(ha_addr n2)" drain; ha_post n2 drain' >/dev/null
 only_n1 drain
-[ "$(ha_field drain failed)" = 0 ] || fail "drain: $(ha_field drain failed) new connections failed"
+# Until the route goes, nothing fails. A connection under way at that
+# moment may: the router re-hashes its next packets to another node, which
+# has no state for it (plain ECMP; docs/ha.md). On a loaded machine a
+# request takes long enough to be caught so now and then.
+gone=$(ha_gone_ms drain)
+ha_field drain fails | tr ',' '\n' | awk -F: -v g="$gone" '
+	NF == 3 && !($1 <= g + 100 && $1 + $3 >= g - 100) { bad++ } END { exit bad > 0 }' ||
+	fail "drain: new connections failed while the route was up (start ms:error:duration ms): $(ha_field drain fails)"
 [ "$(ha_gone_ms drain)" -ge 500 ] || fail "drain: withdrawn after $(ha_gone_ms drain) ms, before the deadline"
 pass "ha_ecmp"

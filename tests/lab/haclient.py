@@ -131,12 +131,18 @@ def report(path):
         n = opened.setdefault(c["node"], [0, 0])
         n[0] += 1
         n[1] += 0 if c["alive"] else 1
-    print("attempts=%d failed=%d gap_ms=%d recover_ms=%d moved_ms=%s old=%s after=%s last=%s open=%s" % (
+    # Each failed attempt: its start in ms after the event, its error, how
+    # long it took.
+    fails = ",".join("%d:%s:%d" % ((a["t"] - event) * 1000, a.get("err", "-"), a["ms"])
+                     for a in failed) or "-"
+    print("attempts=%d failed=%d gap_ms=%d recover_ms=%d moved_ms=%s old=%s after=%s last=%s open=%s "
+          "fails=%s" % (
         len(att), len(failed), gap * 1000, max(recover, 0) * 1000,
         "%d" % ((moved - event) * 1000) if moved else "-", old,
         ",".join("%s:%d" % kv for kv in sorted(after.items())) or "-",
         ",".join("%s:%d" % (k, v * 1000) for k, v in sorted(last.items())),
-        ",".join("%s:%d:%d" % (k, v[0], v[1]) for k, v in sorted(opened.items(), key=str))))
+        ",".join("%s:%d:%d" % (k, v[0], v[1]) for k, v in sorted(opened.items(), key=str)),
+        fails))
 
 
 if sys.argv[1] == "--report":

@@ -58,8 +58,8 @@ static void test_time_wait(void)
 	t = budget_exhaustion_s(&s);
 	CHECK(t > 900 && t < 930); /* (28232 - 19000 - 30) / 10, and the 0.1 s */
 	/* A burst's 30 ports in TIME_WAIT, 2 s old, and none ending since: no
-	 * more are coming (this said 6.9 s before the ages were capped by the
-	 * rate of ends). */
+	 * more are coming (this said 11 s before the ages were capped by the
+	 * rate of ends: 30 ports over 2 s, as if 15 more came each second). */
 	s = (struct budget_state){.ports = 200, .time_wait = 30, .tw_left_s = 58};
 	CHECK_EQ(budget_exhaustion_s(&s), -1);
 	s.rate = s.ends = 3; /* ending as fast as they come: out in 170 / 3 s */
